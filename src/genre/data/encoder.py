@@ -1,0 +1,261 @@
+"""Schema-driven encoder between original units and the normalised [0, 1] space of the paper.
+
+Categorical -> integer code (position in the category list) -> min-max over the codes;
+numeric -> min-max with training statistics (or the schema's bounds when given).
+`inverse_transform` is the exact inverse: labels come back as labels, integers as integers.
+The encoder also exposes, in normalised space, what recourse methods need to respect the
+schema: immutable/monotone masks, the valid grid of each feature, and `project`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from genre.data.schema import Feature, Schema
+from genre.errors import InputError
+
+
+def category_key(value) -> str:
+    """Key used to match a cell against a category list: 1, 1.0 and '1' all match '1'."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    return str(value).strip()
+
+
+def _row(index, pos: int):
+    return index[pos]
+
+
+class Encoder:
+    """Fit on training data; `transform` DataFrame -> float array, `inverse_transform` back."""
+
+    def __init__(self, schema: Schema):
+        self.schema = schema
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, df: pd.DataFrame) -> Encoder:
+        self._check_columns(df, allow_target=True, source="training data")
+        feats: list[Feature] = []
+        lo, hi = [], []
+        for f in self.schema.features:
+            col = df[f.name]
+            if f.is_categorical:
+                cats = f.categories
+                if cats is None:
+                    self._check_no_nan(col, f.name, "training data")
+                    uniq = {category_key(v): v for v in col.tolist()}
+                    cats = tuple(_plain(uniq[k]) for k in sorted(uniq, key=_sort_key))
+                f = replace(f, categories=tuple(cats))
+                lo.append(0.0)
+                hi.append(float(max(len(cats) - 1, 1)))
+            else:
+                values = self._numeric(col, f, "training data", check_bounds=False)
+                lo.append(float(f.min) if f.min is not None else float(values.min()))
+                top = float(f.max) if f.max is not None else float(values.max())
+                hi.append(top if top > lo[-1] else lo[-1] + 1.0)
+            feats.append(f)
+        self.schema_ = Schema(tuple(feats), self.schema.target, self.schema.favourable,
+                              self.schema.name)
+        self.lo_ = np.asarray(lo)
+        self.hi_ = np.asarray(hi)
+        self._keys = [
+            {category_key(c): i for i, c in enumerate(f.categories)} if f.is_categorical else None
+            for f in feats
+        ]
+        return self
+
+    @classmethod
+    def from_state(cls, schema: Schema, lo, hi) -> Encoder:
+        """Rebuild a fitted encoder from a complete schema and its scaling statistics."""
+        enc = cls(schema)
+        enc.schema_ = schema
+        enc.lo_, enc.hi_ = np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)
+        enc._keys = [
+            {category_key(c): i for i, c in enumerate(f.categories)} if f.is_categorical else None
+            for f in schema.features
+        ]
+        return enc
+
+    # ---------------------------------------------------------------- transform
+    def transform(self, df: pd.DataFrame, source: str = "input") -> np.ndarray:
+        """Original units -> normalised float64 array (n, D). Raises InputError on bad cells."""
+        self._check_columns(df, allow_target=True, source=source)
+        if len(df) == 0:
+            raise InputError(f"{source}: no rows")
+        out = np.empty((len(df), self.n_features))
+        for j, f in enumerate(self.schema_.features):
+            col = df[f.name]
+            if f.is_categorical:
+                self._check_no_nan(col, f.name, source)
+                keys = self._keys[j]
+                codes = col.map(lambda v, keys=keys: keys.get(category_key(v), -1)).to_numpy()
+                bad = np.flatnonzero(codes < 0)
+                if bad.size:
+                    p = bad[0]
+                    raise InputError(
+                        f"{source}: column '{f.name}', row {_row(df.index, p)}: unknown category "
+                        f"{col.iloc[p]!r}; expected one of {list(f.categories)}"
+                    )
+                values = codes.astype(float)
+            else:
+                values = self._numeric(col, f, source, check_bounds=True)
+            out[:, j] = (values - self.lo_[j]) / (self.hi_[j] - self.lo_[j])
+        return out
+
+    def inverse_transform(self, X: np.ndarray) -> pd.DataFrame:
+        """Normalised array -> DataFrame in original units (categoricals snapped to labels)."""
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != self.n_features:
+            raise InputError(f"expected an array of shape (n, {self.n_features}), got {X.shape}")
+        cols = {}
+        for j, f in enumerate(self.schema_.features):
+            raw = X[:, j] * (self.hi_[j] - self.lo_[j]) + self.lo_[j]
+            if f.is_categorical:
+                codes = np.clip(np.rint(raw), 0, len(f.categories) - 1).astype(int)
+                cats = np.asarray(f.categories, dtype=object)
+                series = pd.Series(cats[codes])
+                if all(isinstance(c, int) for c in f.categories):
+                    series = series.astype("int64")
+                cols[f.name] = series
+            elif f.integer:
+                cols[f.name] = pd.Series(np.rint(raw).astype("int64"))
+            else:
+                cols[f.name] = pd.Series(raw)
+        return pd.DataFrame(cols)
+
+    # ----------------------------------------------- the schema in normalised space
+    @property
+    def n_features(self) -> int:
+        return self.schema_.n_features
+
+    @property
+    def immutable_mask(self) -> np.ndarray:
+        return np.array([f.immutable for f in self.schema_.features])
+
+    @property
+    def categorical_mask(self) -> np.ndarray:
+        return np.array([f.is_categorical for f in self.schema_.features])
+
+    @property
+    def monotone(self) -> np.ndarray:
+        """+1: may only increase, -1: may only decrease, 0: free (per feature)."""
+        sign = {"increase": 1, "decrease": -1, None: 0}
+        return np.array([sign[f.monotone] for f in self.schema_.features])
+
+    @property
+    def grid_step(self) -> np.ndarray:
+        """Spacing of valid normalised values per feature (0 = continuous)."""
+        return np.array([
+            1.0 / (self.hi_[j] - self.lo_[j]) if (f.is_categorical or f.integer) else 0.0
+            for j, f in enumerate(self.schema_.features)
+        ])
+
+    @property
+    def lower(self) -> np.ndarray:
+        """Smallest allowed normalised value per feature (schema min, else training min)."""
+        return np.array([0.0 if f.min is None else (f.min - self.lo_[j]) /
+                         (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
+
+    @property
+    def upper(self) -> np.ndarray:
+        """Largest allowed normalised value per feature (schema max, else training max)."""
+        return np.array([1.0 if f.max is None else (f.max - self.lo_[j]) /
+                         (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
+
+    def project(self, X: np.ndarray, factual: np.ndarray | None = None) -> np.ndarray:
+        """Snap normalised points onto what the schema allows.
+
+        Clip to bounds, round categoricals/integers to their grid, and, given the factual
+        rows, copy immutables and forbid moves against a monotone direction. Rows that are
+        all-NaN (a method found no recourse) stay NaN.
+        """
+        X = np.array(X, dtype=float, copy=True)
+        if factual is not None:
+            factual = np.asarray(factual, dtype=float)
+            mono = self.monotone
+            X = np.where(mono > 0, np.maximum(X, factual), X)
+            X = np.where(mono < 0, np.minimum(X, factual), X)
+        lower = self.lower if factual is None else np.minimum(self.lower, factual)
+        upper = self.upper if factual is None else np.maximum(self.upper, factual)
+        X = np.clip(X, lower, upper)
+        step = self.grid_step
+        gridded = step > 0
+        if gridded.any():
+            # Integers live on the grid lo + k; in normalised units that is offset 0, step s.
+            s = step[gridded]
+            X[:, gridded] = np.rint(X[:, gridded] / s) * s
+        if factual is not None:
+            imm = self.immutable_mask
+            X[:, imm] = factual[:, imm]
+            # Rounding may have undone a monotone move by a hair: re-impose it exactly.
+            X = np.where(self.monotone > 0, np.maximum(X, factual), X)
+            X = np.where(self.monotone < 0, np.minimum(X, factual), X)
+        return X
+
+    # ------------------------------------------------------------------ checks
+    def _check_columns(self, df, allow_target: bool, source: str) -> None:
+        if not isinstance(df, pd.DataFrame):
+            raise InputError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+        cols = [str(c) for c in df.columns]
+        dup = sorted({c for c in cols if cols.count(c) > 1})
+        if dup:
+            raise InputError(f"{source}: duplicate columns {dup}")
+        names = self.schema.names
+        missing = [n for n in names if n not in cols]
+        if missing:
+            raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
+        allowed = set(names) | ({self.schema.target} if allow_target else set())
+        extra = [c for c in cols if c not in allowed]
+        if extra:
+            raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names}"
+                             + (f" (and optionally the target '{self.schema.target}')"
+                                if allow_target else ""))
+
+    @staticmethod
+    def _check_no_nan(col: pd.Series, name: str, source: str) -> None:
+        na = np.flatnonzero(col.isna().to_numpy())
+        if na.size:
+            raise InputError(f"{source}: column '{name}', row {_row(col.index, na[0])}: "
+                             "missing value (NaN); fill or drop it")
+
+    def _numeric(self, col: pd.Series, f: Feature, source: str, check_bounds: bool) -> np.ndarray:
+        self._check_no_nan(col, f.name, source)
+        if col.dtype == bool or (col.dtype == object and col.map(type).eq(bool).any()):
+            raise InputError(f"{source}: column '{f.name}': expected numbers, got booleans")
+        values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            p = bad[0]
+            raise InputError(f"{source}: column '{f.name}', row {_row(col.index, p)}: expected a "
+                             f"number, got {col.iloc[p]!r}")
+        if f.integer:
+            frac = np.flatnonzero(values != np.rint(values))
+            if frac.size:
+                p = frac[0]
+                raise InputError(f"{source}: column '{f.name}', row {_row(col.index, p)}: "
+                                 f"expected an integer, got {col.iloc[p]!r}")
+        if check_bounds:
+            for bound, bad_mask, word in ((f.min, values < (f.min or 0), "below the minimum"),
+                                          (f.max, values > (f.max or 0), "above the maximum")):
+                if bound is not None and bad_mask.any():
+                    p = int(np.flatnonzero(bad_mask)[0])
+                    raise InputError(f"{source}: column '{f.name}', row {_row(col.index, p)}: "
+                                     f"value {values[p]:g} is {word} {bound:g} of the schema")
+        return values
+
+
+def _plain(v):
+    """numpy scalar -> Python scalar, so schemas serialise to JSON/YAML."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
+def _sort_key(k: str):
+    try:
+        return (0, float(k), k)
+    except ValueError:
+        return (1, 0.0, k)
