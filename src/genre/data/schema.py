@@ -33,7 +33,9 @@ class Feature:
     def __post_init__(self) -> None:
         where = f"feature '{self.name}'"
         if self.kind not in ("numeric", "categorical"):
-            raise SchemaError(f"{where}: type must be 'numeric' or 'categorical', got {self.kind!r}")
+            raise SchemaError(
+                f"{where}: type must be 'numeric' or 'categorical', got {self.kind!r}"
+            )
         if self.monotone not in (None, "increase", "decrease"):
             raise SchemaError(
                 f"{where}: monotone must be 'increase' or 'decrease', got {self.monotone!r}"

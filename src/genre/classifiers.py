@@ -1,0 +1,122 @@
+"""The protocol's classifier h (an MLP) and safe persistence for it and for sklearn models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from genre.errors import ModelError
+from genre.task import TorchClassifier
+from genre.threads import torch_threads
+
+
+def mlp(n_features: int, hidden: tuple[int, ...] = (10, 10, 10)) -> nn.Sequential:
+    """The paper's h: D-10-10-10-1 with ReLU; outputs a logit (sigmoid gives P(y=1))."""
+    layers: list[nn.Module] = []
+    width = n_features
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, 1))
+    return nn.Sequential(*layers)
+
+
+def train_mlp(X: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (10, 10, 10),
+              balanced: bool = False, epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
+              seed: int = 0) -> TorchClassifier:
+    """Train h with binary cross-entropy and Adam, as the protocol specifies."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = mlp(X.shape[1], hidden)
+    Xt = torch.as_tensor(X, dtype=torch.float32)
+    yt = torch.as_tensor(y, dtype=torch.float32)
+    if balanced:  # weight each class by n / (2 n_c), as sklearn's class_weight="balanced"
+        pos = float(yt.mean())
+        w = torch.where(yt > 0.5, 0.5 / max(pos, 1e-6), 0.5 / max(1 - pos, 1e-6))
+    else:
+        w = torch.ones_like(yt)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    with torch_threads(1):
+        _train_loop(model, opt, Xt, yt, w, epochs, batch_size, gen)
+    return TorchClassifier(model)
+
+
+def _train_loop(model, opt, Xt, yt, w, epochs: int, batch_size: int, gen) -> None:
+    n = len(Xt)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            logits = model(Xt[idx]).squeeze(1)
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, yt[idx], weight=w[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+
+def save_mlp(clf: TorchClassifier, directory: Path, stem: str = "h") -> None:
+    """Save as tensors (safetensors) + JSON architecture; loading runs no code."""
+    directory = Path(directory)
+    linears = [m for m in clf.module if isinstance(m, nn.Linear)]
+    arch = {"n_features": linears[0].in_features,
+            "hidden": [m.out_features for m in linears[:-1]]}
+    (directory / f"{stem}.json").write_text(json.dumps(arch))
+    save_file({k: v.contiguous() for k, v in clf.module.state_dict().items()},
+              str(directory / f"{stem}.safetensors"))
+
+
+def load_mlp(directory: Path, stem: str = "h") -> TorchClassifier:
+    directory = Path(directory)
+    try:
+        arch = json.loads((directory / f"{stem}.json").read_text())
+        model = mlp(int(arch["n_features"]), tuple(int(h) for h in arch["hidden"]))
+        model.load_state_dict(load_file(str(directory / f"{stem}.safetensors")))
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        raise ModelError(f"{directory}: cannot load classifier '{stem}': {exc}") from exc
+    return TorchClassifier(model)
+
+
+# scikit-learn types the protocol's gold model and LOF are made of; anything else in a
+# .skops file is refused rather than instantiated.
+TRUSTED_SKLEARN_TYPES = {
+    "sklearn.calibration.CalibratedClassifierCV",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.isotonic.IsotonicRegression",
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.tree._classes.DecisionTreeClassifier",
+    "sklearn.tree._tree.Tree",
+    "sklearn.neighbors._lof.LocalOutlierFactor",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.frozen._frozen.FrozenEstimator",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "collections.OrderedDict",
+    "builtins.slice",
+}
+
+
+def save_sklearn(model, path: Path) -> None:
+    import skops.io as sio
+
+    sio.dump(model, Path(path))
+
+
+def load_sklearn(path: Path, trusted: set[str] = TRUSTED_SKLEARN_TYPES):
+    """Load a .skops file, refusing any type outside `trusted` (no arbitrary code runs)."""
+    import skops.io as sio
+
+    path = Path(path)
+    try:
+        untrusted = set(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # skops raises several types on a corrupt file
+        raise ModelError(f"{path}: not a readable .skops file ({exc})") from exc
+    refused = sorted(untrusted - trusted)
+    if refused:
+        raise ModelError(f"{path}: refuses to load untrusted types {refused}")
+    return sio.load(path, trusted=sorted(untrusted))

@@ -1,0 +1,39 @@
+"""Recourse in plain words: which features change, from what to what, in original units."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from genre.data.encoder import Encoder
+from genre.metrics import TOL
+
+
+def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray,
+            ids: list | None = None) -> pd.DataFrame:
+    """Long table: one row per (person, changed feature) with `from` and `to` values.
+
+    People with no recourse (NaN row) get a single row with feature '(none found)'.
+    """
+    ids = list(range(len(X))) if ids is None else list(ids)
+    before = encoder.inverse_transform(X)
+    found = ~np.isnan(X_plus).any(axis=1)
+    after = encoder.inverse_transform(np.where(found[:, None], X_plus, X))
+    rows = []
+    names = encoder.schema_.names
+    for i, pid in enumerate(ids):
+        if not found[i]:
+            rows.append({"person": pid, "feature": "(none found)", "from": "", "to": ""})
+            continue
+        moved = np.flatnonzero(np.abs(X_plus[i] - X[i]) > TOL)
+        for j in moved:
+            b, a = before.iat[i, j], after.iat[i, j]
+            if b != a:
+                rows.append({"person": pid, "feature": names[j], "from": b, "to": a})
+    return pd.DataFrame(rows, columns=["person", "feature", "from", "to"])
+
+
+def format_value(v) -> str:
+    if isinstance(v, float | np.floating):
+        return f"{v:.4g}"
+    return str(v)

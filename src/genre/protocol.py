@@ -1,0 +1,152 @@
+"""The paper's evaluation protocol, seeded and cached.
+
+1. Encode the dataset (training statistics).
+2. Gold model: isotonic-calibrated random forest fit on train+test with balanced weights;
+   it stands in for the true P(y|x).
+3. Re-draw every label as Bernoulli(gold probability), so the truth is known everywhere.
+4. Classifier h: MLP D-10-10-10-1 trained on the re-drawn training labels.
+5. Evaluation individuals: a seeded draw of test rows that h rejects (h(x) < 0.5).
+6. LOF (n_neighbors=5, novelty) fit on train+test points the gold model calls favourable.
+
+Everything is cached under a user cache dir keyed by dataset and seed (override with the
+GENRE_CACHE_DIR environment variable), so a rerun takes seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from genre.classifiers import load_mlp, load_sklearn, save_mlp, save_sklearn, train_mlp
+from genre.data import Dataset, Encoder, load
+from genre.task import Classifier, RecourseTask, SklearnClassifier
+
+CACHE_VERSION = "v1"
+BALANCED_H = {"adult", "compas"}  # the paper trains h with balanced class weights on these
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("GENRE_CACHE_DIR")
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("genre-recourse"))
+
+
+@dataclass
+class Protocol:
+    """A dataset with its gold model, re-drawn labels, classifier h and test individuals."""
+
+    dataset: Dataset
+    encoder: Encoder
+    seed: int
+    X_train: np.ndarray
+    X_test: np.ndarray
+    y_train: np.ndarray
+    y_test: np.ndarray
+    gold: Classifier
+    h: Classifier
+    rejected_test: np.ndarray  # indices into X_test with h < 0.5, in a seeded random order
+
+    @property
+    def name(self) -> str:
+        return self.dataset.name
+
+    @property
+    def n_features(self) -> int:
+        return self.encoder.n_features
+
+    def task(self, monotone: bool = False) -> RecourseTask:
+        """What methods fit on. The paper ignores monotone facts; monotone=True enforces them."""
+        schema = self.encoder.schema_.with_monotone(monotone)
+        encoder = Encoder.from_state(schema, self.encoder.lo_, self.encoder.hi_)
+        return RecourseTask(encoder, self.X_train, self.y_train, self.h, self.name, self.seed)
+
+    def individuals(self, n: int = 200) -> np.ndarray:
+        """The first n rejected test individuals (normalised), the same for every method."""
+        return self.X_test[self.rejected_test[:n]]
+
+    def validation_individuals(self, n: int = 200) -> np.ndarray:
+        """Rejected individuals from the training split, for tuning (never the test set)."""
+        rng = np.random.default_rng(self.seed + 1)
+        rejected = np.flatnonzero(self.h.predict_proba(self.X_train) < 0.5)
+        return self.X_train[rng.permutation(rejected)[:n]]
+
+    @cached_property
+    def lof(self):
+        """LOF novelty detector fit on gold-favourable train+test points."""
+        from sklearn.neighbors import LocalOutlierFactor
+
+        X_all = np.vstack([self.X_train, self.X_test])
+        fav = X_all[self.gold.predict_proba(X_all) > 0.5]
+        return LocalOutlierFactor(n_neighbors=5, novelty=True).fit(fav)
+
+    def h_accuracy(self) -> float:
+        """Accuracy of h on the re-drawn test labels."""
+        return float(np.mean((self.h.predict_proba(self.X_test) > 0.5) == self.y_test))
+
+
+def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True,
+                   h_epochs: int = 100, progress=None) -> Protocol:
+    """Build (or load from cache) the protocol for a bundled dataset or a Dataset object."""
+    dataset = load(name) if isinstance(name, str) else name
+    say = progress or (lambda msg: None)
+    encoder = Encoder(dataset.schema).fit(dataset.X_train)
+    X_train = encoder.transform(dataset.X_train, source=f"{dataset.name} train")
+    X_test = encoder.transform(dataset.X_test, source=f"{dataset.name} test")
+    key = f"{dataset.name}-seed{seed}-h{h_epochs}"
+    where = cache_dir() / f"protocol-{CACHE_VERSION}" / key
+    if use_cache and (where / "done.json").exists():
+        say(f"loading cached protocol from {where}")
+        arrays = np.load(where / "labels.npz", allow_pickle=False)
+        gold = SklearnClassifier(load_sklearn(where / "gold.skops"))
+        h = load_mlp(where)
+        return Protocol(dataset, encoder, seed, X_train, X_test, arrays["y_train"],
+                        arrays["y_test"], gold, h, arrays["rejected_test"])
+
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    say("fitting the gold model (calibrated random forest on train+test)")
+    X_all = np.vstack([X_train, X_test])
+    y_all = np.concatenate([dataset.labels(dataset.train), dataset.labels(dataset.test)])
+    forest = RandomForestClassifier(random_state=seed, n_jobs=-1)
+    gold_model = CalibratedClassifierCV(forest, method="isotonic")
+    gold_model.fit(X_all, y_all, sample_weight=compute_sample_weight("balanced", y_all))
+    gold = SklearnClassifier(gold_model)
+
+    rng = np.random.default_rng(seed)
+    y_new = rng.binomial(1, gold.predict_proba(X_all)).astype(np.int64)
+    y_train, y_test = y_new[: len(X_train)], y_new[len(X_train):]
+
+    say("training h (MLP D-10-10-10-1)")
+    h = train_mlp(X_train, y_train, balanced=dataset.name in BALANCED_H, epochs=h_epochs,
+                  seed=seed)
+    rejected = np.flatnonzero(h.predict_proba(X_test) < 0.5)
+    rejected_test = rng.permutation(rejected)
+
+    if use_cache:
+        # Write into a temporary sibling and rename: a crash never leaves a half cache.
+        where.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{key}-"))
+        try:
+            save_sklearn(gold_model, tmp / "gold.skops")
+            save_mlp(h, tmp)
+            np.savez(tmp / "labels.npz", y_train=y_train, y_test=y_test,
+                     rejected_test=rejected_test)
+            (tmp / "done.json").write_text(json.dumps({"dataset": dataset.name, "seed": seed}))
+            shutil.rmtree(where, ignore_errors=True)
+            tmp.rename(where)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Protocol(dataset, encoder, seed, X_train, X_test, y_train, y_test, gold, h,
+                    rejected_test)
