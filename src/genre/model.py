@@ -175,12 +175,15 @@ class RecourseTransformer(nn.Module):
     @torch.no_grad()
     def sample(self, x: Tensor, temperature: float = 10.0, sigma: float = 0.0,
                bin_mask: Tensor | None = None, fixed: Tensor | None = None,
-               generator: torch.Generator | None = None, use_cache: bool = True) -> Tensor:
+               generator: torch.Generator | None = None, use_cache: bool = True,
+               bin_values: Tensor | None = None, stay_in_bin: bool = False) -> Tensor:
         """One x+ per row of x, shape (B, D).
 
         bin_mask (B, D, n_bins) or (D, n_bins): False bins are forbidden (a feature with no
         allowed bin in a row falls back to all bins). fixed (D,) or (B, D): those features
-        copy x exactly, and the decoder conditions on them.
+        copy x exactly, and the decoder conditions on them. bin_values (D, n_bins): the value
+        a sampled bin stands for (default: its left edge, as in the paper). stay_in_bin: a
+        sampled bin that holds the factual's own value keeps that value (no change).
         """
         was_training = self.training
         self.eval()
@@ -201,8 +204,11 @@ class RecourseTransformer(nn.Module):
                 allowed = bin_mask[:, j]
                 allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
                 logits = logits.masked_fill(~allowed, float("-inf"))
-            idx = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
-            value = self.bins[idx[:, 0]]
+            idx = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
+            value = self.bins[idx] if bin_values is None else bin_values[j, idx]
+            if stay_in_bin:
+                own = (x[:, j] * self.cfg.n_bins).floor().clamp(0, self.cfg.n_bins - 1)
+                value = torch.where(idx == own.long(), x[:, j].to(value.dtype), value)
             if sigma > 0:
                 noise = torch.randn(B, generator=generator, device=x.device, dtype=value.dtype)
                 value = value + sigma * noise

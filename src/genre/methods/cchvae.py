@@ -23,7 +23,13 @@ import numpy as np
 import torch
 
 from genre.methods.base import RecourseMethod
-from genre.methods.vae import VAEConfig, finite_rows, load_or_train_vae, torch_threads
+from genre.methods.vae import (
+    VAEConfig,
+    finite_rows,
+    load_or_train_vae,
+    project_found,
+    torch_threads,
+)
 from genre.task import RecourseTask
 
 
@@ -64,7 +70,7 @@ class CCHVAE(RecourseMethod):
             for start in range(0, len(ok), self.block_size):
                 rows = ok[start:start + self.block_size]
                 out[rows] = self._search(X[rows], gen)
-        return self.task_.encoder.project(out, factual=X)
+        return project_found(self.task_.encoder, out, X)
 
     @torch.no_grad()
     def _search(self, X: np.ndarray, gen: torch.Generator) -> np.ndarray:

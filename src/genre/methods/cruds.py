@@ -3,24 +3,29 @@ Disentangled Subspaces", ICML WHI workshop 2020): recourse by moving only the la
 latent subspace of a CSVAE.
 
 The CSVAE (`genre.methods.vae` with w_dim = 2) splits the latent code into z, made
-label-independent by an adversary, and w, whose prior depends on the label. For an
-individual x we keep z = E[q(z | x)] fixed and search w only: starting from x's own
-w = E[q(w | x, y = 0)] (the individual is rejected), RMSprop minimises
+label-independent by an adversary, and w, whose prior p(w | y) depends on the label. For an
+individual x we keep z = E[q(z | x)] (and x's immutables) fixed and search w only: starting
+from the centre of the favourable class's w-region, RMSprop minimises
     BCE(h(dec(z, w)), 1) + lambda_ * ||dec(z, w) - x||_2^2
 (CARLA's loss and defaults: lambda_ = 0.001, lr = 0.008, 2000 steps). Every decoded point
 is projected onto the schema and judged by h; among the accepted points met along the path
-the lowest-loss one is returned, NaN when none was accepted.
+the lowest-loss one is returned, NaN when none was accepted. Individuals are searched
+together (each w gets exactly its own gradient).
 
-A faithful-enough simplification, documented: the paper's CSVAE is the same model, but
-(a) its class priors p(w | y) are fixed Gaussians here (+-2 per coordinate, unit variance)
-rather than learned; (b) the search starts from the individual's own w instead of CARLA's
-random uniform w, so that the first decoded point is the individual's reconstruction and
-proximity comes from the path; (c) the CRUDS paper's final filtering/ranking of sampled
-candidates by cost is the keep-the-best-accepted-point rule above; (d) immutables are never
-generated (the CSVAE is conditioned on them); (e) the CSVAE's labels are h's decisions
-(`label_source="classifier"`, the default) rather than the training labels CARLA uses
-(`"data"`): w should capture what *h* responds to, and with the protocol's re-drawn
-(Bernoulli) labels a data-label w barely moves h (compas: Val_h 0.55 vs 0.97).
+A faithful-enough simplification, documented:
+(a) the class priors p(w | y) are fixed Gaussians (+-2 per coordinate, unit variance)
+    rather than learned by a network as in CARLA's CSVAE;
+(b) the search starts at the favourable prior's mean (`init="target"`), i.e. in the
+    desired class's region of w, which is what CRUDS's subspace traversal aims at. CARLA
+    starts from w ~ U[0, 1)^2 (`init="uniform"`); `init="own"` starts from the individual's
+    own w and gets stuck on adult (found 70/200 vs 200/200);
+(c) the paper's final filtering/ranking of candidates by cost is the
+    keep-the-best-accepted-point rule above;
+(d) immutables are never generated (the CSVAE is conditioned on them);
+(e) the CSVAE's labels are h's decisions (`label_source="classifier"`, the default) rather
+    than the training labels CARLA uses (`"data"`): w should capture what *h* responds to,
+    and with the protocol's re-drawn (Bernoulli) labels a data-label w barely moves h
+    (compas: Val_h 0.55 vs 0.97).
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from genre.methods.vae import (
     finite_rows,
     latent_gradient_search,
     load_or_train_vae,
+    project_found,
     require_logits,
     torch_threads,
 )
@@ -44,9 +50,9 @@ class CRUDS(RecourseMethod):
     name = "cruds"
 
     def __init__(self, lambda_: float = 0.001, lr: float = 0.008, max_iter: int = 2000,
-                 optimizer: str = "rmsprop", init: str = "target", w_dim: int = 2, latent_dim: int = 8,
-                 label_source: str = "classifier", vae_epochs: int = 10, block_size: int = 1024,
-                 seed: int = 0, use_cache: bool = True,
+                 optimizer: str = "rmsprop", init: str = "target", w_dim: int = 2,
+                 latent_dim: int = 8, label_source: str = "classifier", vae_epochs: int = 10,
+                 block_size: int = 1024, seed: int = 0, use_cache: bool = True,
                  num_threads: int | None = 1):
         self.lambda_ = lambda_
         self.lr = lr
@@ -98,7 +104,7 @@ class CRUDS(RecourseMethod):
                     Xt, w0, lambda w, Xt=Xt, z=z: vae.decode(z, Xt, w), self.logits_, enc.project,
                     lambda_=self.lambda_, distance="l2sq", optimizer=self.optimizer, lr=self.lr,
                     max_iter=self.max_iter)
-        return enc.project(out, factual=X)
+        return project_found(enc, out, X)
 
     def _initial_w(self, Xt: torch.Tensor) -> torch.Tensor:
         vae, n = self.vae_, len(Xt)

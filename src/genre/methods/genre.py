@@ -35,6 +35,25 @@ from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
 
 FORMAT_VERSION = 1
+BIN_VALUES = "genre.bin_values"  # extra tensor stored beside the transformer's weights
+
+
+def bin_representatives(targets: np.ndarray, n_bins: int, how: str) -> np.ndarray:
+    """(D, n_bins) float32: the value each bin of each feature decodes to.
+
+    "edge": the bin's left edge (the paper). "data": the target value nearest to the median
+    of the targets falling in that bin (the left edge where no target falls in it).
+    """
+    edges = np.linspace(0, 1, n_bins + 1)[:-1]
+    table = np.tile(edges, (targets.shape[1], 1))
+    if how == "edge":
+        return table.astype(np.float32)
+    bins = np.clip(np.floor(targets * n_bins), 0, n_bins - 1).astype(int)
+    for j in range(targets.shape[1]):
+        for b in np.unique(bins[:, j]):
+            values = targets[bins[:, j] == b, j]
+            table[j, b] = values[np.argmin(np.abs(values - np.median(values)))]
+    return table.astype(np.float32)
 
 
 @dataclass
@@ -54,7 +73,11 @@ class GenRe(RecourseMethod):
     Pair synthesis: lambda_, gamma, k. Model: n_bins, d_model, n_heads, n_enc_layers,
     n_dec_layers, d_ff, dropout. Training: lr, batch_size, max_epochs, patience (epochs
     without a better validation loss), max_seconds (wall-clock budget), val_frac.
-    Sampling: temperature (larger = sharper), sigma (Gaussian noise on bin values), best_k.
+    Sampling: temperature (larger = sharper), sigma (Gaussian noise on bin values), best_k,
+    bin_value ("edge": a bin stands for its left edge, as in the paper; "data": for the real
+    training value nearest the median of the targets in that bin, so that skewed features
+    such as a length of stay land on values people have), stay_in_bin (a sampled bin that
+    holds the factual's value keeps it: no change, no cost).
     """
 
     name = "genre"
@@ -64,7 +87,8 @@ class GenRe(RecourseMethod):
                  n_dec_layers: int = 2, d_ff: int = 64, dropout: float = 0.1, lr: float = 1e-3,
                  batch_size: int = 512, max_epochs: int = 200, patience: int = 20,
                  max_seconds: float = 240.0, val_frac: float = 0.1, temperature: float = 10.0,
-                 sigma: float = 0.0, best_k: int = 10, seed: int = 0, threads: int = 1,
+                 sigma: float = 0.0, best_k: int = 10, bin_value: str = "data",
+                 stay_in_bin: bool = True, seed: int = 0, threads: int = 1,
                  progress: bool = True):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
@@ -74,6 +98,9 @@ class GenRe(RecourseMethod):
         self.max_epochs, self.patience = max_epochs, patience
         self.max_seconds, self.val_frac = max_seconds, val_frac
         self.temperature, self.sigma, self.best_k = temperature, sigma, best_k
+        if bin_value not in ("data", "edge"):
+            raise ValueError(f"bin_value must be 'data' or 'edge', got {bin_value!r}")
+        self.bin_value, self.stay_in_bin = bin_value, stay_in_bin
         self.seed, self.threads, self.progress = seed, threads, progress
 
     def get_params(self) -> dict:
@@ -104,6 +131,7 @@ class GenRe(RecourseMethod):
         v_src = torch.as_tensor(sources[s_val][val_pairs.source_index_], dtype=torch.float32)
         v_tgt = torch.as_tensor(targets[t_val][val_pairs.sample(rng)], dtype=torch.float32)
 
+        self.bin_values_ = bin_representatives(targets, self.n_bins, self.bin_value)
         self.config_ = TransformerConfig(enc.n_features, self.n_bins, self.d_model,
                                          self.n_heads, self.n_enc_layers, self.n_dec_layers,
                                          self.d_ff, self.dropout)
@@ -189,7 +217,9 @@ class GenRe(RecourseMethod):
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
         with torch_threads(self.threads):
             out = self.model_.sample(xt, self.temperature, self.sigma, self._bin_mask(xt),
-                                     fixed, gen, use_cache=use_cache).double().numpy()
+                                     fixed, gen, use_cache=use_cache,
+                                     bin_values=torch.as_tensor(self.bin_values_),
+                                     stay_in_bin=self.stay_in_bin).double().numpy()
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
         # to categories / integers / bounds, and a monotone feature that stayed inside its
         # factual's bin keeps the factual value.
@@ -223,8 +253,9 @@ class GenRe(RecourseMethod):
         if not isinstance(self.classifier_, TorchClassifier):
             raise ModelError("only an MLP classifier h can be stored with the model")
         save_mlp(self.classifier_, directory, stem="h")
-        save_file({k: v.contiguous() for k, v in self.model_.state_dict().items()},
-                  str(directory / "model.safetensors"))
+        tensors = {k: v.contiguous() for k, v in self.model_.state_dict().items()}
+        tensors[BIN_VALUES] = torch.as_tensor(self.bin_values_)
+        save_file(tensors, str(directory / "model.safetensors"))
         meta = {
             "format": "genre-recourse/genre", "version": FORMAT_VERSION,
             "params": self.get_params(), "transformer": self.config_.to_dict(),
@@ -252,8 +283,10 @@ class GenRe(RecourseMethod):
         self.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])
         model = RecourseTransformer(self.config_)
         try:
-            model.load_state_dict(load_file(str(directory / "model.safetensors")))
-        except (OSError, RuntimeError) as exc:
+            tensors = load_file(str(directory / "model.safetensors"))
+            self.bin_values_ = tensors.pop(BIN_VALUES).numpy()
+            model.load_state_dict(tensors)
+        except (OSError, RuntimeError, KeyError) as exc:
             raise ModelError(f"{directory}/model.safetensors: cannot load weights ({exc})") from exc
         self.model_ = model.eval()
         self.classifier_ = classifier if classifier is not None else load_mlp(directory, "h")
@@ -262,5 +295,22 @@ class GenRe(RecourseMethod):
 
 _PARAMS = ("lambda_", "gamma", "k", "n_bins", "d_model", "n_heads", "n_enc_layers",
            "n_dec_layers", "d_ff", "dropout", "lr", "batch_size", "max_epochs", "patience",
-           "max_seconds", "val_frac", "temperature", "sigma", "best_k", "seed", "threads",
-           "progress")
+           "max_seconds", "val_frac", "temperature", "sigma", "best_k", "bin_value",
+           "stay_in_bin", "seed", "threads", "progress")
+
+
+# Per-dataset defaults found by benchmarks/genre_search.py (validation individuals from the
+# training split; see benchmarks/results/genre_search_<dataset>.md). Unlisted datasets, and
+# users' own data, get the class defaults.
+PRESETS: dict[str, dict] = {
+    "compas": {"gamma": 0.5, "max_seconds": 240.0},
+    "adult": {"gamma": 0.5, "max_seconds": 480.0},
+    "heloc": {"gamma": 0.5, "max_seconds": 480.0},
+}
+# A fast preset for demos and smoke tests: a smaller budget, everything else the same.
+FAST = {"max_epochs": 40, "patience": 10, "max_seconds": 60.0}
+
+
+def genre_for(dataset: str, fast: bool = False, **overrides) -> GenRe:
+    """GenRe with the measured defaults for a bundled dataset (class defaults otherwise)."""
+    return GenRe(**(PRESETS.get(dataset, {}) | (FAST if fast else {}) | overrides))

@@ -23,6 +23,7 @@ from genre.methods.vae import (
     finite_rows,
     latent_gradient_search,
     load_or_train_vae,
+    project_found,
     require_logits,
     torch_threads,
 )
@@ -74,4 +75,4 @@ class REVISE(RecourseMethod):
                     Xt, z0, lambda z, Xt=Xt: vae.decode(z, Xt), self.logits_, enc.project,
                     lambda_=self.lambda_, distance="l1", optimizer="adam", lr=self.lr,
                     max_iter=self.max_iter)
-        return enc.project(out, factual=X)
+        return project_found(enc, out, X)

@@ -291,7 +291,7 @@ def _load(where: Path, task: RecourseTask, config: VAEConfig) -> LatentVAE | Non
             return None
         vae = LatentVAE(task.n_features, task.encoder.immutable_mask, config)
         vae.load_state_dict(load_file(str(where / "vae.safetensors")))
-    except (OSError, KeyError, TypeError, ValueError, RuntimeError):
+    except Exception:  # any unreadable entry (safetensors raises its own error type)
         return None
     return vae.eval()
 
@@ -370,6 +370,19 @@ def torch_threads(n: int | None) -> Iterator[None]:
 def finite_rows(X: np.ndarray) -> np.ndarray:
     """Rows a method can work on (no NaN/inf); the others get a NaN answer."""
     return np.isfinite(X).all(axis=1)
+
+
+def project_found(encoder, X_plus: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """Encoder.project on the rows that hold a recourse; NaN rows stay entirely NaN.
+
+    (Encoder.project copies the factual's immutables into every row, NaN rows included,
+    which would turn a "not found" row into a partly filled one.)
+    """
+    out = np.full(X_plus.shape, np.nan)
+    found = ~np.isnan(X_plus).any(axis=1)
+    if found.any():
+        out[found] = encoder.project(X_plus[found], factual=X[found])
+    return out
 
 
 def require_logits(task: RecourseTask, method: str) -> Callable[[Tensor], Tensor]:
