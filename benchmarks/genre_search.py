@@ -11,7 +11,6 @@ individuals, for the record.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shlex
 import sys

@@ -1,0 +1,82 @@
+"""The command line: datasets, evaluate, fit, recourse; bad input exits non-zero, no file."""
+
+import json
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from genre.cli import app
+
+runner = CliRunner()
+
+
+def test_datasets_lists_bundled_sets():
+    result = runner.invoke(app, ["datasets"])
+    assert result.exit_code == 0
+    for name in ("adult", "compas", "heloc", "moons", "circles"):
+        assert name in result.output
+    assert "36,624" in result.output
+
+
+def test_evaluate_nnr_writes_json(compas, tmp_path):
+    out = tmp_path / "nnr.json"
+    result = runner.invoke(app, ["evaluate", "--dataset", "compas", "--method", "nnr",
+                                 "--n", "40", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    for key in ("cost", "val", "val_h", "lof", "score", "violations", "seconds", "n"):
+        assert key in figures
+    assert figures["n"] == 40 and figures["violations"]["immutable"] == 0
+    assert 0 <= figures["val"] <= 1 and figures["score"] <= 2
+
+
+def test_unknown_dataset_or_method_fails_without_output(tmp_path):
+    out = tmp_path / "x.json"
+    result = runner.invoke(app, ["evaluate", "--dataset", "nope", "--json", str(out)])
+    assert result.exit_code != 0 and "unknown dataset 'nope'" in result.output
+    result = runner.invoke(app, ["evaluate", "--dataset", "compas", "--method", "magic",
+                                 "--json", str(out)])
+    assert result.exit_code != 0 and "unknown method 'magic'" in result.output
+    assert not out.exists()
+
+
+def test_fit_then_recourse_in_original_units(compas, tmp_path):
+    model_dir = tmp_path / "model"
+    result = runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
+                                 "--fast"])
+    assert result.exit_code == 0, result.output
+    people = compas.dataset.X_test.iloc[compas.rejected_test[:6]]
+    people = pd.concat([people, compas.dataset.X_test.iloc[[0]]])
+    src = tmp_path / "rejected.csv"
+    people.to_csv(src, index=False)
+    out = tmp_path / "recourse.csv"
+    result = runner.invoke(app, ["recourse", "--model", str(model_dir), "--input", str(src),
+                                 "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(out)
+    assert list(got.columns) == list(people.columns) + ["h_probability", "status"]
+    assert (got["race"].to_numpy() == people["race"].to_numpy()).all()
+    assert (got["sex"].to_numpy() == people["sex"].to_numpy()).all()
+    assert set(got["status"]) <= {"recourse", "none found", "already accepted"}
+    assert (got["status"].iloc[:6] != "already accepted").all()
+
+
+def test_recourse_bad_input_names_the_problem(compas, tmp_path):
+    model_dir = tmp_path / "model"
+    assert runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
+                               "--fast"]).exit_code == 0
+    people = compas.dataset.X_test.iloc[:3].copy()
+    people.loc[people.index[1], "race"] = "Martian"
+    src = tmp_path / "bad.csv"
+    people.to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["recourse", "--model", str(model_dir), "--input", str(src),
+                                 "--output", str(out)])
+    assert result.exit_code != 0
+    assert "column 'race', line 3: unknown category 'Martian'" in result.output
+    assert not out.exists()
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    result = runner.invoke(app, ["recourse", "--model", str(model_dir), "--input", str(empty),
+                                 "--output", str(out)])
+    assert result.exit_code != 0 and "empty" in result.output and not out.exists()
