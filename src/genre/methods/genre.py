@@ -140,8 +140,9 @@ class GenRe(RecourseMethod):
         gen = torch.Generator().manual_seed(self.seed)
         best_state, best_val, best_epoch, history = None, math.inf, 0, []
         start = time.perf_counter()
-        bar = tqdm(range(1, self.max_epochs + 1), desc="GenRe", disable=not self.progress,
-                   unit="epoch", leave=False)
+        # disable=None: a bar on a terminal, silence in logs and CI.
+        bar = tqdm(range(1, self.max_epochs + 1), desc="GenRe", unit="epoch", leave=False,
+                   disable=None if self.progress else True)
         with torch_threads(self.threads):
             for epoch in bar:
                 partners = tgt[torch.as_tensor(pairs.sample(rng))]

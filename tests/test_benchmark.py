@@ -1,0 +1,182 @@
+"""`genre benchmark`: every registered method on the real compas protocol (quick presets)."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import genre.benchmark as bench
+from genre.benchmark import COLUMNS, EXTRA_COLUMNS, benchmark_command, run_benchmark
+from genre.errors import InputError
+from genre.methods import METHODS
+from genre.methods.base import RecourseMethod
+
+N = 5
+
+
+@pytest.fixture(scope="module")
+def quick_run(compas, tmp_path_factory):
+    """One quick run of every registered method on compas (the protocol fixture caches it)."""
+    out = tmp_path_factory.mktemp("bench")
+    table = run_benchmark(["compas"], "all", n=N, seed=0, out=out, quick=True, progress=False)
+    return table, out
+
+
+def _app() -> typer.Typer:
+    """What the maintainer's cli.py does: `app.command("benchmark")(benchmark_command)`."""
+    app = typer.Typer(add_completion=False)
+
+    @app.callback()
+    def main() -> None:  # a group, so the command is invoked as `... benchmark ...`
+        pass
+
+    app.command("benchmark")(benchmark_command)
+    return app
+
+
+class Broken(RecourseMethod):
+    name = "broken"
+
+    def fit(self, task):
+        raise RuntimeError("boom")
+
+    def generate(self, X):  # pragma: no cover - never reached
+        return X
+
+
+def test_every_registered_method_gives_a_valid_row(quick_run):
+    table, _ = quick_run
+    assert list(table.columns) == list(COLUMNS + EXTRA_COLUMNS)
+    assert list(table.method) == bench.resolve_methods("all")
+    assert set(table.method) == set(METHODS)
+    assert (table.dataset == "compas").all()
+    for r in table.itertuples(index=False):
+        assert r.error == "", f"{r.method}: {r.error}"
+        assert math.isfinite(r.cost) and r.cost >= 0, r.method
+        assert 0.0 <= r.val <= 1.0 and 0.0 <= r.val_h <= 1.0 and 0.0 <= r.lof <= 1.0
+        assert math.isfinite(r.score) and r.score <= 2.0
+        assert 1 <= r.found <= N
+        assert r.imm_violations == 0, r.method
+        assert r.ms_per_individual > 0 and r.fit_seconds >= 0
+
+
+def test_results_files(quick_run):
+    table, out = quick_run
+    csv = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert list(csv.columns[:len(COLUMNS)]) == list(COLUMNS)
+    assert list(csv.columns) == list(COLUMNS + EXTRA_COLUMNS)
+    assert len(csv) == len(table) and list(csv.method) == list(table.method)
+    np.testing.assert_allclose(csv.cost.astype(float), table.cost)
+
+    md = (out / "results.md").read_text()
+    assert "```\nrun_benchmark(datasets=['compas'], methods=['all'], n=5" in md
+    header = ["Method"] + [f"compas {c}" for c in ("Cost", "Val", "LOF", "Score", "ms/indiv")]
+    assert "| " + " | ".join(header) + " |" in md
+    for name in table.method:
+        assert f"\n| {name} | " in md
+    assert "machine:" in md and "date:" in md
+
+    doc = json.loads((out / "results.json").read_text())  # strict JSON: no NaN
+    assert doc["seed"] == 0 and doc["n"] == N and doc["quick"] is True
+    assert set(doc["versions"]) == {"genre", "torch", "numpy", "sklearn", "dice-ml"}
+    assert doc["versions"]["torch"] and doc["versions"]["numpy"]
+    assert {"platform", "cpu_count", "python"} <= set(doc["machine"])
+    assert [r["method"] for r in doc["rows"]] == list(table.method)
+    assert not list(out.glob(".*"))  # no temporary files left behind
+
+
+def test_genre_is_cached_and_reproducible(quick_run, tmp_path):
+    from genre.protocol import cache_dir
+
+    table, _ = quick_run
+    assert list((cache_dir() / bench.GENRE_CACHE).glob("compas-seed0-*/config.json"))
+    again = run_benchmark(["compas"], ["genre"], n=N, out=tmp_path, quick=True, progress=False)
+    row = json.loads((tmp_path / "results.json").read_text())["rows"][0]
+    assert row["cached_fit"] is True
+    first = table[table.method == "genre"].iloc[0]
+    for col in ("cost", "val", "lof", "score"):
+        assert again[col].iloc[0] == pytest.approx(first[col])
+
+
+def test_a_failing_method_does_not_end_the_run(compas, tmp_path, monkeypatch):
+    monkeypatch.setitem(METHODS, "broken", Broken)
+    table = run_benchmark("compas", "broken,nnr", n=3, out=tmp_path, progress=False)
+    assert list(table.method) == ["broken", "nnr"]
+    broken, nnr = table.iloc[0], table.iloc[1]
+    assert "RuntimeError: boom" in broken.error and math.isnan(broken.cost)
+    assert nnr.error == "" and math.isfinite(nnr.cost)
+    assert "broken on compas: RuntimeError: boom" in (tmp_path / "results.md").read_text()
+    csv = pd.read_csv(tmp_path / "results.csv")
+    assert math.isnan(csv.cost[0]) and "boom" in csv.error[0]
+
+
+def test_unknown_names_fail_clearly(tmp_path):
+    with pytest.raises(InputError, match="unknown method"):
+        run_benchmark(["compas"], ["genre", "nope"], out=tmp_path)
+    with pytest.raises(InputError, match="unknown dataset"):
+        run_benchmark(["nope"], "all", out=tmp_path)
+    for name in ("cchvae", "revise", "cruds"):
+        if name not in METHODS:
+            with pytest.raises(InputError, match=f"{name} not registered"):
+                run_benchmark(["compas"], [name], out=tmp_path)
+    assert not (tmp_path / "results.csv").exists()
+
+
+def test_cli_space_separated_names(monkeypatch, tmp_path):
+    """The issue's exact form: names after --datasets/--methods separated by spaces."""
+    seen = {}
+
+    def fake(datasets, methods, **kw):
+        seen.update(datasets=datasets, methods=methods, **kw)
+        return pd.DataFrame([{c: 0.0 for c in COLUMNS} | {"method": "genre", "dataset": d,
+                                                           "error": ""} for d in datasets])
+
+    monkeypatch.setattr(bench, "run_benchmark", fake)
+    out = tmp_path / "table"
+    args = ["benchmark", "--datasets", "adult", "compas", "heloc", "--methods", "all",
+            "--n", "200", "--out", str(out)]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    assert seen["datasets"] == ["adult", "compas", "heloc"] and seen["methods"] == ["all"]
+    assert seen["n"] == 200 and seen["out"] == out and seen["seed"] == 0
+    assert not seen["quick"] and not seen["monotone"]
+    assert seen["command"] == ("genre benchmark --datasets adult compas heloc --methods all "
+                               f"--n 200 --seed 0 --out {out}")
+
+    for args, ds, ms in (
+        (["--methods", "genre", "nnr", "--datasets", "compas,moons"], ["compas", "moons"],
+         ["genre", "nnr"]),
+        (["--datasets", "compas", "--datasets", "adult", "--methods", "gs"],
+         ["compas", "adult"], ["gs"]),
+        ([], ["adult", "compas", "heloc"], ["all"]),
+    ):
+        seen.clear()
+        result = CliRunner().invoke(_app(), ["benchmark", *args, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert (seen["datasets"], seen["methods"]) == (ds, ms)
+
+    result = CliRunner().invoke(_app(), ["benchmark", "--datasets", "compas", "bogus"])
+    assert result.exit_code == 2 and "bogus" in result.output
+
+
+def test_cli_runs_for_real(compas, tmp_path):
+    out = tmp_path / "table"
+    result = CliRunner().invoke(_app(), [
+        "benchmark", "--datasets", "compas", "--methods", "nnr", "gs", "--n", "3", "--quick",
+        "--no-progress", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "nnr" in result.stdout and "gs" in result.stdout
+    csv = pd.read_csv(out / "results.csv", keep_default_na=False)
+    assert list(csv.method) == ["nnr", "gs"] and (csv.error == "").all()
+    md = (out / "results.md").read_text()
+    command = md.split("```\n")[1].strip()
+    assert command == f"genre benchmark --datasets compas --methods nnr gs --n 3 --seed 0 " \
+        f"--out {out} --quick"
+
+    result = CliRunner().invoke(_app(), ["benchmark", "--datasets", "compas", "--methods",
+                                         "nope", "--out", str(out)])
+    assert result.exit_code == 2 and "unknown method" in result.output
