@@ -28,7 +28,7 @@ GRIDS = {
     "capacity": [dict(gamma=0.5, d_model=d, n_enc_layers=L, n_dec_layers=L, d_ff=2 * d)
                  for d, L in ((32, 2), (64, 2), (32, 4))],
 }
-TEMPERATURES = (2.0, 4.0, 10.0)
+SAMPLING = [dict(temperature=t, best_k=k) for t in (1.0, 2.0, 4.0, 10.0) for k in (10, 30)]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,18 +49,18 @@ def main(argv: list[str] | None = None) -> None:
         t0 = time.perf_counter()
         model = GenRe(**params).fit(protocol.task())
         fit_s = time.perf_counter() - t0
-        for temperature in TEMPERATURES:
-            model.temperature = temperature
+        for sampling in SAMPLING:
+            model.set_params(**sampling)
             r, _, _ = run_method(model, protocol, fitted=True, X=X_val)
-            row = {"config": config | {"temperature": temperature}, "fit_s": fit_s,
+            row = {"config": config | sampling, "fit_s": fit_s,
                    "epochs": model.log_.epochs, "val_loss": model.log_.best_val_loss,
                    "cost": r.cost, "val": r.val, "lof": r.lof, "score": r.score}
             rows.append(row)
             print(json.dumps(row), flush=True)
             if fit_s <= args.budget and (best is None or r.score > best[0]["score"]):
-                best = (row, model, temperature)
-    row, model, temperature = best
-    model.temperature = temperature
+                best = (row, model, sampling)
+    row, model, sampling = best
+    model.set_params(**sampling)
     test, _, _ = run_method(model, protocol, args.n, fitted=True)
     lines = [f"# GenRe configuration search: {args.dataset}", "",
              "```", "python " + " ".join(shlex.quote(a) for a in sys.argv), "```", "",

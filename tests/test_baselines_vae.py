@@ -53,7 +53,7 @@ def task():
     ), target="y", name="tiny")
     enc = Encoder(schema).fit(df)
     X = enc.transform(df)
-    y = df["y"].to_numpy()
+    y = df["y"].to_numpy().copy()  # pandas 3 hands out read-only views
     h = train_mlp(X, y, epochs=15, seed=0)
     return RecourseTask(enc, X, y, h, name="tiny", seed=0)
 

@@ -82,6 +82,7 @@ def test_results_files(quick_run):
 
     doc = json.loads((out / "results.json").read_text())  # strict JSON: no NaN
     assert doc["seed"] == 0 and doc["n"] == N and doc["quick"] is True
+    assert doc["complete"] is True and "partial" not in md
     assert set(doc["versions"]) == {"genre", "torch", "numpy", "sklearn", "dice-ml"}
     assert doc["versions"]["torch"] and doc["versions"]["numpy"]
     assert {"platform", "cpu_count", "python"} <= set(doc["machine"])
@@ -112,6 +113,20 @@ def test_a_failing_method_does_not_end_the_run(compas, tmp_path, monkeypatch):
     assert "broken on compas: RuntimeError: boom" in (tmp_path / "results.md").read_text()
     csv = pd.read_csv(tmp_path / "results.csv")
     assert math.isnan(csv.cost[0]) and "boom" in csv.error[0]
+
+
+def test_an_interrupted_run_leaves_the_cells_it_did(compas, tmp_path, monkeypatch):
+    class Interrupted(Broken):
+        def fit(self, task):
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(METHODS, "stop", Interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(["compas"], ["nnr", "stop", "gs"], n=3, out=tmp_path, progress=False)
+    assert list(pd.read_csv(tmp_path / "results.csv").method) == ["nnr"]
+    assert "**partial**: 1 of 3 cells done" in (tmp_path / "results.md").read_text()
+    assert json.loads((tmp_path / "results.json").read_text())["complete"] is False
+    assert not list(tmp_path.glob(".*"))
 
 
 def test_unknown_names_fail_clearly(tmp_path):

@@ -274,6 +274,8 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
                    f", n={n}, seed={seed}, out={str(out)!r}, quick={quick}, "
                    f"monotone={monotone}" + (f", params={params!r}" if params else "") + ")")
     started = _dt.datetime.now().astimezone()
+    meta = _meta(command, started, dataset_names, method_names, n, seed, quick, monotone,
+                 params)
     rows: list[dict] = []
     with _progress_bar(progress) as bar:
         task = bar.add_task("benchmark", total=len(dataset_names) * len(method_names))
@@ -288,21 +290,26 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
                 msg = f"protocol: {_error(exc)}"
                 rows += [_row(m, dataset, error=msg) for m in method_names]
                 bar.advance(task, len(method_names))
+                _save(rows, meta, out, started, complete=False)
                 continue
             for name in method_names:
                 bar.update(task, description=f"{dataset}: {name}")
                 rows.append(run_cell(name, protocol, X, seed=seed, quick=quick,
                                      monotone=monotone, params=params, use_cache=use_cache))
                 bar.advance(task)
+                # Results so far, marked partial: a long run that dies keeps what it did.
+                _save(rows, meta, out, started, complete=False)
         bar.update(task, description="done")
+    return _save(rows, meta, out, started, complete=True)
 
+
+def _save(rows: list[dict], meta: dict, out: Path, started, complete: bool) -> pd.DataFrame:
     full = pd.DataFrame(rows)
     for col in ("found", "imm_violations", "mono_violations"):
         full[col] = full[col].astype("Int64")
     table = full[list(COLUMNS + EXTRA_COLUMNS)].copy()
-    meta = _meta(command, started, dataset_names, method_names, n, seed, quick, monotone,
-                 params)
-    meta["seconds"] = (_dt.datetime.now().astimezone() - started).total_seconds()
+    meta = meta | {"complete": complete, "cells_done": len(rows),
+                   "seconds": (_dt.datetime.now().astimezone() - started).total_seconds()}
     write_results(table, full, meta, out)
     return table
 
@@ -382,6 +389,9 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
         f"- protocol seed {meta['seed']}, {meta['n']} rejected test individuals per dataset "
         f"(the same for every method); quick: {'yes' if meta['quick'] else 'no'}; "
         f"monotone facts enforced: {'yes' if meta['monotone'] else 'no'}",
+        *([] if meta.get("complete", True) else [
+            f"- **partial**: {meta['cells_done']} of {len(datasets) * len(methods)} cells done "
+            "(the run is still going, or it stopped early)"]),
         "- Cost: mean L1 in normalised space (lower is better); Val: fraction valid under the "
         "gold model; LOF: fraction of inliers; Score = Val + LOF - Cost/D (best in bold); "
         "ms/indiv: generation time per individual.", "",
@@ -397,10 +407,12 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
         row = [name]
         for d in datasets:
             r = cells.get((name, d))
-            if r is None or r.error:
+            if r is None:  # not run yet (a partial table)
+                row += ["-"] * 5
+                continue
+            if r.error:
                 row += ["error"] + [""] * 4
-                if r is not None:
-                    errors.append(f"- {name} on {d}: {r.error}")
+                errors.append(f"- {name} on {d}: {r.error}")
                 continue
             score = _fmt(r.score)
             if np.isfinite(best[d]) and r.score == best[d]:
@@ -508,7 +520,10 @@ def benchmark_command(
     """
     from rich.console import Console
 
-    console, err = Console(), Console(stderr=True)
+    # The table is wide (5 columns per dataset); when output is not a terminal (a log, CI)
+    # rich would assume 80 columns.
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     try:
         extra_ds, extra_ms = _sort_extras(names or [])
         ds = _split(datasets or []) + [d for d in extra_ds if d not in _split(datasets or [])]

@@ -33,8 +33,8 @@ def train_mlp(X: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (10, 10
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = mlp(X.shape[1], hidden)
-    Xt = torch.as_tensor(X, dtype=torch.float32)
-    yt = torch.as_tensor(y, dtype=torch.float32)
+    Xt = torch.tensor(np.asarray(X, dtype=np.float32))
+    yt = torch.tensor(np.asarray(y, dtype=np.float32))  # a copy: y may be a read-only view
     if balanced:  # weight each class by n / (2 n_c), as sklearn's class_weight="balanced"
         pos = float(yt.mean())
         w = torch.where(yt > 0.5, 0.5 / max(pos, 1e-6), 0.5 / max(1 - pos, 1e-6))

@@ -172,10 +172,11 @@ class Encoder:
         """Snap normalised points onto what the schema allows.
 
         Clip to bounds, round categoricals/integers to their grid, and, given the factual
-        rows, copy immutables and forbid moves against a monotone direction. Rows that are
-        all-NaN (a method found no recourse) stay NaN.
+        rows, copy immutables and forbid moves against a monotone direction. Rows
+        with a NaN (a method found no recourse) become all-NaN.
         """
         X = np.array(X, dtype=float, copy=True)
+        none_found = np.isnan(X).any(axis=1)
         if factual is not None:
             factual = np.asarray(factual, dtype=float)
             mono = self.monotone
@@ -196,6 +197,7 @@ class Encoder:
             # Rounding may have undone a monotone move by a hair: re-impose it exactly.
             X = np.where(self.monotone > 0, np.maximum(X, factual), X)
             X = np.where(self.monotone < 0, np.minimum(X, factual), X)
+        X[none_found] = np.nan
         return X
 
     # ------------------------------------------------------------------ checks

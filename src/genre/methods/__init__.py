@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from genre.methods.base import RecourseMethod
+from genre.methods.cchvae import CCHVAE
+from genre.methods.cruds import CRUDS
 from genre.methods.dice import DiCE
 from genre.methods.genre import GenRe
 from genre.methods.growing_spheres import GrowingSpheres
 from genre.methods.nnr import NearestNeighbourRecourse
 from genre.methods.probe import PROBE
+from genre.methods.revise import REVISE
 from genre.methods.roar import ROAR
 from genre.methods.wachter import Wachter
 
@@ -19,6 +22,9 @@ METHODS: dict[str, type[RecourseMethod]] = {
     "dice": DiCE,
     "roar": ROAR,
     "probe": PROBE,
+    "cchvae": CCHVAE,
+    "revise": REVISE,
+    "cruds": CRUDS,
 }
 
 

@@ -27,7 +27,6 @@ from genre.methods.vae import (
     VAEConfig,
     finite_rows,
     load_or_train_vae,
-    project_found,
     torch_threads,
 )
 from genre.task import RecourseTask
@@ -70,7 +69,7 @@ class CCHVAE(RecourseMethod):
             for start in range(0, len(ok), self.block_size):
                 rows = ok[start:start + self.block_size]
                 out[rows] = self._search(X[rows], gen)
-        return project_found(self.task_.encoder, out, X)
+        return self.task_.encoder.project(out, factual=X)
 
     @torch.no_grad()
     def _search(self, X: np.ndarray, gen: torch.Generator) -> np.ndarray:

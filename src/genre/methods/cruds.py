@@ -39,7 +39,6 @@ from genre.methods.vae import (
     finite_rows,
     latent_gradient_search,
     load_or_train_vae,
-    project_found,
     require_logits,
     torch_threads,
 )
@@ -104,7 +103,7 @@ class CRUDS(RecourseMethod):
                     Xt, w0, lambda w, Xt=Xt, z=z: vae.decode(z, Xt, w), self.logits_, enc.project,
                     lambda_=self.lambda_, distance="l2sq", optimizer=self.optimizer, lr=self.lr,
                     max_iter=self.max_iter)
-        return project_found(enc, out, X)
+        return enc.project(out, factual=X)
 
     def _initial_w(self, Xt: torch.Tensor) -> torch.Tensor:
         vae, n = self.vae_, len(Xt)

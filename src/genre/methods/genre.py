@@ -106,6 +106,15 @@ class GenRe(RecourseMethod):
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in _PARAMS}
 
+    def set_params(self, **params) -> GenRe:
+        """Change hyper-parameters (sampling ones take effect without refitting)."""
+        unknown = set(params) - set(_PARAMS)
+        if unknown:
+            raise ValueError(f"unknown GenRe parameters {sorted(unknown)}")
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
     # ------------------------------------------------------------------ fitting
     def fit(self, task: RecourseTask) -> GenRe:
         rng = np.random.default_rng(self.seed)

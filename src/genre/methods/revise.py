@@ -23,7 +23,6 @@ from genre.methods.vae import (
     finite_rows,
     latent_gradient_search,
     load_or_train_vae,
-    project_found,
     require_logits,
     torch_threads,
 )
@@ -75,4 +74,4 @@ class REVISE(RecourseMethod):
                     Xt, z0, lambda z, Xt=Xt: vae.decode(z, Xt), self.logits_, enc.project,
                     lambda_=self.lambda_, distance="l1", optimizer="adam", lr=self.lr,
                     max_iter=self.max_iter)
-        return project_found(enc, out, X)
+        return enc.project(out, factual=X)

@@ -373,19 +373,6 @@ def finite_rows(X: np.ndarray) -> np.ndarray:
     return np.isfinite(X).all(axis=1)
 
 
-def project_found(encoder, X_plus: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Encoder.project on the rows that hold a recourse; NaN rows stay entirely NaN.
-
-    (Encoder.project copies the factual's immutables into every row, NaN rows included,
-    which would turn a "not found" row into a partly filled one.)
-    """
-    out = np.full(X_plus.shape, np.nan)
-    found = ~np.isnan(X_plus).any(axis=1)
-    if found.any():
-        out[found] = encoder.project(X_plus[found], factual=X[found])
-    return out
-
-
 def require_logits(task: RecourseTask, method: str) -> Callable[[Tensor], Tensor]:
     """The classifier's differentiable logit function, or a clear error."""
     logits = getattr(task.classifier, "logits", None)
