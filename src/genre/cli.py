@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from genre.errors import GenreError
@@ -21,7 +22,7 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 
 def _fail(exc: Exception) -> None:
-    err.print(f"[bold red]error:[/] {exc}")
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -232,6 +233,11 @@ def demo(
                       format_value(row["to"]))
     console.print(table)
     console.print(report_table(rows, f"{dataset}: {n} rejected test individuals"))
+
+
+from genre.benchmark import benchmark_command  # noqa: E402 (registered after the app exists)
+
+app.command("benchmark")(benchmark_command)
 
 
 def main() -> None:  # pragma: no cover - console-script entry
