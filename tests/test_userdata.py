@@ -82,7 +82,8 @@ def pipeline(table, model=None):
 
     ct = ColumnTransformer([("cat", OneHotEncoder(handle_unknown="ignore"), CATEGORICAL)],
                            remainder="passthrough")
-    pipe = Pipeline([("ct", ct), ("clf", LogisticRegression(max_iter=1000) if model is None else model)])
+    model = LogisticRegression(max_iter=1000) if model is None else model
+    pipe = Pipeline([("ct", ct), ("clf", model)])
     return pipe.fit(table[FEATURES], table["decision"])
 
 
@@ -357,6 +358,19 @@ def test_classifier_without_favourable_class(table, encoder, tmp_path):
         load_classifier(path, encoder)
 
 
+def test_model_for_other_columns_is_refused(table, encoder, tmp_path):
+    sio = pytest.importorskip("skops.io")
+    from sklearn.linear_model import LogisticRegression
+
+    wide = table.assign(zip_code=np.arange(len(table)))
+    model = LogisticRegression(max_iter=1000).fit(wide[["age", "income", "zip_code"]],
+                                                   wide["decision"])
+    path = tmp_path / "wide.skops"
+    sio.dump(model, path)
+    with pytest.raises(ModelError, match=r"wide.skops: .*fitted on columns \['zip_code'\]"):
+        load_classifier(path, encoder)
+
+
 # ------------------------------------------------------------------- ONNX classifiers
 def to_onnx_file(pipe, path, per_column=True, zipmap=True):
     skl2onnx = pytest.importorskip("skl2onnx")
@@ -423,6 +437,25 @@ def test_onnx_single_tensor_refuses_text_categories(table, encoder, tmp_path):
                                      np.arange(50) % 2)
     path = to_onnx_file(model, tmp_path / "lr.onnx", per_column=False)
     with pytest.raises(ModelError, match=r"features \['employment', 'country'\] have text"):
+        load_classifier(path, encoder)
+
+
+def test_onnx_inputs_must_match_features(table, encoder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    skl2onnx = pytest.importorskip("skl2onnx")
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    wide = table.assign(zip_code=np.arange(len(table), dtype=float))
+    cols = ["income", "zip_code"]
+    pipe = Pipeline([("ct", ColumnTransformer([("n", "passthrough", cols)])),
+                     ("m", LogisticRegression(max_iter=1000))]).fit(wide[cols], wide["decision"])
+    onx = skl2onnx.to_onnx(pipe, initial_types=[(c, FloatTensorType([None, 1])) for c in cols])
+    path = tmp_path / "wide.onnx"
+    path.write_bytes(onx.SerializeToString())
+    with pytest.raises(ModelError, match=r"model inputs \['zip_code'\] match no feature"):
         load_classifier(path, encoder)
 
 

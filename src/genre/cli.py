@@ -163,38 +163,104 @@ def recourse(
     model: Annotated[Path, typer.Option(help="a fitted GenRe model directory")],
     input: Annotated[Path, typer.Option("--input", help="CSV of people, original units")],
     output: Annotated[Path, typer.Option(help="CSV to write the recourse profiles to")],
+    options: Annotated[int, typer.Option(help="up to K distinct recourses per person")] = 1,
+    changes_path: Annotated[Path | None, typer.Option(
+        "--changes", help="also write the changes only, long format: person, option, "
+        "feature, from, to")] = None,
     best_k: Annotated[int | None, typer.Option(help="samples per person (default: model's)")]
     = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
+    show: Annotated[int, typer.Option(help="people whose changes are printed")] = 10,
 ) -> None:
-    """Recourse for each person in --input: their new profile, in original units."""
-    import numpy as np
+    """Recourse for each person in --input, in original units.
 
+    With --options 1 (default) each person gets the sample h scores highest (GenRe's rule);
+    with --options K, up to K distinct accepted profiles ranked by cost. Every row carries
+    h's probability, the L1 cost in normalised units and a plausibility flag (LOF inlier
+    among the training data's favourable rows). People h already accepts come back
+    unchanged with status 'already accepted'.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from genre.explain import changes
     from genre.io import atomic_path, read_table
 
+    if options < 1:
+        _fail(GenreError("--options must be at least 1"))
     try:
         genre_model = _load_genre(model)
         people = read_table(input)
-        X = genre_model.encoder_.transform(people, source=str(input))
+        enc = genre_model.encoder_
+        X = enc.transform(people, source=str(input))
         p_before = genre_model.classifier_.predict_proba(X)
         accepted = p_before > 0.5
-        X_plus = X.copy()
-        if (~accepted).any():
-            X_plus[~accepted] = genre_model.generate(X[~accepted], best_k, seed=seed)
-        found = ~np.isnan(X_plus).any(axis=1)
-        result = genre_model.encoder_.inverse_transform(np.where(found[:, None], X_plus, X))
-        p_after = np.full(len(X), np.nan)
-        p_after[found] = genre_model.classifier_.predict_proba(X_plus[found])
-        result["h_probability"] = np.round(p_after, 4)
-        result["status"] = np.where(accepted, "already accepted",
+        N, D = X.shape
+        X_plus = np.full((N, options, D), np.nan)
+        prob = np.full((N, options), np.nan)
+        plausible = np.zeros((N, options), dtype=bool)
+        X_plus[accepted, 0], prob[accepted, 0] = X[accepted], p_before[accepted]
+        rejected = np.flatnonzero(~accepted)
+        if rejected.size and options == 1:
+            best = genre_model.generate(X[rejected], best_k, seed=seed)
+            X_plus[rejected, 0] = best
+            prob[rejected, 0] = genre_model.classifier_.predict_proba(best)
+            plausible[rejected, 0] = genre_model.plausibility().predict(best) == 1
+        elif rejected.size:
+            opts = genre_model.options(X[rejected], options, best_k, seed=seed)
+            X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
+            plausible[rejected] = opts.plausible
+        plausible[accepted, 0] = True
+        # One row per (person, option); options beyond those found are dropped, but every
+        # person keeps at least option 1 (unchanged, with its status).
+        person = np.repeat(people.index.to_numpy(), options)
+        option = np.tile(np.arange(1, options + 1), N)
+        was_accepted = np.repeat(accepted, options)
+        flat = X_plus.reshape(N * options, D)
+        found = ~np.isnan(flat).any(axis=1)
+        base = np.repeat(X, options, axis=0)
+        result = enc.inverse_transform(np.where(found[:, None], flat, base))
+        result.insert(0, "option", option)
+        result.insert(0, "person", person)
+        result["h_probability"] = np.round(prob.reshape(-1), 4)
+        result["cost"] = np.round(np.where(found, np.abs(flat - base).sum(axis=1), np.nan), 4)
+        result["plausible"] = plausible.reshape(-1)
+        result["status"] = np.where(was_accepted, "already accepted",
                                     np.where(found, "recourse", "none found"))
+        result = result[found | (option == 1)].reset_index(drop=True)
+        if options == 1:
+            result = result.drop(columns="option")
+        with_recourse = found & ~was_accepted
+        diff = changes(enc, base[with_recourse], flat[with_recourse],
+                       ids=person[with_recourse].tolist(), options=option[with_recourse])
         with atomic_path(output) as tmp:
             result.to_csv(tmp, index=False)
+        if changes_path is not None:
+            with atomic_path(changes_path) as tmp:
+                diff.to_csv(tmp, index=False)
     except GenreError as exc:
         _fail(exc)
-    console.print(f"wrote {output}: {int((~accepted).sum())} rejected people, "
-                  f"{int((found & ~accepted).sum())} with recourse, "
-                  f"{int(accepted.sum())} already accepted (returned unchanged)")
+    _print_changes(diff, show)
+    n_found = int(pd.Series(person[with_recourse]).nunique())
+    console.print(f"wrote {output}: {rejected.size} rejected people, {n_found} with recourse, "
+                  f"{int(accepted.sum())} already accepted (returned unchanged)"
+                  + (f"; changes in {changes_path}" if changes_path else ""))
+
+
+def _print_changes(diff, show: int) -> None:
+    from genre.explain import format_value
+
+    people = list(dict.fromkeys(diff["person"]))[:show]
+    if not people:
+        return
+    table = Table(title=f"changes for the first {len(people)} people with recourse "
+                        "(original units)")
+    for col in ("person", "option", "feature", "from", "to"):
+        table.add_column(col)
+    for row in diff[diff["person"].isin(people)].to_dict("records"):
+        table.add_row(str(row["person"]), str(row["option"]), row["feature"],
+                      format_value(row["from"]), format_value(row["to"]))
+    console.print(table)
 
 
 @app.command()

@@ -9,11 +9,12 @@ from genre.data.encoder import Encoder
 from genre.metrics import TOL
 
 
-def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray,
-            ids: list | None = None) -> pd.DataFrame:
+def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray, ids: list | None = None,
+            options: np.ndarray | None = None) -> pd.DataFrame:
     """Long table: one row per (person, changed feature) with `from` and `to` values.
 
-    People with no recourse (NaN row) get a single row with feature '(none found)'.
+    People with no recourse (NaN row) get a single row with feature '(none found)'. With
+    `options` (the option number of each row) the table gains an `option` column.
     """
     ids = list(range(len(X))) if ids is None else list(ids)
     before = encoder.inverse_transform(X)
@@ -23,14 +24,18 @@ def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray,
     names = encoder.schema_.names
     for i, pid in enumerate(ids):
         if not found[i]:
-            rows.append({"person": pid, "feature": "(none found)", "from": "", "to": ""})
+            rows.append({"person": pid, "row": i, "feature": "(none found)", "from": "",
+                         "to": ""})
             continue
         moved = np.flatnonzero(np.abs(X_plus[i] - X[i]) > TOL)
         for j in moved:
             b, a = before.iat[i, j], after.iat[i, j]
             if b != a:
-                rows.append({"person": pid, "feature": names[j], "from": b, "to": a})
-    return pd.DataFrame(rows, columns=["person", "feature", "from", "to"])
+                rows.append({"person": pid, "row": i, "feature": names[j], "from": b, "to": a})
+    table = pd.DataFrame(rows, columns=["person", "row", "feature", "from", "to"])
+    if options is not None:
+        table.insert(1, "option", np.asarray(options)[table["row"].to_numpy(dtype=int)])
+    return table.drop(columns="row")
 
 
 def format_value(v) -> str:

@@ -119,8 +119,9 @@ def load_schema(path: str | Path) -> Schema:
         detail = f"{context}: {problem}" if context else problem
         raise SchemaError(f"{where}: invalid YAML ({detail})") from exc
     if data is None:
-        raise SchemaError(f"{path}: the file is empty; expected a mapping with 'target', "
-                          "'favourable' and 'features' (see `genre` documentation)")
+        raise SchemaError(f"{path}: the file is empty; expected a mapping such as "
+                          "'target: approved', 'favourable: 1' and 'features: {age: {type: "
+                          "numeric}}'")
     return schema_from_dict(data, source=str(path))
 
 

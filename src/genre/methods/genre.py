@@ -35,7 +35,8 @@ from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
 
 FORMAT_VERSION = 1
-BIN_VALUES = "genre.bin_values"  # extra tensor stored beside the transformer's weights
+BIN_VALUES = "genre.bin_values"  # extra tensors stored beside the transformer's weights
+REFERENCE = "genre.reference"
 
 
 def bin_representatives(targets: np.ndarray, n_bins: int, how: str) -> np.ndarray:
@@ -54,6 +55,16 @@ def bin_representatives(targets: np.ndarray, n_bins: int, how: str) -> np.ndarra
             values = targets[bins[:, j] == b, j]
             table[j, b] = values[np.argmin(np.abs(values - np.median(values)))]
     return table.astype(np.float32)
+
+
+@dataclass
+class Options:
+    """Several recourses per person: (N, k, D) profiles, h's probability, L1 cost, LOF flag."""
+
+    X_plus: np.ndarray
+    probability: np.ndarray
+    cost: np.ndarray
+    plausible: np.ndarray
 
 
 @dataclass
@@ -181,6 +192,8 @@ class GenRe(RecourseMethod):
         self.model_ = model.eval()
         self.encoder_ = enc
         self.classifier_ = task.classifier
+        # Observed favourable rows: the reference the plausibility (LOF) flag is judged by.
+        self.reference_ = X[np.asarray(task.y_train) == 1].astype(np.float32)
         self.log_ = TrainLog(len(history), best_epoch, best_val, time.perf_counter() - start,
                              len(src), len(v_src), history)
         return self
@@ -245,6 +258,46 @@ class GenRe(RecourseMethod):
         p = self.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
         return cands[np.arange(N), p.argmax(axis=1)]
 
+    def options(self, X: np.ndarray, k: int = 3, n_samples: int | None = None, *,
+                seed: int | None = None) -> Options:
+        """Up to k distinct recourses per row that h accepts, cheapest first.
+
+        Draws n_samples candidates (default max(best_k, 10 k)) per person, keeps the distinct
+        ones h scores favourable, ranks them by L1 cost. Padding is NaN.
+        """
+        n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
+        cands = self.sample(X, n_samples, seed=seed)
+        N, S, D = cands.shape
+        flat = cands.reshape(N * S, D)
+        prob = self.classifier_.predict_proba(flat).reshape(N, S)
+        cost = np.abs(cands - np.asarray(X, dtype=float)[:, None, :]).sum(axis=2)
+        out = np.full((N, k, D), np.nan)
+        out_prob = np.full((N, k), np.nan)
+        out_cost = np.full((N, k), np.nan)
+        for i in range(N):  # per person: dedupe a few dozen rows, cheap
+            ok = np.flatnonzero(prob[i] > 0.5)
+            if ok.size == 0:
+                continue
+            _, first = np.unique(np.round(cands[i, ok], 9), axis=0, return_index=True)
+            keep = ok[first]
+            keep = keep[np.argsort(cost[i, keep], kind="stable")][:k]
+            out[i, :len(keep)] = cands[i, keep]
+            out_prob[i, :len(keep)] = prob[i, keep]
+            out_cost[i, :len(keep)] = cost[i, keep]
+        found = ~np.isnan(out_prob)
+        plausible = np.zeros((N, k), dtype=bool)
+        if found.any():
+            plausible[found] = self.plausibility().predict(out[found]) == 1
+        return Options(out, out_prob, out_cost, plausible)
+
+    def plausibility(self):
+        """LOF (n_neighbors=5, novelty) on the observed favourable training rows."""
+        if getattr(self, "_lof", None) is None:
+            from sklearn.neighbors import LocalOutlierFactor
+
+            self._lof = LocalOutlierFactor(n_neighbors=5, novelty=True).fit(self.reference_)
+        return self._lof
+
     def _check_fitted(self, X: np.ndarray) -> None:
         if not hasattr(self, "model_"):
             raise ModelError("GenRe is not fitted: call fit(task) or GenRe.load(dir) first")
@@ -265,6 +318,7 @@ class GenRe(RecourseMethod):
         save_mlp(self.classifier_, directory, stem="h")
         tensors = {k: v.contiguous() for k, v in self.model_.state_dict().items()}
         tensors[BIN_VALUES] = torch.as_tensor(self.bin_values_)
+        tensors[REFERENCE] = torch.as_tensor(self.reference_)
         save_file(tensors, str(directory / "model.safetensors"))
         meta = {
             "format": "genre-recourse/genre", "version": FORMAT_VERSION,
@@ -295,6 +349,7 @@ class GenRe(RecourseMethod):
         try:
             tensors = load_file(str(directory / "model.safetensors"))
             self.bin_values_ = tensors.pop(BIN_VALUES).numpy()
+            self.reference_ = tensors.pop(REFERENCE).numpy()
             model.load_state_dict(tensors)
         except (OSError, RuntimeError, KeyError) as exc:
             raise ModelError(f"{directory}/model.safetensors: cannot load weights ({exc})") from exc
