@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -46,7 +47,8 @@ def test_fit_then_recourse_in_original_units(compas, tmp_path):
                                  "--fast"])
     assert result.exit_code == 0, result.output
     people = compas.dataset.X_test.iloc[compas.rejected_test[:6]]
-    people = pd.concat([people, compas.dataset.X_test.iloc[[0]]])
+    accepted = int(np.flatnonzero(compas.h.predict_proba(compas.X_test) > 0.5)[0])
+    people = pd.concat([people, compas.dataset.X_test.iloc[[accepted]]])
     src = tmp_path / "rejected.csv"
     people.to_csv(src, index=False)
     out = tmp_path / "recourse.csv"
@@ -54,11 +56,42 @@ def test_fit_then_recourse_in_original_units(compas, tmp_path):
                                  "--output", str(out)])
     assert result.exit_code == 0, result.output
     got = pd.read_csv(out)
-    assert list(got.columns) == list(people.columns) + ["h_probability", "status"]
+    assert list(got.columns) == (["person"] + list(people.columns)
+                                 + ["h_probability", "cost", "plausible", "status"])
+    assert got["person"].tolist() == list(range(2, 9))  # the input file's line numbers
     assert (got["race"].to_numpy() == people["race"].to_numpy()).all()
     assert (got["sex"].to_numpy() == people["sex"].to_numpy()).all()
     assert set(got["status"]) <= {"recourse", "none found", "already accepted"}
     assert (got["status"].iloc[:6] != "already accepted").all()
+    assert got["status"].iloc[6] == "already accepted" and got["cost"].iloc[6] == 0
+    recoursed = got["status"] == "recourse"
+    assert (got.loc[recoursed, "h_probability"] > 0.5).all()
+
+
+def test_recourse_options_and_changes_view(compas, tmp_path):
+    model_dir = tmp_path / "model"
+    assert runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
+                               "--fast", "--monotone"]).exit_code == 0
+    people = compas.dataset.X_test.iloc[compas.rejected_test[:5]]
+    src = tmp_path / "rejected.csv"
+    people.to_csv(src, index=False)
+    out, diff = tmp_path / "options.csv", tmp_path / "changes.csv"
+    result = runner.invoke(app, ["recourse", "--model", str(model_dir), "--input", str(src),
+                                 "--output", str(out), "--options", "3", "--changes",
+                                 str(diff)])
+    assert result.exit_code == 0, result.output
+    got = pd.read_csv(out)
+    assert got.groupby("person")["option"].max().max() <= 3
+    for _, group in got[got["status"] == "recourse"].groupby("person"):
+        assert group["cost"].is_monotonic_increasing  # ranked cheapest first
+        feats = group[list(people.columns)].astype(str).agg("|".join, axis=1)
+        assert feats.is_unique  # genuinely different options
+    assert got["plausible"].dtype == bool
+    changes = pd.read_csv(diff)
+    assert list(changes.columns) == ["person", "option", "feature", "from", "to"]
+    assert not changes["feature"].isin(["race", "sex"]).any()
+    ages = changes[changes["feature"] == "age"]
+    assert (ages["to"].astype(int) >= ages["from"].astype(int)).all()  # monotone: age up
 
 
 def test_recourse_bad_input_names_the_problem(compas, tmp_path):
