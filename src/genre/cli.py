@@ -114,31 +114,119 @@ def evaluate(
 
 @app.command()
 def fit(
-    dataset: Annotated[str, typer.Option(help="bundled dataset name")],
     out: Annotated[Path, typer.Option(help="directory to write the model to")],
+    dataset: Annotated[str | None, typer.Option(help="a bundled dataset name")] = None,
+    data: Annotated[Path | None, typer.Option(help="your own training CSV/Parquet")] = None,
+    schema: Annotated[Path | None, typer.Option(help="YAML schema for --data")] = None,
+    classifier: Annotated[Path | None, typer.Option(
+        help="your classifier on original units (.skops or .onnx); default: train the "
+        "protocol's MLP h on --data")] = None,
     seed: Annotated[int, typer.Option(help="protocol and training seed")] = 0,
-    monotone: Annotated[bool, typer.Option(help="enforce the dataset's monotone facts")] = False,
+    monotone: Annotated[bool, typer.Option(
+        help="bundled data: enforce the dataset's monotone facts (your schema's monotone "
+        "keys are always enforced)")] = False,
     fast: Annotated[bool, typer.Option(help="the fast demo preset (smaller budget)")] = False,
 ) -> None:
-    """Fit GenRe on a bundled dataset (the protocol's classifier h) and save it to --out."""
+    """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
+    classifier h) or on your own table (--data with --schema, optionally --classifier)."""
     import time
 
     from genre.methods.genre import genre_for
-    from genre.protocol import build_protocol
 
     try:
-        with console.status(f"protocol for {dataset} (seed {seed})"):
-            protocol = build_protocol(dataset, seed)
+        if (dataset is None) == (data is None):
+            raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
         t0 = time.perf_counter()
-        model = genre_for(dataset, fast=fast, seed=seed).fit(protocol.task(monotone=monotone))
-        seconds = time.perf_counter() - t0
+        if dataset is not None:
+            from genre.protocol import build_protocol
+
+            if schema is not None or classifier is not None:
+                raise GenreError("--schema and --classifier go with --data, not --dataset")
+            with console.status(f"protocol for {dataset} (seed {seed})"):
+                task = build_protocol(dataset, seed).task(monotone=monotone)
+            name = dataset
+        else:
+            from genre.io import read_table
+            from genre.userdata import build_user_task, load_schema
+
+            if schema is None:
+                raise GenreError("--data needs --schema (write one with `genre schema infer`)")
+            user_schema = load_schema(schema)
+            table = read_table(data)
+            with console.status("checking the data" + ("" if classifier else
+                                                       " and training the classifier h")):
+                task = build_user_task(table, user_schema, classifier, seed=seed)
+            name = str(data)
+        t1 = time.perf_counter()
+        model = genre_for(dataset or "", fast=fast, seed=seed).fit(task)
+        if classifier is not None:
+            model.classifier_path_ = classifier
+        seconds = time.perf_counter() - t1
         _save_atomically(model, out)
     except GenreError as exc:
         _fail(exc)
     log = model.log_
-    console.print(f"fitted GenRe on {dataset} in {seconds:.1f} s: {log.epochs} epochs, best "
-                  f"validation loss {log.best_val_loss:.3f} at epoch {log.best_epoch}, "
-                  f"{log.n_train_pairs:,} training sources; saved to {out}")
+    console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
+                  f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
+                  f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+
+
+schema_app = typer.Typer(help="Write and check schema files.", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+
+
+@schema_app.command("infer")
+def schema_infer(
+    data: Annotated[Path, typer.Argument(help="your table (CSV or Parquet)")],
+    target: Annotated[str, typer.Option(help="the label column")],
+    out: Annotated[Path, typer.Option(help="YAML file to write")],
+    favourable: Annotated[str | None, typer.Option(help="the favourable label")] = None,
+) -> None:
+    """Write a starting schema for --data; edit it (immutable, monotone, bounds) before fit."""
+    from genre.io import read_table
+    from genre.userdata import infer_schema, save_schema
+
+    try:
+        table = read_table(data)
+        inferred = infer_schema(table, target, _parse_label(favourable))
+        save_schema(inferred, out)
+    except GenreError as exc:
+        _fail(exc)
+    for note in inferred.extra.get("notes", []):
+        console.print(f"note: {escape(note)}")
+    console.print(f"wrote {out}: {inferred.n_features} features; review it, then "
+                  f"`genre fit --data {data} --schema {out} --out MODEL_DIR`")
+
+
+@schema_app.command("check")
+def schema_check(
+    schema: Annotated[Path, typer.Argument(help="the YAML schema")],
+    data: Annotated[Path | None, typer.Option(help="also check this table against it")] = None,
+) -> None:
+    """Validate a schema file (and optionally a table against it)."""
+    from genre.data import Encoder
+    from genre.io import read_table
+    from genre.userdata import load_schema
+
+    try:
+        loaded = load_schema(schema)
+        if data is not None:
+            table = read_table(data)
+            enc = Encoder(loaded).fit(table)
+            enc.transform(table, source=str(data))
+    except GenreError as exc:
+        _fail(exc)
+    console.print(f"{schema}: OK ({loaded.n_features} features, target '{loaded.target}')")
+
+
+def _parse_label(value: str | None):
+    """A label given on the command line: an integer when it looks like one."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value
 
 
 def _save_atomically(model, out: Path) -> None:

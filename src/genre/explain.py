@@ -39,6 +39,9 @@ def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray, ids: list | Non
 
 
 def format_value(v) -> str:
+    """A value as a person reads it: 52,242 not 5.224e+04; 0.37 not 0.3700000001."""
     if isinstance(v, float | np.floating):
-        return f"{v:.4g}"
+        if float(v).is_integer() or abs(v) >= 100:
+            return f"{v:,.0f}"
+        return f"{v:.3g}"
     return str(v)

@@ -126,7 +126,7 @@ class Encoder:
             elif f.integer:
                 cols[f.name] = pd.Series(np.rint(raw).astype("int64"))
             else:
-                cols[f.name] = pd.Series(raw)
+                cols[f.name] = pd.Series(_significant(raw))
         return pd.DataFrame(cols)
 
     # ----------------------------------------------- the schema in normalised space
@@ -250,6 +250,15 @@ class Encoder:
                     raise InputError(f"{source}: column '{f.name}', {_row(col.index, p)}: "
                                      f"value {values[p]:g} is {word} {bound:g} of the schema")
         return values
+
+
+def _significant(x: np.ndarray, digits: int = 15) -> np.ndarray:
+    """Round to `digits` significant digits: undoes the last-bit noise of the min-max
+    arithmetic, so values read from a file come back exactly as written."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log10(np.abs(x)))
+    scale = 10.0 ** np.where(np.isfinite(exponent), digits - 1 - exponent, 0)
+    return np.where(np.isfinite(x) & (x != 0), np.round(x * scale) / scale, x)
 
 
 def _plain(v):

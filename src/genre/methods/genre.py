@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -313,9 +314,14 @@ class GenRe(RecourseMethod):
             raise ModelError("nothing to save: GenRe is not fitted")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        if not isinstance(self.classifier_, TorchClassifier):
-            raise ModelError("only an MLP classifier h can be stored with the model")
-        save_mlp(self.classifier_, directory, stem="h")
+        source = getattr(self, "classifier_path_", None)
+        if isinstance(self.classifier_, TorchClassifier):
+            save_mlp(self.classifier_, directory, stem="h")
+        elif source is not None:  # a user's .skops / .onnx file travels with the model
+            shutil.copyfile(source, directory / f"classifier{Path(source).suffix.lower()}")
+        else:
+            raise ModelError("cannot store this classifier with the model: give an MLP h or "
+                             "a .skops/.onnx file (classifier_path_)")
         tensors = {k: v.contiguous() for k, v in self.model_.state_dict().items()}
         tensors[BIN_VALUES] = torch.as_tensor(self.bin_values_)
         tensors[REFERENCE] = torch.as_tensor(self.reference_)
@@ -354,7 +360,18 @@ class GenRe(RecourseMethod):
         except (OSError, RuntimeError, KeyError) as exc:
             raise ModelError(f"{directory}/model.safetensors: cannot load weights ({exc})") from exc
         self.model_ = model.eval()
-        self.classifier_ = classifier if classifier is not None else load_mlp(directory, "h")
+        if classifier is not None:
+            self.classifier_ = classifier
+        elif (directory / "h.json").exists():
+            self.classifier_ = load_mlp(directory, "h")
+        else:
+            from genre.userdata import load_classifier
+
+            files = sorted(directory.glob("classifier.*"))
+            if not files:
+                raise ModelError(f"{directory}: no classifier (h.json or classifier.skops/.onnx)")
+            self.classifier_ = load_classifier(files[0], self.encoder_)
+            self.classifier_path_ = files[0]
         return self
 
 
