@@ -126,7 +126,8 @@ class Encoder:
             elif f.integer:
                 cols[f.name] = pd.Series(np.rint(raw).astype("int64"))
             else:
-                cols[f.name] = pd.Series(_significant(raw))
+                magnitude = max(abs(self.lo_[j]), abs(self.hi_[j]))
+                cols[f.name] = pd.Series(_significant(raw, magnitude))
         return pd.DataFrame(cols)
 
     # ----------------------------------------------- the schema in normalised space
@@ -252,13 +253,11 @@ class Encoder:
         return values
 
 
-def _significant(x: np.ndarray, digits: int = 15) -> np.ndarray:
-    """Round to `digits` significant digits: undoes the last-bit noise of the min-max
-    arithmetic, so values read from a file come back exactly as written."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        exponent = np.floor(np.log10(np.abs(x)))
-    scale = 10.0 ** np.where(np.isfinite(exponent), digits - 1 - exponent, 0)
-    return np.where(np.isfinite(x) & (x != 0), np.round(x * scale) / scale, x)
+def _significant(x: np.ndarray, magnitude: float, digits: int = 15) -> np.ndarray:
+    """Round to `digits` significant digits of the feature's magnitude: undoes the last-bit
+    noise of the min-max arithmetic, so values read from a file come back as written."""
+    decimals = digits - 1 - int(np.floor(np.log10(magnitude))) if magnitude > 0 else digits
+    return np.round(x, decimals)
 
 
 def _plain(v):
