@@ -268,59 +268,16 @@ def recourse(
     among the training data's favourable rows). People h already accepts come back
     unchanged with status 'already accepted'.
     """
-    import numpy as np
-    import pandas as pd
-
-    from genre.explain import changes
     from genre.io import atomic_path, read_table
+    from genre.recourse import recourse_table
 
     if options < 1:
         _fail(GenreError("--options must be at least 1"))
     try:
         genre_model = _load_genre(model)
         people = read_table(input)
-        enc = genre_model.encoder_
-        X = enc.transform(people, source=str(input))
-        p_before = genre_model.classifier_.predict_proba(X)
-        accepted = p_before > 0.5
-        N, D = X.shape
-        X_plus = np.full((N, options, D), np.nan)
-        prob = np.full((N, options), np.nan)
-        plausible = np.zeros((N, options), dtype=bool)
-        X_plus[accepted, 0], prob[accepted, 0] = X[accepted], p_before[accepted]
-        rejected = np.flatnonzero(~accepted)
-        if rejected.size and options == 1:
-            best = genre_model.generate(X[rejected], best_k, seed=seed)
-            X_plus[rejected, 0] = best
-            prob[rejected, 0] = genre_model.classifier_.predict_proba(best)
-            plausible[rejected, 0] = genre_model.plausibility().predict(best) == 1
-        elif rejected.size:
-            opts = genre_model.options(X[rejected], options, best_k, seed=seed)
-            X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
-            plausible[rejected] = opts.plausible
-        plausible[accepted, 0] = True
-        # One row per (person, option); options beyond those found are dropped, but every
-        # person keeps at least option 1 (unchanged, with its status).
-        person = np.repeat(people.index.to_numpy(), options)
-        option = np.tile(np.arange(1, options + 1), N)
-        was_accepted = np.repeat(accepted, options)
-        flat = X_plus.reshape(N * options, D)
-        found = ~np.isnan(flat).any(axis=1)
-        base = np.repeat(X, options, axis=0)
-        result = enc.inverse_transform(np.where(found[:, None], flat, base))
-        result.insert(0, "option", option)
-        result.insert(0, "person", person)
-        result["h_probability"] = np.round(prob.reshape(-1), 4)
-        result["cost"] = np.round(np.where(found, np.abs(flat - base).sum(axis=1), np.nan), 4)
-        result["plausible"] = plausible.reshape(-1)
-        result["status"] = np.where(was_accepted, "already accepted",
-                                    np.where(found, "recourse", "none found"))
-        result = result[found | (option == 1)].reset_index(drop=True)
-        if options == 1:
-            result = result.drop(columns="option")
-        with_recourse = found & ~was_accepted
-        diff = changes(enc, base[with_recourse], flat[with_recourse],
-                       ids=person[with_recourse].tolist(), options=option[with_recourse])
+        result, diff = recourse_table(genre_model, people, options=options, best_k=best_k,
+                                      seed=seed, source=str(input))
         with atomic_path(output) as tmp:
             result.to_csv(tmp, index=False)
         if changes_path is not None:
@@ -329,9 +286,11 @@ def recourse(
     except GenreError as exc:
         _fail(exc)
     _print_changes(diff, show)
-    n_found = int(pd.Series(person[with_recourse]).nunique())
-    console.print(f"wrote {output}: {rejected.size} rejected people, {n_found} with recourse, "
-                  f"{int(accepted.sum())} already accepted (returned unchanged)"
+    first = result.drop_duplicates("person")
+    counts = first["status"].value_counts()
+    console.print(f"wrote {output}: {len(first)} people; {counts.get('recourse', 0)} with "
+                  f"recourse, {counts.get('none found', 0)} without, "
+                  f"{counts.get('already accepted', 0)} already accepted (returned unchanged)"
                   + (f"; changes in {changes_path}" if changes_path else ""))
 
 
