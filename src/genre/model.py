@@ -14,6 +14,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# Rows the cached sampler decodes together: large enough that per-op overhead is small, small
+# enough that a slice's activations and keys/values stay in cache.
+SAMPLE_ROWS = 512
+
 
 @dataclass
 class TransformerConfig:
@@ -123,6 +127,21 @@ class Block(nn.Module):
             h = h + self.drop(self.cross_attn(self.ln_cross(h), mk, mv))
         return h + self.drop(self.mlp(self.ln_mlp(h)))
 
+    def step(self, h: Tensor, j: int, cache: dict) -> Tensor:
+        """Inference-only forward of position j alone, h (B, 1, E): its self-attention
+        keys/values are written into the preallocated cache["k"], cache["v"] (B, H, D, E/H)
+        and it attends to positions 0..j; cross-attention reads cache["mk"], cache["mv"].
+        The arithmetic of forward(..., cache=...) without its per-step copies (eval mode:
+        dropout is the identity)."""
+        a = self.ln_self(h)
+        k, v = self.self_attn.keys_values(a)
+        cache["k"][:, :, j:j + 1] = k
+        cache["v"][:, :, j:j + 1] = v
+        h = h + self.self_attn(a, cache["k"][:, :, :j + 1], cache["v"][:, :, :j + 1])
+        if self.cross_attn is not None:
+            h = h + self.cross_attn(self.ln_cross(h), cache["mk"], cache["mv"])
+        return h + self.mlp(self.ln_mlp(h))
+
 
 class RecourseTransformer(nn.Module):
     def __init__(self, cfg: TransformerConfig):
@@ -184,37 +203,104 @@ class RecourseTransformer(nn.Module):
         copy x exactly, and the decoder conditions on them. bin_values (D, n_bins): the value
         a sampled bin stands for (default: its left edge, as in the paper). stay_in_bin: a
         sampled bin that holds the factual's own value keeps that value (no change).
+
+        use_cache=True (the fast path) decodes SAMPLE_ROWS rows at a time with preallocated
+        keys/values; use_cache=False re-runs the whole prefix at every step (the reference).
+        Both consume the generator identically, so a seed gives the same samples either way.
         """
         was_training = self.training
         self.eval()
-        B, D = x.shape
-        fixed = None if fixed is None else fixed.to(x.device).bool().expand(B, D)
-        if bin_mask is not None:
-            bin_mask = bin_mask.to(x.device).bool().expand(B, D, self.cfg.n_bins)
-        memory = self.encode(x)
-        caches = [{} for _ in self.dec_blocks] if use_cache else None
-        tokens = torch.ones_like(x[:, :1])  # [y+]
-        for j in range(D):
-            if use_cache:  # feed only the newest token; the blocks keep the prefix's keys/values
-                logits = self.decode(tokens[:, j:], memory, start=j, caches=caches)[:, -1]
-            else:
-                logits = self.decode(tokens, memory)[:, -1]
-            logits = logits * temperature
+        try:
+            B, D = x.shape
+            fixed = None if fixed is None else fixed.to(x.device).bool().expand(B, D)
             if bin_mask is not None:
-                allowed = bin_mask[:, j]
-                allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
-                logits = logits.masked_fill(~allowed, float("-inf"))
+                bin_mask = bin_mask.to(x.device).bool().expand(B, D, self.cfg.n_bins)
+            run = self._sample_cached if use_cache else self._sample_uncached
+            return run(x, temperature, sigma, bin_mask, fixed, generator, bin_values,
+                       stay_in_bin)
+        finally:
+            self.train(was_training)
+
+    def _value(self, x: Tensor, j: int, idx: Tensor, bin_values: Tensor | None,
+               stay_in_bin: bool, noise: Tensor | None, sigma: float,
+               fixed: Tensor | None) -> Tensor:
+        """The value feature j takes given its sampled bins idx (B,)."""
+        value = self.bins[idx] if bin_values is None else bin_values[j, idx]
+        if stay_in_bin:
+            own = (x[:, j] * self.cfg.n_bins).floor().clamp(0, self.cfg.n_bins - 1)
+            value = torch.where(idx == own.long(), x[:, j].to(value.dtype), value)
+        if noise is not None:
+            value = value + sigma * noise
+        value = value.clamp(0, 1).to(x.dtype)
+        if fixed is not None:  # immutables: the decoder must condition on the true value
+            value = torch.where(fixed[:, j], x[:, j], value)
+        return value
+
+    def _masked_logits(self, logits: Tensor, temperature: float,
+                       allowed: Tensor | None) -> Tensor:
+        logits = logits * temperature
+        if allowed is not None:
+            allowed = allowed | ~allowed.any(dim=-1, keepdim=True)
+            logits = logits.masked_fill(~allowed, float("-inf"))
+        return logits
+
+    def _sample_uncached(self, x, temperature, sigma, bin_mask, fixed, generator, bin_values,
+                         stay_in_bin) -> Tensor:
+        B, D = x.shape
+        memory = self.encode(x)
+        tokens = torch.ones_like(x[:, :1])  # [y+]
+        value_dtype = (self.bins if bin_values is None else bin_values).dtype
+        for j in range(D):
+            logits = self._masked_logits(self.decode(tokens, memory)[:, -1], temperature,
+                                         None if bin_mask is None else bin_mask[:, j])
             idx = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
-            value = self.bins[idx] if bin_values is None else bin_values[j, idx]
-            if stay_in_bin:
-                own = (x[:, j] * self.cfg.n_bins).floor().clamp(0, self.cfg.n_bins - 1)
-                value = torch.where(idx == own.long(), x[:, j].to(value.dtype), value)
+            noise = None
             if sigma > 0:
-                noise = torch.randn(B, generator=generator, device=x.device, dtype=value.dtype)
-                value = value + sigma * noise
-            value = value.clamp(0, 1).to(x.dtype)
-            if fixed is not None:  # immutables: the decoder must condition on the true value
-                value = torch.where(fixed[:, j], x[:, j], value)
+                noise = torch.randn(B, generator=generator, device=x.device, dtype=value_dtype)
+            value = self._value(x, j, idx, bin_values, stay_in_bin, noise, sigma, fixed)
             tokens = torch.cat([tokens, value[:, None]], dim=1)
-        self.train(was_training)
         return tokens[:, 1:]
+
+    def _sample_cached(self, x, temperature, sigma, bin_mask, fixed, generator, bin_values,
+                       stay_in_bin) -> Tensor:
+        B, D = x.shape
+        n_bins, H = self.cfg.n_bins, self.cfg.n_heads
+        dtype = self.bins.dtype
+        value_dtype = (self.bins if bin_values is None else bin_values).dtype
+        # Every random draw up front, in the order the reference loop makes them (per step:
+        # the multinomial's Exp(1) noise for all rows, then the Gaussian noise), so that rows
+        # can be decoded a slice at a time with exactly the reference samples.
+        # torch.multinomial(p, 1) is argmax(p / q) with q = empty_like(p).exponential_(1).
+        expo = torch.empty(D, B, n_bins, dtype=dtype, device=x.device)
+        gauss = torch.empty(D, B, dtype=value_dtype, device=x.device) if sigma > 0 else None
+        for j in range(D):
+            expo[j].exponential_(1, generator=generator)
+            if gauss is not None:
+                gauss[j] = torch.randn(B, generator=generator, device=x.device,
+                                       dtype=value_dtype)
+        out = torch.empty_like(x)
+        for a in range(0, B, SAMPLE_ROWS):
+            s = slice(a, min(a + SAMPLE_ROWS, B))
+            xs = x[s]
+            b = len(xs)
+            memory = self.encode(xs)
+            caches = []
+            for block in self.dec_blocks:
+                mk, mv = block.cross_attn.keys_values(memory)
+                shape = (b, H, D, self.cfg.d_model // H)
+                caches.append({"k": mk.new_empty(shape), "v": mk.new_empty(shape),
+                               "mk": mk, "mv": mv})
+            token = torch.ones_like(xs[:, :1])  # [y+]
+            for j in range(D):
+                h = self.dec_embed(token, j)
+                for block, cache in zip(self.dec_blocks, caches, strict=True):
+                    h = block.step(h, j, cache)
+                logits = self._masked_logits(self.head(h)[:, -1], temperature,
+                                             None if bin_mask is None else bin_mask[s, j])
+                idx = torch.argmax(torch.softmax(logits, dim=-1) / expo[j, s], dim=-1)
+                value = self._value(xs, j, idx, bin_values, stay_in_bin,
+                                    None if gauss is None else gauss[j, s], sigma,
+                                    None if fixed is None else fixed[s])
+                out[s, j] = value
+                token = value[:, None]
+        return out

@@ -56,7 +56,10 @@ class Encoder:
                 hi.append(float(max(len(cats) - 1, 1)))
             else:
                 values = self._numeric(col, f, "training data", check_bounds=False)
-                lo.append(float(f.min) if f.min is not None else float(values.min()))
+                low = float(f.min) if f.min is not None else float(values.min())
+                if f.integer:  # the grid lo + k holds integers only if lo is one
+                    low = float(np.floor(low))
+                lo.append(low)
                 top = float(f.max) if f.max is not None else float(values.max())
                 hi.append(top if top > lo[-1] else lo[-1] + 1.0)
             feats.append(f)
@@ -159,14 +162,18 @@ class Encoder:
 
     @property
     def lower(self) -> np.ndarray:
-        """Smallest allowed normalised value per feature (schema min, else training min)."""
-        return np.array([0.0 if f.min is None else (f.min - self.lo_[j]) /
+        """Smallest allowed normalised value per feature (schema min, else training min;
+        an integer feature's min rounded up to an integer, so the bound is on its grid)."""
+        return np.array([0.0 if f.min is None else
+                         ((np.ceil(f.min) if f.integer else f.min) - self.lo_[j]) /
                          (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
 
     @property
     def upper(self) -> np.ndarray:
-        """Largest allowed normalised value per feature (schema max, else training max)."""
-        return np.array([1.0 if f.max is None else (f.max - self.lo_[j]) /
+        """Largest allowed normalised value per feature (schema max, else training max;
+        an integer feature's max rounded down to an integer, so the bound is on its grid)."""
+        return np.array([1.0 if f.max is None else
+                         ((np.floor(f.max) if f.integer else f.max) - self.lo_[j]) /
                          (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
 
     def project(self, X: np.ndarray, factual: np.ndarray | None = None) -> np.ndarray:
