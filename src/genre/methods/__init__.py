@@ -6,6 +6,7 @@ from genre.methods.base import RecourseMethod
 from genre.methods.cchvae import CCHVAE
 from genre.methods.cruds import CRUDS
 from genre.methods.dice import DiCE
+from genre.methods.diffusion import GuidedDiffusion
 from genre.methods.genre import GenRe
 from genre.methods.growing_spheres import GrowingSpheres
 from genre.methods.nnr import NearestNeighbourRecourse
@@ -25,6 +26,7 @@ METHODS: dict[str, type[RecourseMethod]] = {
     "cchvae": CCHVAE,
     "revise": REVISE,
     "cruds": CRUDS,
+    "diffusion": GuidedDiffusion,
 }
 
 
