@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, r in pic.reports.items():
             lines.append(f"| {LABELS.get(name, name)} | {r.cost:.3f} | {r.val:.2f} | "
                          f"{r.val_h:.2f} | {r.lof:.2f} | {r.score:.3f} | {r.found}/{r.n} | "
-                         f"{pic.fit_seconds[name]:.1f} |")
+                         f"{pic.fit_seconds[name]:.1f}"
+                         f"{' (cached)' if pic.cached.get(name) else ''} |")
         lines.append("")
     write_text(args.out / "README.md", "\n".join(lines))
     print(f"wrote {args.out / 'README.md'}")

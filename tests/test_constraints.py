@@ -233,6 +233,7 @@ def _where(enc: Encoder, X: np.ndarray, Xp: np.ndarray, cells: np.ndarray) -> st
 
 
 # ---------------------------------------------------------------------- GenRe samples
+@pytest.mark.filterwarnings("ignore:n_neighbors")  # LOF on a handful of favourable rows
 @SLOW
 @given(problem=problems(), data=st.data())
 def test_genre_outputs_respect_the_schema(problem, data):
