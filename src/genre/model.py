@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 # Rows the cached sampler decodes together: large enough that per-op overhead is small, small
 # enough that a slice's activations and keys/values stay in cache.
-SAMPLE_ROWS = 512
+SAMPLE_ROWS = 2048
 
 
 @dataclass
@@ -91,6 +91,15 @@ class Attention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=causal)
         return self.out(y.transpose(1, 2).reshape(x.shape))
 
+    def grouped(self, x: Tensor, k: Tensor, v: Tensor, group: int) -> Tensor:
+        """Inference: x (n * group, 1, E), one position per row, where rows
+        i*group .. i*group+group-1 share the keys/values k[i], v[i] (n, H, T, E/H): one
+        attention call with `group` queries per key set instead of one per row."""
+        B, _, E = x.shape
+        q = self.query(x).view(B // group, group, self.n_heads, E // self.n_heads)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k, v)
+        return self.out(y.transpose(1, 2).reshape(x.shape))
+
 
 class Block(nn.Module):
     """Pre-LN transformer block: self-attention, cross-attention (decoder only), MLP."""
@@ -127,19 +136,19 @@ class Block(nn.Module):
             h = h + self.drop(self.cross_attn(self.ln_cross(h), mk, mv))
         return h + self.drop(self.mlp(self.ln_mlp(h)))
 
-    def step(self, h: Tensor, j: int, cache: dict) -> Tensor:
+    def step(self, h: Tensor, j: int, cache: dict, group: int = 1) -> Tensor:
         """Inference-only forward of position j alone, h (B, 1, E): its self-attention
         keys/values are written into the preallocated cache["k"], cache["v"] (B, H, D, E/H)
-        and it attends to positions 0..j; cross-attention reads cache["mk"], cache["mv"].
-        The arithmetic of forward(..., cache=...) without its per-step copies (eval mode:
-        dropout is the identity)."""
+        and it attends to positions 0..j; cross-attention reads cache["mk"], cache["mv"]
+        (B / group, H, T, E/H), shared by each run of `group` rows. The arithmetic of
+        forward(..., cache=...) without its per-step copies (eval mode: no dropout)."""
         a = self.ln_self(h)
         k, v = self.self_attn.keys_values(a)
         cache["k"][:, :, j:j + 1] = k
         cache["v"][:, :, j:j + 1] = v
         h = h + self.self_attn(a, cache["k"][:, :, :j + 1], cache["v"][:, :, :j + 1])
         if self.cross_attn is not None:
-            h = h + self.cross_attn(self.ln_cross(h), cache["mk"], cache["mv"])
+            h = h + self.cross_attn.grouped(self.ln_cross(h), cache["mk"], cache["mv"], group)
         return h + self.mlp(self.ln_mlp(h))
 
 
@@ -195,7 +204,8 @@ class RecourseTransformer(nn.Module):
     def sample(self, x: Tensor, temperature: float = 10.0, sigma: float = 0.0,
                bin_mask: Tensor | None = None, fixed: Tensor | None = None,
                generator: torch.Generator | None = None, use_cache: bool = True,
-               bin_values: Tensor | None = None, stay_in_bin: bool = False) -> Tensor:
+               bin_values: Tensor | None = None, stay_in_bin: bool = False,
+               group: int = 1) -> Tensor:
         """One x+ per row of x, shape (B, D).
 
         bin_mask (B, D, n_bins) or (D, n_bins): False bins are forbidden (a feature with no
@@ -204,9 +214,12 @@ class RecourseTransformer(nn.Module):
         a sampled bin stands for (default: its left edge, as in the paper). stay_in_bin: a
         sampled bin that holds the factual's own value keeps that value (no change).
 
-        use_cache=True (the fast path) decodes SAMPLE_ROWS rows at a time with preallocated
-        keys/values; use_cache=False re-runs the whole prefix at every step (the reference).
-        Both consume the generator identically, so a seed gives the same samples either way.
+        use_cache=True (the fast path) decodes about SAMPLE_ROWS rows at a time with
+        preallocated keys/values; use_cache=False re-runs the whole prefix at every step (the
+        reference). Both consume the generator identically, so a seed gives the same samples
+        either way. group: x holds runs of `group` identical rows (several samples per
+        person); the fast path then encodes each person once and shares the cross-attention
+        keys/values within the run (rows that are not such runs fall back to group 1).
         """
         was_training = self.training
         self.eval()
@@ -215,9 +228,14 @@ class RecourseTransformer(nn.Module):
             fixed = None if fixed is None else fixed.to(x.device).bool().expand(B, D)
             if bin_mask is not None:
                 bin_mask = bin_mask.to(x.device).bool().expand(B, D, self.cfg.n_bins)
-            run = self._sample_cached if use_cache else self._sample_uncached
-            return run(x, temperature, sigma, bin_mask, fixed, generator, bin_values,
-                       stay_in_bin)
+            if not use_cache:
+                return self._sample_uncached(x, temperature, sigma, bin_mask, fixed,
+                                             generator, bin_values, stay_in_bin)
+            if group < 1 or B % group or not torch.equal(
+                    x.view(-1, group, D), x[::group, None].expand(-1, group, D)):
+                group = 1
+            return self._sample_cached(x, temperature, sigma, bin_mask, fixed, generator,
+                                       bin_values, stay_in_bin, group)
         finally:
             self.train(was_training)
 
@@ -262,7 +280,7 @@ class RecourseTransformer(nn.Module):
         return tokens[:, 1:]
 
     def _sample_cached(self, x, temperature, sigma, bin_mask, fixed, generator, bin_values,
-                       stay_in_bin) -> Tensor:
+                       stay_in_bin, group: int = 1) -> Tensor:
         B, D = x.shape
         n_bins, H = self.cfg.n_bins, self.cfg.n_heads
         dtype = self.bins.dtype
@@ -279,28 +297,39 @@ class RecourseTransformer(nn.Module):
                 gauss[j] = torch.randn(B, generator=generator, device=x.device,
                                        dtype=value_dtype)
         out = torch.empty_like(x)
-        for a in range(0, B, SAMPLE_ROWS):
-            s = slice(a, min(a + SAMPLE_ROWS, B))
+        rows = max(SAMPLE_ROWS // group, 1) * group  # whole runs of `group` rows per slice
+        for a in range(0, B, rows):
+            s = slice(a, min(a + rows, B))
             xs = x[s]
             b = len(xs)
-            memory = self.encode(xs)
+            memory = self.encode(xs[::group])
             caches = []
             for block in self.dec_blocks:
                 mk, mv = block.cross_attn.keys_values(memory)
                 shape = (b, H, D, self.cfg.d_model // H)
                 caches.append({"k": mk.new_empty(shape), "v": mk.new_empty(shape),
                                "mk": mk, "mv": mv})
+            forbidden = None  # what _masked_logits forbids, for every step at once
+            if bin_mask is not None:
+                allowed = bin_mask[s]
+                forbidden = ~(allowed | ~allowed.any(dim=-1, keepdim=True))
+            # Features fixed in every row of the slice copy x: no need for their logits.
+            copied = [False] * D if fixed is None else fixed[s].all(dim=0).tolist()
             token = torch.ones_like(xs[:, :1])  # [y+]
             for j in range(D):
                 h = self.dec_embed(token, j)
                 for block, cache in zip(self.dec_blocks, caches, strict=True):
-                    h = block.step(h, j, cache)
-                logits = self._masked_logits(self.head(h)[:, -1], temperature,
-                                             None if bin_mask is None else bin_mask[s, j])
-                idx = torch.argmax(torch.softmax(logits, dim=-1) / expo[j, s], dim=-1)
-                value = self._value(xs, j, idx, bin_values, stay_in_bin,
-                                    None if gauss is None else gauss[j, s], sigma,
-                                    None if fixed is None else fixed[s])
+                    h = block.step(h, j, cache, group)
+                if copied[j]:
+                    value = xs[:, j]
+                else:
+                    logits = self.head(h)[:, -1] * temperature
+                    if forbidden is not None:
+                        logits = logits.masked_fill(forbidden[:, j], float("-inf"))
+                    idx = torch.argmax(torch.softmax(logits, dim=-1) / expo[j, s], dim=-1)
+                    value = self._value(xs, j, idx, bin_values, stay_in_bin,
+                                        None if gauss is None else gauss[j, s], sigma,
+                                        None if fixed is None else fixed[s])
                 out[s, j] = value
                 token = value[:, None]
         return out

@@ -246,10 +246,14 @@ class GenRe(RecourseMethod):
         xt = torch.as_tensor(Xr, dtype=torch.float32)
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
         with torch_threads(self.threads):
-            out = self.model_.sample(xt, self.temperature, self.sigma, self._bin_mask(xt),
+            # The mask depends on the individual only: build it once per individual.
+            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32))
+            out = self.model_.sample(xt, self.temperature, self.sigma,
+                                     mask.repeat_interleave(n_samples, dim=0),
                                      fixed, gen, use_cache=use_cache,
                                      bin_values=torch.as_tensor(self.bin_values_),
-                                     stay_in_bin=self.stay_in_bin).double().numpy()
+                                     stay_in_bin=self.stay_in_bin,
+                                     group=n_samples).double().numpy()
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
         # to categories / integers / bounds, and a monotone feature that stayed inside its
         # factual's bin keeps the factual value.
@@ -392,7 +396,7 @@ _PARAMS = ("lambda_", "gamma", "k", "n_bins", "d_model", "n_heads", "n_enc_layer
 # users' own data, get the class defaults.
 PRESETS: dict[str, dict] = {
     "compas": {"gamma": 0.7, "temperature": 2.0, "best_k": 30, "max_seconds": 240.0},
-    "adult": {"gamma": 0.7, "temperature": 2.0, "best_k": 30, "max_seconds": 480.0},
+    "adult": {"gamma": 0.5, "temperature": 2.0, "best_k": 30, "max_seconds": 480.0},
     "heloc": {"gamma": 0.5, "temperature": 2.0, "best_k": 10, "max_seconds": 480.0},
 }
 # A fast preset for demos and smoke tests: a smaller budget, everything else the same.
