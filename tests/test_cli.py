@@ -4,9 +4,11 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
 from genre.cli import app
+from genre.protocol import build_protocol
 
 runner = CliRunner()
 
@@ -113,3 +115,57 @@ def test_recourse_bad_input_names_the_problem(compas, tmp_path):
     result = runner.invoke(app, ["recourse", "--model", str(model_dir), "--input", str(empty),
                                  "--output", str(out)])
     assert result.exit_code != 0 and "empty" in result.output and not out.exists()
+
+
+@pytest.fixture(scope="module")
+def fast_model(compas, tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("m") / "model"
+    assert runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
+                               "--fast"]).exit_code == 0
+    return model_dir
+
+
+def _csv_variants(compas):
+    good = compas.dataset.X_test.iloc[:4].copy()
+    text = good.to_csv(index=False)
+    header, *rows = text.strip().split("\n")
+    return {
+        "missing column": (good.drop(columns="age").to_csv(index=False),
+                           "missing columns ['age']"),
+        "extra column": (good.assign(zip="x").to_csv(index=False),
+                         "unexpected columns ['zip']"),
+        "duplicate column": (header + ",age\n" + "\n".join(r + ",30" for r in rows) + "\n",
+                             "duplicate columns ['age']"),
+        "NaN": (good.assign(priors_count=[1, None, 2, 3]).to_csv(index=False),
+                "column 'priors_count', line 3: missing value"),
+        "wrong type": (good.assign(age=["30", "old", "40", "50"]).to_csv(index=False),
+                       "column 'age', line 3: expected a number, got 'old'"),
+        "header only": (header + "\n", "no data rows"),
+        "another schema": (build_protocol("heloc").dataset.X_test.iloc[:3].to_csv(index=False),
+                           "missing columns"),
+    }
+
+
+@pytest.mark.parametrize("case", ["missing column", "extra column", "duplicate column", "NaN",
+                                  "wrong type", "header only", "another schema"])
+def test_recourse_bad_files_exit_non_zero_without_output(compas, fast_model, tmp_path, case):
+    content, message = _csv_variants(compas)[case]
+    src = tmp_path / "people.csv"
+    src.write_text(content)
+    out = tmp_path / "out.csv"
+    result = runner.invoke(app, ["recourse", "--model", str(fast_model), "--input", str(src),
+                                 "--output", str(out)])
+    assert result.exit_code != 0
+    assert message in result.output and str(src) in result.output
+    assert not out.exists() and not list(tmp_path.glob(".out.csv*"))
+
+
+def test_fit_with_a_malformed_schema_fails_clearly(tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n1,2,0\n3,4,1\n")
+    schema = tmp_path / "s.yaml"
+    schema.write_text("target: y\nfeatures:\n  a: {type: numeric\n  b: {type: numeric}\n")
+    result = runner.invoke(app, ["fit", "--data", str(data), "--schema", str(schema), "--out",
+                                 str(tmp_path / "m")])
+    assert result.exit_code != 0 and str(schema) in result.output and "line" in result.output
+    assert not (tmp_path / "m").exists()
