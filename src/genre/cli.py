@@ -259,6 +259,8 @@ def recourse(
     = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
     show: Annotated[int, typer.Option(help="people whose changes are printed")] = 10,
+    chunk_size: Annotated[int, typer.Option(help="rows read and answered at a time "
+                                            "(memory stays flat as the file grows)")] = 50_000,
 ) -> None:
     """Recourse for each person in --input, in original units.
 
@@ -268,29 +270,21 @@ def recourse(
     among the training data's favourable rows). People h already accepts come back
     unchanged with status 'already accepted'.
     """
-    from genre.io import atomic_path, read_table
-    from genre.recourse import recourse_table
+    from genre.streaming import stream_recourse
 
     if options < 1:
         _fail(GenreError("--options must be at least 1"))
     try:
         genre_model = _load_genre(model)
-        people = read_table(input)
-        result, diff = recourse_table(genre_model, people, options=options, best_k=best_k,
-                                      seed=seed, source=str(input))
-        with atomic_path(output) as tmp:
-            result.to_csv(tmp, index=False)
-        if changes_path is not None:
-            with atomic_path(changes_path) as tmp:
-                diff.to_csv(tmp, index=False)
+        summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
+                                  seed=seed, changes_path=changes_path, progress=True,
+                                  show=show, chunk_size=chunk_size)
     except GenreError as exc:
         _fail(exc)
-    _print_changes(diff, show)
-    first = result.drop_duplicates("person")
-    counts = first["status"].value_counts()
-    console.print(f"wrote {output}: {len(first)} people; {counts.get('recourse', 0)} with "
-                  f"recourse, {counts.get('none found', 0)} without, "
-                  f"{counts.get('already accepted', 0)} already accepted (returned unchanged)"
+    _print_changes(summary["preview"], show)
+    console.print(f"wrote {output}: {summary['people']} people; {summary['recourse']} with "
+                  f"recourse, {summary['none found']} without, {summary['already accepted']} "
+                  "already accepted (returned unchanged)"
                   + (f"; changes in {changes_path}" if changes_path else ""))
 
 
@@ -349,8 +343,10 @@ def demo(
 
 
 from genre.benchmark import benchmark_command  # noqa: E402 (registered after the app exists)
+from genre.speed import speed_command  # noqa: E402
 
 app.command("benchmark")(benchmark_command)
+app.command("benchmark-speed")(speed_command)
 
 
 def main() -> None:  # pragma: no cover - console-script entry

@@ -336,12 +336,14 @@ class GenRe(RecourseMethod):
         tensors[BIN_VALUES] = torch.as_tensor(self.bin_values_)
         tensors[REFERENCE] = torch.as_tensor(self.reference_)
         save_file(tensors, str(directory / "model.safetensors"))
+        meta_log = getattr(self, "train_log_", None)  # a loaded model keeps its record
         meta = {
             "format": "genre-recourse/genre", "version": FORMAT_VERSION,
             "params": self.get_params(), "transformer": self.config_.to_dict(),
             "schema": self.encoder_.schema_.to_dict(),
             "encoder": {"lo": self.encoder_.lo_.tolist(), "hi": self.encoder_.hi_.tolist()},
-            "train_log": {k: v for k, v in asdict(self.log_).items() if k != "history"},
+            "train_log": ({k: v for k, v in asdict(self.log_).items() if k != "history"}
+                          if hasattr(self, "log_") else meta_log),
         }
         (directory / "config.json").write_text(json.dumps(meta, indent=2))
         return directory
@@ -358,6 +360,7 @@ class GenRe(RecourseMethod):
         if meta.get("format") != "genre-recourse/genre" or meta.get("version") != FORMAT_VERSION:
             raise ModelError(f"{cfg_path}: not a GenRe model of format version {FORMAT_VERSION}")
         self = cls(**meta["params"])
+        self.train_log_ = meta.get("train_log")
         self.config_ = TransformerConfig.from_dict(meta["transformer"])
         schema = Schema.from_dict(meta["schema"], source=str(cfg_path))
         self.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])

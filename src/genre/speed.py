@@ -1,0 +1,671 @@
+"""Speed benchmark: GenRe's sampling against search-based recourse, and how it scales.
+
+    genre benchmark-speed --datasets compas adult heloc --n 200 --out benchmarks/results/speed
+
+In one run, on each dataset's protocol (the same data, classifier h and rejected test
+individuals for every method):
+
+- time per individual of GenRe (best_k BEST_K; genre_for(dataset), fitted or loaded from
+  the benchmark's GenRe model cache), NNR, Wachter, Growing Spheres, DiCE random and DiCE
+  genetic (DiCE on the first `dice_n` individuals only: it answers one at a time), with
+  GenRe's fit time and its per-individual time with 1 and 2 torch threads;
+- GenRe throughput (individuals/s) against the batch size (the individuals tiled);
+- cached (KV cache) against uncached decoding, with the samples checked identical;
+
+and once per run:
+
+- GenRe's time per individual as the number of features grows (synthetic data: random
+  numeric features, a small MLP h, a GenRe trained for one epoch: only sampling is timed);
+- peak resident memory of streaming recourse (genre.streaming.stream_recourse, as
+  `genre recourse` runs it) on CSVs of compas test rows tiled to 10k, 100k and 1M rows,
+  each in a fresh subprocess that reports its own peak RSS (VmHWM; getrusage's ru_maxrss
+  would include the parent's memory, which Linux carries across the child's execve).
+
+Outputs: OUT/speed.md (the command line at the top, the tables, GenRe's speed-up over each
+baseline, the acceptance targets), OUT/throughput.png and OUT/features.png; the figures as a
+dict (and, from the command, as JSON with --json). Each method is run once on one
+individual before it is timed; a fast call is repeated and the median kept. Wall-clock
+times on a shared machine are noisy: the load average at the start is recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from genre.errors import GenreError, InputError
+from genre.io import atomic_path, write_text
+
+DEFAULT_OUT = Path("benchmarks/results/speed")
+BEST_K = 10
+BATCH_SIZES = (1, 10, 100, 1000, 10000)
+FEATURE_COUNTS = (10, 20, 50, 100, 200)
+STREAM_ROWS = (10_000, 100_000, 1_000_000)
+DICE_N = 20
+QUICK_BATCH_SIZES = (1, 10, 100, 1000)
+QUICK_FEATURE_COUNTS = (10, 20, 50)
+QUICK_STREAM_ROWS = (1_000, 10_000)
+QUICK_DICE_N = 5
+STREAM_DATASET = "compas"
+
+# (label, registered method, constructor overrides); DiCE runs on dice_n individuals.
+BASELINES = (
+    ("NNR", "nnr", {}),
+    ("Wachter", "wachter", {}),
+    ("Growing Spheres", "gs", {}),
+    ("DiCE random", "dice", {"mode": "random"}),
+    ("DiCE genetic", "dice", {"mode": "genetic"}),
+)
+GENRE = "GenRe"
+DICE = ("DiCE random", "DiCE genetic")
+
+# The issue's acceptance targets: (what, dataset or None, check).
+TARGET_RATIOS = (("DiCE random", 30.0), ("Wachter", 5.0))
+TARGET_RATIO_DATASETS = ("compas", "adult")
+TARGET_THROUGHPUT = ("compas", 1000.0)
+TARGET_CACHED = ("heloc", 3.0)
+TARGET_RSS_ROWS, TARGET_RSS_MB = 1_000_000, 2048.0
+
+
+def _say(progress: bool) -> Callable[[str], None]:
+    start = time.perf_counter()
+
+    def say(msg: str) -> None:
+        if progress:
+            print(f"[speed {time.perf_counter() - start:6.0f}s] {msg}", file=sys.stderr,
+                  flush=True)
+    return say
+
+
+def timed(fn: Callable[[], object], min_seconds: float = 0.5, max_runs: int = 5,
+          min_runs: int = 1) -> float:
+    """Median wall time of fn() over runs repeated until min_seconds have passed (at least
+    min_runs, at most max_runs)."""
+    times: list[float] = []
+    total = 0.0
+    while len(times) < max_runs and (len(times) < min_runs or total < min_seconds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+        total += times[-1]
+    return float(np.median(times))
+
+
+# ------------------------------------------------------------------- per dataset
+def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
+    """(GenRe, from the cache?, training seconds, its directory in the cache or None)."""
+    from genre.benchmark import GENRE_CACHE, _genre_key, fit_genre_cached, make
+    from genre.protocol import cache_dir
+
+    model = make("genre", dataset, seed, quick)
+    where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, False)
+    model, cached, train_seconds = fit_genre_cached(model, protocol, use_cache=use_cache)
+    saved = where if use_cache and (where / "config.json").exists() else None
+    return model, cached, train_seconds, saved
+
+
+def time_methods(dataset: str, protocol, X: np.ndarray, genre, *, seed: int, quick: bool,
+                 dice_n: int, say) -> dict[str, dict]:
+    """ms per individual (and fit seconds) of GenRe and each baseline on the same X."""
+    from genre.benchmark import make
+
+    rows: dict[str, dict] = {}
+    genre.generate(X[:1], BEST_K)  # warm-up
+    t = timed(lambda: genre.generate(X, BEST_K), min_runs=3)
+    rows[GENRE] = {"ms_per_individual": 1000 * t / len(X), "individuals": len(X)}
+    task = protocol.task()
+    for label, name, overrides in BASELINES:
+        count = min(dice_n, len(X)) if label in DICE else len(X)
+        say(f"{dataset}: {label} on {count} individuals")
+        try:
+            method = make(name, dataset, seed, quick, {name: overrides})
+            t0 = time.perf_counter()
+            method.fit(task)
+            fit_seconds = time.perf_counter() - t0
+            method.generate(X[:1])  # warm-up
+            t = timed(lambda m=method, c=count: m.generate(X[:c]))
+            rows[label] = {"ms_per_individual": 1000 * t / count, "individuals": count,
+                           "fit_seconds": fit_seconds}
+        except Exception as exc:  # noqa: BLE001 - one failing method must not end the run
+            rows[label] = {"ms_per_individual": None, "individuals": count,
+                           "error": f"{type(exc).__name__}: {exc}"[:300]}
+    g = rows[GENRE]["ms_per_individual"]
+    for row in rows.values():
+        ms = row["ms_per_individual"]
+        row["genre_speedup"] = None if ms is None else ms / g
+    return rows
+
+
+def thread_times(genre, X: np.ndarray) -> dict[str, float]:
+    """GenRe ms per individual with 1 and 2 torch threads."""
+    out = {}
+    before = genre.threads
+    try:
+        for threads in (1, 2):
+            genre.threads = threads
+            genre.generate(X[:1], BEST_K)
+            out[str(threads)] = 1000 * timed(lambda: genre.generate(X, BEST_K),
+                                             min_runs=3) / len(X)
+    finally:
+        genre.threads = before
+    return out
+
+
+def throughput(genre, X: np.ndarray, batch_sizes: Sequence[int]) -> dict[str, float]:
+    """Individuals per second of GenRe.generate (best_k BEST_K) per batch size; the
+    individuals are tiled to fill a batch."""
+    out = {}
+    for size in batch_sizes:
+        batch = np.resize(X, (size, X.shape[1]))
+        t = timed(lambda b=batch: genre.generate(b, BEST_K), min_seconds=1.0, min_runs=2)
+        out[str(size)] = size / t
+    return out
+
+
+def cached_vs_uncached(genre, X: np.ndarray, seed: int) -> dict:
+    """Decoding (GenRe.sample, best_k BEST_K) with and without the KV cache; same seed."""
+    cached = genre.sample(X, BEST_K, seed=seed, use_cache=True)
+    uncached = genre.sample(X, BEST_K, seed=seed, use_cache=False)
+    differing = int((cached != uncached).any(axis=-1).sum())
+    t_cached = timed(lambda: genre.sample(X, BEST_K, seed=seed, use_cache=True), min_runs=3)
+    t_uncached = timed(lambda: genre.sample(X, BEST_K, seed=seed, use_cache=False),
+                       max_runs=3)
+    return {"cached_ms_per_individual": 1000 * t_cached / len(X),
+            "uncached_ms_per_individual": 1000 * t_uncached / len(X),
+            "cached_speedup": t_uncached / t_cached, "cached_identical": differing == 0,
+            "cached_differing_samples": differing, "samples": int(cached.shape[0]
+                                                                 * cached.shape[1])}
+
+
+# ------------------------------------------------------------ number of features
+def synthetic_task(n_features: int, n_rows: int, seed: int, h_epochs: int = 20):
+    """A RecourseTask on random numeric features: a noisy linear rule labels the rows, a
+    small MLP h learns it. Returns (task, fresh rows from the same distribution)."""
+    import pandas as pd
+
+    from genre.classifiers import train_mlp
+    from genre.data import Encoder
+    from genre.data.schema import Feature, Schema
+    from genre.task import RecourseTask
+
+    rng = np.random.default_rng([seed, n_features])
+    names = [f"x{i}" for i in range(n_features)]
+    schema = Schema(tuple(Feature(n, "numeric") for n in names), "y", 1,
+                    f"synthetic-{n_features}")
+    w = rng.normal(size=n_features) / math.sqrt(n_features)
+
+    def draw(n: int) -> tuple[pd.DataFrame, np.ndarray]:
+        X = rng.uniform(size=(n, n_features))
+        score = (X - 0.5) @ w + 0.05 * rng.normal(size=n)
+        return pd.DataFrame(X, columns=names), (score > 0).astype(np.int64)
+
+    train, y = draw(n_rows)
+    encoder = Encoder(schema).fit(train)
+    X_train = encoder.transform(train, source="synthetic")
+    h = train_mlp(X_train, y, epochs=h_epochs, seed=seed)
+    fresh, _ = draw(n_rows)
+    task = RecourseTask(encoder, X_train, y, h, schema.name, seed)
+    return task, encoder.transform(fresh, source="synthetic")
+
+
+def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) -> list[dict]:
+    """GenRe ms per individual (best_k BEST_K) against the number of features."""
+    from genre.methods.genre import GenRe
+
+    rows = []
+    for d in counts:
+        say(f"features: {d}")
+        task, fresh = synthetic_task(d, 1000 if quick else 2000, seed, 10 if quick else 20)
+        rejected = fresh[task.classifier.predict_proba(fresh) < 0.5]
+        X = np.resize(rejected if len(rejected) else fresh, (n, d))
+        t0 = time.perf_counter()
+        model = GenRe(gamma=0.5, max_epochs=1, patience=1, k=100, seed=seed,
+                      progress=False).fit(task)
+        fit_seconds = time.perf_counter() - t0
+        model.generate(X[:1], BEST_K)
+        t = timed(lambda m=model, x=X: m.generate(x, BEST_K), min_runs=2)
+        rows.append({"n_features": d, "ms_per_individual": 1000 * t / n,
+                     "individuals": n, "fit_seconds_one_epoch": fit_seconds})
+    return rows
+
+
+# -------------------------------------------------------------------- streaming
+_CHILD = r"""
+import json, resource, sys, time
+from genre.methods.genre import GenRe
+from genre.streaming import stream_recourse
+model_dir, src, out, changes, best_k = sys.argv[1:6]
+model = GenRe.load(model_dir)
+t0 = time.perf_counter()
+counts = stream_recourse(model, src, out, best_k=int(best_k), seed=0, changes_path=changes,
+                         progress=False)
+seconds = time.perf_counter() - t0
+counts.pop("preview")
+# VmHWM: this process's own peak. ru_maxrss would also count the parent's memory: Linux
+# carries the high-water mark of the (v)forked parent's address space across execve.
+hwm = None
+try:
+    with open("/proc/self/status") as fh:
+        hwm = next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
+print(json.dumps({"seconds": seconds, "counts": counts, "vmhwm_kb": hwm,
+                  "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+
+def write_tiled_csv(table, rows: int, path: Path) -> None:
+    """`rows` data rows: the table's rows repeated (in blocks, so memory stays small)."""
+    lines = table.to_csv(index=False).splitlines(keepends=True)
+    header, body = lines[0], lines[1:]
+    with path.open("w", newline="") as fh:
+        fh.write(header)
+        written = 0
+        block = "".join(body)
+        while written + len(body) <= rows:
+            fh.write(block)
+            written += len(body)
+        fh.write("".join(body[:rows - written]))
+
+
+def streaming_memory(genre, table, sizes: Sequence[int], say,
+                     model_dir: Path | None = None) -> list[dict]:
+    """Peak RSS of stream_recourse in a fresh subprocess per file size; the subprocess
+    loads the model from model_dir (default: genre saved to a temporary directory)."""
+    import genre as package
+
+    src_dir = str(Path(package.__file__).resolve().parents[1])
+    env = dict(os.environ)  # the child imports this very copy of the package
+    env["PYTHONPATH"] = os.pathsep.join([src_dir] + [p for p in
+                                                     env.get("PYTHONPATH", "").split(os.pathsep)
+                                                     if p])
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="genre-speed-") as tmp:
+        tmp = Path(tmp)
+        if model_dir is None:
+            model_dir = genre.save(tmp / "model")
+        for size in sizes:
+            say(f"streaming: {size:,} rows in a subprocess")
+            src = tmp / f"people_{size}.csv"
+            write_tiled_csv(table, size, src)
+            out, changes = tmp / "out.csv", tmp / "changes.csv"
+            t0 = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-c", _CHILD, str(model_dir), str(src),
+                                   str(out), str(changes), str(BEST_K)],
+                                  capture_output=True, text=True, env=env, check=False)
+            wall = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise GenreError(f"streaming {size} rows failed: {proc.stderr[-2000:]}")
+            report = json.loads(proc.stdout.strip().splitlines()[-1])
+            rows.append({"rows": size, "seconds": report["seconds"],
+                         "process_seconds": wall, "rows_per_s": size / report["seconds"],
+                         "peak_rss_mb": (report["vmhwm_kb"] or report["maxrss_kb"]) / 1024,
+                         "ru_maxrss_mb": report["maxrss_kb"] / 1024,
+                         "input_mb": src.stat().st_size / 2**20,
+                         "output_mb": out.stat().st_size / 2**20,
+                         "counts": report["counts"]})
+            for f in (src, out, changes):
+                f.unlink(missing_ok=True)
+    return rows
+
+
+# ------------------------------------------------------------------------ the run
+def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: int = 200,
+              seed: int = 0, quick: bool = False, *, batch_sizes: Sequence[int] | None = None,
+              feature_counts: Sequence[int] | None = None,
+              stream_rows: Sequence[int] | None = None, dice_n: int | None = None,
+              use_cache: bool = True, progress: bool = True,
+              command: str | None = None) -> dict:
+    """Run the speed benchmark; write out/speed.md, out/throughput.png, out/features.png.
+
+    datasets: bundled dataset names (list or comma/space-separated string).
+    n: rejected test individuals per dataset (the same for every method; DiCE gets the
+        first dice_n of them). quick: GenRe's quick benchmark preset (genre.benchmark
+        QUICK, fast) and the baselines' QUICK caps, smaller sweeps (QUICK_* constants).
+    batch_sizes, feature_counts, stream_rows, dice_n: override the sweeps (an empty
+        sequence skips that part).
+    use_cache: load/save fitted GenRe models in the benchmark's cache.
+    command: the command line shown at the top of speed.md.
+
+    Returns the figures: {"command", "date", "machine", "versions", "n", "seed", "quick",
+    "best_k", "datasets": {name: {"methods": {label: {"ms_per_individual", "individuals",
+    "genre_speedup", ...}}, "genre_fit_seconds", "genre_fit_cached",
+    "genre_individuals_per_s" (peak over batch sizes), "throughput": {batch: ind/s},
+    "threads": {"1": ms, "2": ms}, "cached_speedup", "cached_identical", ...}},
+    "features": [...], "streaming": [...], "targets": [...], "cached_identical": whether
+    cached and uncached decoding gave identical samples on every dataset (speed_command
+    fails when they did not)}.
+    """
+    from genre.benchmark import machine, resolve_datasets, versions
+    from genre.protocol import build_protocol
+
+    names = resolve_datasets(datasets)
+    if n < 1:
+        raise InputError(f"n must be >= 1, got {n}")
+    out = Path(out)
+    batch_sizes = tuple(batch_sizes if batch_sizes is not None else
+                        (QUICK_BATCH_SIZES if quick else BATCH_SIZES))
+    feature_counts = tuple(feature_counts if feature_counts is not None else
+                           (QUICK_FEATURE_COUNTS if quick else FEATURE_COUNTS))
+    stream_rows = tuple(stream_rows if stream_rows is not None else
+                        (QUICK_STREAM_ROWS if quick else STREAM_ROWS))
+    dice_n = dice_n if dice_n is not None else (QUICK_DICE_N if quick else DICE_N)
+    if command is None:
+        command = (f"run_speed(datasets={names!r}, out={str(out)!r}, n={n}, seed={seed}, "
+                   f"quick={quick})")
+    say = _say(progress)
+    started = _dt.datetime.now().astimezone()
+    doc: dict = {"command": command, "date": started.isoformat(timespec="seconds"),
+                 "machine": machine() | {"load_average": list(os.getloadavg())},
+                 "versions": versions(), "n": n, "seed": seed, "quick": quick,
+                 "best_k": BEST_K, "dice_n": dice_n, "datasets": {}}
+    models = {}
+    for dataset in names:
+        say(f"{dataset}: protocol and GenRe")
+        protocol = build_protocol(dataset, seed)
+        X = protocol.individuals(n)
+        if len(X) == 0:
+            raise InputError(f"{dataset}: h rejects no test individual")
+        genre, cached, train_seconds, saved = _genre(dataset, protocol, seed, quick, use_cache)
+        models[dataset] = (genre, protocol, saved)
+        entry: dict = {"individuals": len(X), "n_features": protocol.n_features,
+                       "genre_fit_seconds": train_seconds, "genre_fit_cached": cached,
+                       "genre_params": {k: v for k, v in genre.get_params().items()
+                                        if k != "progress"}}
+        say(f"{dataset}: GenRe and the baselines, time per individual")
+        entry["methods"] = time_methods(dataset, protocol, X, genre, seed=seed, quick=quick,
+                                        dice_n=dice_n, say=say)
+        say(f"{dataset}: GenRe with 1 and 2 threads")
+        entry["threads"] = thread_times(genre, X)
+        say(f"{dataset}: throughput against batch size")
+        entry["throughput"] = throughput(genre, X, batch_sizes)
+        entry["genre_individuals_per_s"] = max(entry["throughput"].values(), default=None)
+        say(f"{dataset}: cached and uncached decoding")
+        entry |= cached_vs_uncached(genre, X, seed)
+        doc["datasets"][dataset] = entry
+    doc["features"] = feature_scaling(feature_counts, n, seed, quick, say)
+    doc["streaming"] = []
+    if stream_rows:
+        if STREAM_DATASET in models:
+            genre, protocol, saved = models[STREAM_DATASET]
+        else:
+            protocol = build_protocol(STREAM_DATASET, seed)
+            genre, _, _, saved = _genre(STREAM_DATASET, protocol, seed, quick, use_cache)
+        doc["streaming"] = streaming_memory(genre, protocol.dataset.test, stream_rows, say,
+                                            saved)
+    doc["targets"] = targets(doc)
+    doc["seconds"] = (_dt.datetime.now().astimezone() - started).total_seconds()
+    doc["cached_identical"] = all(e["cached_identical"] for e in doc["datasets"].values())
+    write_outputs(doc, out)
+    say(f"wrote {out / 'speed.md'}, {out / 'throughput.png'}, {out / 'features.png'}")
+    return doc
+
+
+def targets(doc: dict) -> list[dict]:
+    """The issue's acceptance targets, for the datasets/sizes this run measured."""
+    rows = []
+    data = doc["datasets"]
+    for dataset in TARGET_RATIO_DATASETS:
+        if dataset not in data:
+            continue
+        for label, ratio in TARGET_RATIOS:
+            got = data[dataset]["methods"].get(label, {}).get("genre_speedup")
+            rows.append({"target": f"GenRe per-individual time >= {ratio:g}x lower than "
+                                   f"{label} on {dataset}", "value": got, "unit": "x",
+                         "met": got is not None and got >= ratio})
+    dataset, rate = TARGET_THROUGHPUT
+    if dataset in data:
+        got = data[dataset]["genre_individuals_per_s"]
+        rows.append({"target": f"GenRe throughput >= {rate:g} individuals/s on {dataset} "
+                               f"(best_k {BEST_K})", "value": got, "unit": "individuals/s",
+                     "met": got is not None and got >= rate})
+    dataset, ratio = TARGET_CACHED
+    if dataset in data:
+        got = data[dataset]["cached_speedup"]
+        rows.append({"target": f"cached decoding >= {ratio:g}x faster than uncached on "
+                               f"{dataset}", "value": got, "unit": "x", "met": got >= ratio})
+    for row in doc["streaming"]:
+        if row["rows"] == TARGET_RSS_ROWS:
+            got = row["peak_rss_mb"]
+            rows.append({"target": f"streaming {TARGET_RSS_ROWS:,} rows: peak RSS < "
+                                   f"{TARGET_RSS_MB:g} MB", "value": got, "unit": "MB",
+                         "met": got < TARGET_RSS_MB})
+    return rows
+
+
+# ----------------------------------------------------------------------- output
+def _f(v, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def markdown(doc: dict) -> str:
+    m, data = doc["machine"], doc["datasets"]
+    names = list(data)
+    la = ", ".join(f"{x:.1f}" for x in m.get("load_average", []))
+    lines = [
+        "# Speed benchmark", "", "```", doc["command"], "```", "",
+        f"- date: {doc['date']}; wall time of the run {doc.get('seconds', 0) / 60:.1f} min",
+        f"- machine: {m['platform']}, {m['cpu_count']} CPUs, Python {m['python']}; load "
+        f"average at the start: {la} (a shared machine: wall-clock times are noisy)",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in doc["versions"].items() if v),
+        f"- protocol seed {doc['seed']}; {doc['n']} rejected test individuals per dataset, "
+        f"the same for every method (DiCE: the first {doc['dice_n']} of them, marked *); "
+        f"quick: {'yes' if doc['quick'] else 'no'}",
+        f"- GenRe: genre_for(dataset){' with the quick benchmark preset' if doc['quick'] else ''}"
+        f", fitted or loaded from the benchmark's model cache; best_k {doc['best_k']} "
+        "everywhere here; 1 torch thread unless stated. Times are wall clock, per "
+        "individual, of generate() on the whole batch (median of repeats for fast calls), "
+        "after one warm-up call.", "",
+    ]
+    if names:
+        lines += ["## Time per individual", "",
+                  "ms per individual; in brackets: how many times slower than GenRe.", ""]
+        header = ["Method"] + [f"{d} ms/indiv" for d in names]
+        lines += ["| " + " | ".join(header) + " |", "|---|" + "---:|" * len(names)]
+        labels = list(next(iter(data.values()))["methods"])
+        for label in labels:
+            row = [label + (" *" if label in DICE else "")]
+            for d in names:
+                r = data[d]["methods"].get(label, {})
+                if r.get("ms_per_individual") is None:
+                    row.append("error")
+                    continue
+                cell = _f(r["ms_per_individual"], 3 if r["ms_per_individual"] < 1 else 2)
+                if label != GENRE:
+                    cell += f" ({_f(r['genre_speedup'], 1)}x)"
+                row.append(cell)
+            lines.append("| " + " | ".join(row) + " |")
+        errors = [f"- {label} on {d}: {r['error']}" for d in names
+                  for label, r in data[d]["methods"].items() if r.get("error")]
+        lines += ["", *(["Errors:", "", *errors, ""] if errors else [])]
+        lines += ["## GenRe fit time and threads", "",
+                  "| dataset | features | GenRe fit s | from cache | 1 thread ms/indiv | "
+                  "2 threads ms/indiv |", "|---|---:|---:|---|---:|---:|"]
+        for d in names:
+            e = data[d]
+            lines.append(f"| {d} | {e['n_features']} | {_f(e['genre_fit_seconds'], 1)} | "
+                         f"{'yes (original training time)' if e['genre_fit_cached'] else 'no'}"
+                         f" | {_f(e['threads'].get('1'), 3)} | {_f(e['threads'].get('2'), 3)} |")
+        sizes = list(next(iter(data.values()))["throughput"])
+        lines += ["", "## GenRe throughput against batch size", "",
+                  f"Individuals per second (best_k {doc['best_k']}); a batch is one generate() "
+                  "call, the individuals tiled to fill it.", "",
+                  "| batch size | " + " | ".join(names) + " |",
+                  "|---:|" + "---:|" * len(names)]
+        for size in sizes:
+            lines.append(f"| {int(size):,} | " + " | ".join(
+                _f(data[d]["throughput"].get(size), 0) for d in names) + " |")
+        lines += ["", "![throughput](throughput.png)", "",
+                  "## Cached against uncached decoding", "",
+                  "GenRe.sample(best_k) on the same individuals and seed, with the KV cache "
+                  "and re-running the whole prefix at every step.", "",
+                  "| dataset | features | cached ms/indiv | uncached ms/indiv | speed-up | "
+                  "identical samples |", "|---|---:|---:|---:|---:|---|"]
+        for d in names:
+            e = data[d]
+            same = "yes" if e["cached_identical"] else \
+                f"**no**: {e['cached_differing_samples']} of {e['samples']} differ"
+            lines.append(f"| {d} | {e['n_features']} | {_f(e['cached_ms_per_individual'], 3)} "
+                         f"| {_f(e['uncached_ms_per_individual'], 3)} | "
+                         f"{_f(e['cached_speedup'], 1)}x | {same} |")
+        lines.append("")
+    if doc["features"]:
+        lines += ["## GenRe against the number of features", "",
+                  "Synthetic data (random numeric features, a noisy linear rule, a small MLP "
+                  "h); GenRe with the default architecture trained for one epoch (only "
+                  f"sampling is timed), best_k {doc['best_k']}, {doc['n']} individuals.", "",
+                  "| features | ms/indiv | fit s (1 epoch) |", "|---:|---:|---:|"]
+        for r in doc["features"]:
+            lines.append(f"| {r['n_features']} | {_f(r['ms_per_individual'], 3)} | "
+                         f"{_f(r['fit_seconds_one_epoch'], 1)} |")
+        lines += ["", "![features](features.png)", ""]
+    if doc["streaming"]:
+        lines += ["## Streaming recourse: peak memory", "",
+                  f"stream_recourse (as `genre recourse` runs it) on {STREAM_DATASET} test rows "
+                  f"tiled to each size, best_k {doc['best_k']}, profiles and changes written; "
+                  "each run in a fresh Python process, which reports its own peak RSS "
+                  "(VmHWM from /proc/self/status: imports and model included; getrusage's "
+                  "ru_maxrss is not used because on Linux it also counts the parent's memory "
+                  "at the fork).", "",
+                  "| rows | input MB | seconds | rows/s | peak RSS MB |",
+                  "|---:|---:|---:|---:|---:|"]
+        for r in doc["streaming"]:
+            lines.append(f"| {r['rows']:,} | {_f(r['input_mb'], 1)} | {_f(r['seconds'], 1)} | "
+                         f"{_f(r['rows_per_s'], 0)} | {_f(r['peak_rss_mb'], 0)} |")
+        lines.append("")
+    if doc["targets"]:
+        lines += ["## Acceptance targets", "", "| target | measured | met |", "|---|---:|---|"]
+        for t in doc["targets"]:
+            lines.append(f"| {t['target']} | {_f(t['value'], 1)} {t['unit']} | "
+                         f"{'yes' if t['met'] else '**no**'} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _plots(doc: dict, out: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    def save(fig, name: str) -> None:
+        FigureCanvasAgg(fig)
+        with atomic_path(out / name) as tmp:
+            fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for d, e in doc["datasets"].items():
+        sizes = [int(s) for s in e["throughput"]]
+        ax.plot(sizes, list(e["throughput"].values()), marker="o",
+                label=f"{d} ({e['n_features']} features)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("batch size (individuals per generate() call)")
+    ax.set_ylabel("throughput (individuals/s)")
+    ax.set_title(f"GenRe throughput, best_k {doc['best_k']}, 1 thread")
+    ax.grid(True, which="both", alpha=0.3)
+    if doc["datasets"]:
+        ax.legend()
+    save(fig, "throughput.png")
+
+    fig = Figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    feats = doc["features"]
+    ax.plot([r["n_features"] for r in feats], [r["ms_per_individual"] for r in feats],
+            marker="o", label=f"GenRe (synthetic data, best_k {doc['best_k']})")
+    for d, e in doc["datasets"].items():
+        ax.plot([e["n_features"]], [e["methods"][GENRE]["ms_per_individual"]], marker="s",
+                linestyle="none", label=f"GenRe on {d}")
+    ax.set_xlabel("number of features")
+    ax.set_ylabel("time per individual (ms)")
+    ax.set_title("GenRe sampling time against the number of features")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    save(fig, "features.png")
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def write_outputs(doc: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "speed.md", markdown(doc))
+    _plots(doc, out)
+
+
+def to_json(doc: dict) -> str:
+    return json.dumps(_plain(doc), indent=2, allow_nan=False) + "\n"
+
+
+# --------------------------------------------------------------------------- CLI
+def speed_command(
+    names: Annotated[list[str] | None, typer.Argument(
+        help="more dataset names, as in `--datasets compas adult heloc`",
+        show_default=False)] = None,
+    datasets: Annotated[list[str] | None, typer.Option(
+        help="datasets, space- or comma-separated (default: compas adult heloc)",
+        show_default=False)] = None,
+    n: Annotated[int, typer.Option(help="rejected test individuals per dataset")] = 200,
+    seed: Annotated[int, typer.Option(help="protocol seed")] = 0,
+    out: Annotated[Path, typer.Option(help="output directory")] = DEFAULT_OUT,
+    json_path: Annotated[Path | None, typer.Option(
+        "--json", help="also write the figures as JSON to this file")] = None,
+    quick: Annotated[bool, typer.Option(
+        help="small models and sweeps (a smoke run, not the figures to report)")] = False,
+) -> None:
+    """Time GenRe against the search baselines, its throughput, feature scaling, cached
+    decoding and streaming memory; write OUT/speed.md, throughput.png, features.png."""
+    from genre.benchmark import _split
+
+    try:
+        ds = _split(datasets or []) + [d for d in _split(names or [])
+                                       if d not in _split(datasets or [])]
+        ds = ds or ["compas", "adult", "heloc"]
+        command = shlex.join(["genre", "benchmark-speed", "--datasets", *ds, "--n", str(n),
+                              "--seed", str(seed), "--out", str(out)]
+                             + (["--json", str(json_path)] if json_path else [])
+                             + (["--quick"] if quick else []))
+        doc = run_speed(ds, out, n=n, seed=seed, quick=quick, command=command)
+        if json_path is not None:
+            write_text(json_path, to_json(doc))
+    except GenreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(code=2) from None
+    print(markdown(doc))
+    if not doc["cached_identical"]:
+        bad = {d: e["cached_differing_samples"] for d, e in doc["datasets"].items()
+               if not e["cached_identical"]}
+        print(f"error: cached and uncached decoding gave different samples {bad}",
+              file=sys.stderr)
+        raise typer.Exit(code=1)
+
+
+__all__ = ["BEST_K", "run_speed", "speed_command", "to_json"]
+
+if __name__ == "__main__":  # pragma: no cover - `python -m genre.speed ...`
+    _app = typer.Typer(add_completion=False)
+    _app.command()(speed_command)
+    sys.exit(_app())
