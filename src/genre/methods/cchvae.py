@@ -22,18 +22,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.base import RecourseMethod
 from genre.methods.vae import (
-    VAEConfig,
+    VAESearchMethod,
     finite_rows,
-    load_or_train_vae,
     torch_threads,
 )
-from genre.task import RecourseTask
 
 
-class CCHVAE(RecourseMethod):
+class CCHVAE(VAESearchMethod):
     name = "cchvae"
+    needs_logits = False  # a search over decoded samples: h is only queried
 
     def __init__(self, n_search_samples: int = 300, step: float = 0.1, max_iter: int = 1000,
                  threshold: float = 0.5, latent_dim: int = 8, vae_epochs: int = 10,
@@ -49,16 +47,6 @@ class CCHVAE(RecourseMethod):
         self.seed = seed
         self.use_cache = use_cache
         self.num_threads = num_threads
-
-    def vae_config(self) -> VAEConfig:
-        return VAEConfig(latent_dim=self.latent_dim, epochs=self.vae_epochs, seed=self.seed)
-
-    def fit(self, task: RecourseTask) -> CCHVAE:
-        self.task_ = task
-        self.vae_, self.vae_info_ = load_or_train_vae(task, self.vae_config(),
-                                                      use_cache=self.use_cache,
-                                                      num_threads=self.num_threads)
-        return self
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)

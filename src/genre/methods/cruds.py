@@ -33,19 +33,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.base import RecourseMethod
 from genre.methods.vae import (
     VAEConfig,
+    VAESearchMethod,
     finite_rows,
     latent_gradient_search,
-    load_or_train_vae,
-    require_logits,
     torch_threads,
 )
 from genre.task import RecourseTask
 
 
-class CRUDS(RecourseMethod):
+class CRUDS(VAESearchMethod):
     name = "cruds"
 
     def __init__(self, lambda_: float = 0.001, lr: float = 0.008, max_iter: int = 2000,
@@ -78,12 +76,7 @@ class CRUDS(RecourseMethod):
             raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {self.optimizer!r}")
         if self.init not in ("target", "own", "uniform"):
             raise ValueError(f"init must be 'target', 'own' or 'uniform', got {self.init!r}")
-        self.task_ = task
-        self.logits_ = require_logits(task, "CRUDS")
-        self.vae_, self.vae_info_ = load_or_train_vae(task, self.vae_config(),
-                                                      use_cache=self.use_cache,
-                                                      num_threads=self.num_threads)
-        return self
+        return super().fit(task)
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)

@@ -25,15 +25,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.base import RecourseMethod
 from genre.methods.wachter import (
+    GradientRecourse,
     finalise,
     freeze_done,
     gradient_problem,
     logit_threshold,
-    torch_classifier,
 )
-from genre.task import RecourseTask
 
 
 def invalidation_rate(h, x: torch.Tensor, free: torch.Tensor, noise_variance: float,
@@ -45,7 +43,7 @@ def invalidation_rate(h, x: torch.Tensor, free: torch.Tensor, noise_variance: fl
     return logit, torch.special.ndtr(-logit / scale)
 
 
-class PROBE(RecourseMethod):
+class PROBE(GradientRecourse):
     """Probabilistically robust recourse with the Gaussian closed-form invalidation rate.
 
     Hyper-parameters: invalidation_target = 0.05 and noise_variance = 0.01, n_iter = 200 (the
@@ -73,11 +71,6 @@ class PROBE(RecourseMethod):
         self.max_rounds = max_rounds
         self.threshold = threshold
         self.seed = seed
-
-    def fit(self, task: RecourseTask) -> PROBE:
-        self.task_ = task
-        self.h_ = torch_classifier(task)
-        return self
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)

@@ -17,19 +17,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.base import RecourseMethod
 from genre.methods.vae import (
-    VAEConfig,
+    VAESearchMethod,
     finite_rows,
     latent_gradient_search,
-    load_or_train_vae,
-    require_logits,
     torch_threads,
 )
-from genre.task import RecourseTask
 
 
-class REVISE(RecourseMethod):
+class REVISE(VAESearchMethod):
     name = "revise"
 
     def __init__(self, lambda_: float = 0.5, lr: float = 0.1, max_iter: int = 1000,
@@ -45,17 +41,6 @@ class REVISE(RecourseMethod):
         self.seed = seed
         self.use_cache = use_cache
         self.num_threads = num_threads
-
-    def vae_config(self) -> VAEConfig:
-        return VAEConfig(latent_dim=self.latent_dim, epochs=self.vae_epochs, seed=self.seed)
-
-    def fit(self, task: RecourseTask) -> REVISE:
-        self.task_ = task
-        self.logits_ = require_logits(task, "REVISE")
-        self.vae_, self.vae_info_ = load_or_train_vae(task, self.vae_config(),
-                                                      use_cache=self.use_cache,
-                                                      num_threads=self.num_threads)
-        return self
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)

@@ -33,8 +33,7 @@ import numpy as np
 import torch
 
 from genre.errors import InputError
-from genre.methods.base import RecourseMethod
-from genre.methods.wachter import finalise, freeze_done, gradient_problem, torch_classifier
+from genre.methods.wachter import GradientRecourse, finalise, freeze_done, gradient_problem
 from genre.task import RecourseTask
 
 
@@ -45,7 +44,7 @@ def worst_case_shift(x_tilde: torch.Tensor, delta_max: float, norm: str) -> torc
     return -delta_max * x_tilde / x_tilde.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-class ROAR(RecourseMethod):
+class ROAR(GradientRecourse):
     """Robust algorithmic recourse against weight shifts of size delta_max (batched).
 
     Hyper-parameters (defaults from CARLA's Roar): lambda_ = 0.01 (cost weight), delta_max =
@@ -75,10 +74,8 @@ class ROAR(RecourseMethod):
                 f"ROAR: surrogate must be 'gradient' or 'lime', got {self.surrogate!r}")
         if self.delta_norm not in ("linf", "l2"):
             raise InputError(f"ROAR: delta_norm must be 'linf' or 'l2', got {self.delta_norm!r}")
-        self.task_ = task
-        self.h_ = torch_classifier(task)
         self.train_std_ = np.asarray(task.X_train, dtype=float).std(axis=0)
-        return self
+        return super().fit(task)
 
     # ---------------------------------------------------------------- surrogates
     @torch.no_grad()

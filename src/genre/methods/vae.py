@@ -50,6 +50,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
 from genre.errors import InputError
+from genre.methods.base import RecourseMethod
 from genre.task import RecourseTask
 
 CACHE_NAME = "vae-v1"
@@ -430,3 +431,25 @@ def latent_gradient_search(X: Tensor, latent0: Tensor, decode: Callable[[Tensor]
         z.grad = torch.nan_to_num(grad)
         opt.step()
     return best
+
+
+class VAESearchMethod(RecourseMethod):
+    """What CCHVAE, REVISE and CRUDS share: fit trains (or loads the cached) VAE once.
+
+    Subclasses set latent_dim, vae_epochs, seed, use_cache and num_threads in __init__;
+    needs_logits says whether the search differentiates through h.
+    """
+
+    needs_logits = True
+
+    def vae_config(self) -> VAEConfig:
+        return VAEConfig(latent_dim=self.latent_dim, epochs=self.vae_epochs, seed=self.seed)
+
+    def fit(self, task: RecourseTask) -> VAESearchMethod:
+        self.task_ = task
+        if self.needs_logits:
+            self.logits_ = require_logits(task, type(self).__name__)
+        self.vae_, self.vae_info_ = load_or_train_vae(task, self.vae_config(),
+                                                      use_cache=self.use_cache,
+                                                      num_threads=self.num_threads)
+        return self

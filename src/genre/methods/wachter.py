@@ -102,7 +102,17 @@ def logit_threshold(threshold: float) -> float:
     return float(np.log(threshold / (1.0 - threshold)))
 
 
-class Wachter(RecourseMethod):
+class GradientRecourse(RecourseMethod):
+    """What the gradient searches (Wachter, ROAR, PROBE) share: fit only takes h's torch
+    module; all the work happens per query in generate."""
+
+    def fit(self, task: RecourseTask) -> GradientRecourse:
+        self.task_ = task
+        self.h_ = torch_classifier(task)
+        return self
+
+
+class Wachter(GradientRecourse):
     """Gradient search on BCE(h(x'), 1) + lambda * L1(x', x) with Wachter's lambda schedule.
 
     Hyper-parameters (defaults from CARLA's Wachter): lambda_ = 0.01 (initial cost weight),
@@ -123,11 +133,6 @@ class Wachter(RecourseMethod):
         self.max_rounds = max_rounds
         self.threshold = threshold
         self.seed = seed
-
-    def fit(self, task: RecourseTask) -> Wachter:
-        self.task_ = task
-        self.h_ = torch_classifier(task)
-        return self
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         X = np.asarray(X, dtype=float)
