@@ -147,10 +147,14 @@ def _genre_key(model, protocol, monotone: bool) -> str:
     from genre.protocol import CACHE_VERSION
 
     params = {k: v for k, v in model.get_params().items() if k not in ("progress", "threads")}
-    h = hashlib.sha256(json.dumps({"params": params, "monotone": monotone,
-                                   "format": FORMAT_VERSION, "protocol": CACHE_VERSION,
-                                   "cache": GENRE_CACHE_VERSION},
-                                  sort_keys=True, default=str).encode())
+    key = {"params": params, "monotone": monotone, "format": FORMAT_VERSION,
+           "protocol": CACHE_VERSION, "cache": GENRE_CACHE_VERSION}
+    if protocol.h_variant:
+        # Training sees h only through which rows lie above gamma (sources vs targets), so a
+        # substituted h is keyed by those decisions: two h with the same ones share a model.
+        above = protocol.h.predict_proba(protocol.X_train) > model.gamma
+        key["h_above_gamma"] = hashlib.sha256(np.packbits(above).tobytes()).hexdigest()
+    h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(protocol.X_train, dtype=np.float64).tobytes())
     h.update(np.ascontiguousarray(protocol.y_train, dtype=np.int64).tobytes())
     return f"{protocol.name}-seed{protocol.seed}-{h.hexdigest()[:16]}"
@@ -463,23 +467,81 @@ def rich_table(table: pd.DataFrame, title: str = "benchmark"):
 
 
 # --------------------------------------------------------------------------- CLI
-def _sort_extras(extras: list[str]) -> tuple[list[str], list[str]]:
-    """Bare names after --datasets/--methods: dataset names vs method names (disjoint sets)."""
+def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Bare names after --datasets/--methods/--sweep-lambda: datasets, methods, numbers."""
     from genre.data import DATASETS
     from genre.methods import METHODS
 
     method_names = set(METHODS) | set(PAPER_METHODS) | {"all"}
-    ds, ms = [], []
+    ds, ms, nums = [], [], []
     for name in _split(extras):
         if name in DATASETS:
             ds.append(name)
         elif name in method_names:
             ms.append(name)
+        elif _is_number(name):
+            nums.append(name)
         else:
             raise InputError(f"unexpected argument {name!r}: neither a bundled dataset "
                              f"({', '.join(DATASETS)}) nor a method "
                              f"({', '.join(METHODS)}, all)")
-    return ds, ms
+    return ds, ms, nums
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _experiment(sweep: bool, ablation: bool, miscalibrated: bool,
+                numbers: list[str]) -> str | None:
+    chosen = [name for name, on in (("lambda_sweep", sweep), ("ablation", ablation),
+                                    ("miscalibration", miscalibrated)) if on]
+    if len(chosen) > 1:
+        raise InputError("choose one experiment: --sweep-lambda, --ablation or "
+                         "--miscalibrated")
+    if numbers and chosen != ["lambda_sweep"]:
+        raise InputError(f"unexpected argument(s) {', '.join(numbers)}: numbers follow "
+                         "--sweep-lambda")
+    return chosen[0] if chosen else None
+
+
+def run_experiment(experiment: str, ds: list[str], ms: list[str], lambdas: list[str], *,
+                   n: int, seed: int, out: Path | None, quick: bool, monotone: bool,
+                   progress: bool, console) -> pd.DataFrame:
+    """`genre benchmark --sweep-lambda/--ablation/--miscalibrated`: see genre.sweeps."""
+    from genre import sweeps
+
+    if monotone:
+        raise InputError("--monotone applies to the table only, not to the experiments")
+    out = out or sweeps.RESULTS / experiment
+    common = ["--n", str(n), "--seed", str(seed), "--out", str(out)] + (
+        ["--quick"] if quick else [])
+    kwargs = {"n": n, "seed": seed, "out": out, "quick": quick, "progress": progress}
+    if experiment == "lambda_sweep":
+        ms = ms or list(sweeps.LAMBDA_METHODS)
+        command = shlex.join(["genre", "benchmark", "--sweep-lambda", *lambdas, "--datasets",
+                              *ds, "--methods", *ms, *common])
+        table = sweeps.run_lambda_sweep(ds, lambdas, ms, command=command, **kwargs)
+    elif experiment == "ablation":
+        if ms and ms != ["genre"]:
+            raise InputError("--ablation studies GenRe only; leave out --methods")
+        command = shlex.join(["genre", "benchmark", "--ablation", "--datasets", *ds, *common])
+        table = sweeps.run_ablation(ds, command=command, **kwargs)
+    else:
+        ms = ms or list(sweeps.MISCALIBRATION_METHODS)
+        command = shlex.join(["genre", "benchmark", "--miscalibrated", "--datasets", *ds,
+                              "--methods", *ms, *common])
+        table = sweeps.run_miscalibration(ds, ms, command=command, **kwargs)
+    failed = table[table.error.fillna("") != ""] if "error" in table else table.iloc[:0]
+    console.print((out / "results.md").read_text(), markup=False, highlight=False)
+    for r in failed.to_dict(orient="records"):
+        console.print(f"[yellow]{r['method']} on {r['dataset']} failed:[/] {r['error']}")
+    console.print(f"wrote {out}/results.csv, results.md, results.json, {experiment}.png")
+    return table
 
 
 def benchmark_command(
@@ -494,11 +556,24 @@ def benchmark_command(
         show_default=False)] = None,
     n: Annotated[int, typer.Option(help="rejected test individuals per dataset")] = 200,
     seed: Annotated[int, typer.Option(help="protocol seed")] = 0,
-    out: Annotated[Path, typer.Option(help="output directory")] = DEFAULT_OUT,
+    out: Annotated[Path | None, typer.Option(
+        help="output directory (default: benchmarks/results/table, or "
+             "benchmarks/results/<experiment> with an experiment option)",
+        show_default=False)] = None,
     quick: Annotated[bool, typer.Option(
         help="cap iterations, VAE epochs and GenRe's size (a smoke run, not the paper's "
              "figures)")] = False,
     monotone: Annotated[bool, typer.Option(help="enforce the datasets' monotone facts")] = False,
+    sweep_lambda: Annotated[list[str] | None, typer.Option(
+        "--sweep-lambda", help="experiment: run the lambda-bearing methods at each of these "
+        "cost weights, e.g. --sweep-lambda 0.5 1 2 5 10; writes a table and lambda_sweep.png",
+        show_default=False)] = None,
+    ablation: Annotated[bool, typer.Option(
+        help="experiment: GenRe ablations (best_k, temperature, gamma, k, model size); "
+             "writes a table and ablation.png")] = False,
+    miscalibrated: Annotated[bool, typer.Option(
+        help="experiment: every method given h with logits x0.5 / x2 or a threshold of "
+             "0.3 / 0.7; writes a table and miscalibration.png")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
 ) -> None:
     """Reproduce the paper's comparison: every method on every dataset, one table.
@@ -525,11 +600,18 @@ def benchmark_command(
     console = Console(width=None if sys.stdout.isatty() else 160)
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     try:
-        extra_ds, extra_ms = _sort_extras(names or [])
+        extra_ds, extra_ms, numbers = _sort_extras(names or [])
         ds = _split(datasets or []) + [d for d in extra_ds if d not in _split(datasets or [])]
         ms = _split(methods or []) + [m for m in extra_ms if m not in _split(methods or [])]
         ds = ds or list(PAPER_DATASETS)
+        lambdas = _split(sweep_lambda or []) + numbers
+        experiment = _experiment(bool(sweep_lambda), ablation, miscalibrated, numbers)
+        if experiment:
+            run_experiment(experiment, ds, ms, lambdas, n=n, seed=seed, out=out, quick=quick,
+                           monotone=monotone, progress=progress, console=console)
+            return
         ms = ms or ["all"]
+        out = out or DEFAULT_OUT
         command = shlex.join(["genre", "benchmark", "--datasets", *ds, "--methods", *ms,
                               "--n", str(n), "--seed", str(seed), "--out", str(out)]
                              + (["--quick"] if quick else [])

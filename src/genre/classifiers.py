@@ -26,6 +26,31 @@ def mlp(n_features: int, hidden: tuple[int, ...] = (10, 10, 10)) -> nn.Sequentia
     return nn.Sequential(*layers)
 
 
+class DistortedLogits(nn.Module):
+    """h with its logit scaled and its decision threshold moved: scale * logit - logit(t).
+
+    scale < 1 makes h under-confident, > 1 over-confident (its decisions stay the same);
+    threshold t makes the result accept exactly where the original h gives P > t.
+    """
+
+    def __init__(self, base: nn.Module, scale: float = 1.0, threshold: float = 0.5):
+        super().__init__()
+        if scale <= 0:
+            raise ValueError(f"scale must be > 0, got {scale}")
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must lie in (0, 1), got {threshold}")
+        self.base, self.scale, self.threshold = base, float(scale), float(threshold)
+        self.shift = float(np.log(threshold / (1.0 - threshold)))
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.base(X).reshape(-1) - self.shift
+
+
+def distorted(h: TorchClassifier, scale: float = 1.0, threshold: float = 0.5) -> TorchClassifier:
+    """A miscalibrated (scale) or biased (threshold) copy of a differentiable classifier."""
+    return TorchClassifier(DistortedLogits(h.module, scale, threshold))
+
+
 def train_mlp(X: np.ndarray, y: np.ndarray, *, hidden: tuple[int, ...] = (10, 10, 10),
               balanced: bool = False, epochs: int = 100, batch_size: int = 64, lr: float = 1e-3,
               seed: int = 0) -> TorchClassifier:
@@ -62,11 +87,17 @@ def _train_loop(model, opt, Xt, yt, w, epochs: int, batch_size: int, gen) -> Non
 def save_mlp(clf: TorchClassifier, directory: Path, stem: str = "h") -> None:
     """Save as tensors (safetensors) + JSON architecture; loading runs no code."""
     directory = Path(directory)
-    linears = [m for m in clf.module if isinstance(m, nn.Linear)]
-    arch = {"n_features": linears[0].in_features,
-            "hidden": [m.out_features for m in linears[:-1]]}
+    module, arch = clf.module, {}
+    if isinstance(module, DistortedLogits):  # stored as the MLP plus its two numbers
+        arch = {"scale": module.scale, "threshold": module.threshold}
+        module = module.base
+    if not isinstance(module, nn.Sequential):
+        raise ModelError(f"can only save the protocol's MLP h, not a {type(module).__name__}")
+    linears = [m for m in module if isinstance(m, nn.Linear)]
+    arch |= {"n_features": linears[0].in_features,
+             "hidden": [m.out_features for m in linears[:-1]]}
     (directory / f"{stem}.json").write_text(json.dumps(arch))
-    save_file({k: v.contiguous() for k, v in clf.module.state_dict().items()},
+    save_file({k: v.contiguous() for k, v in module.state_dict().items()},
               str(directory / f"{stem}.safetensors"))
 
 
@@ -76,6 +107,9 @@ def load_mlp(directory: Path, stem: str = "h") -> TorchClassifier:
         arch = json.loads((directory / f"{stem}.json").read_text())
         model = mlp(int(arch["n_features"]), tuple(int(h) for h in arch["hidden"]))
         model.load_state_dict(load_file(str(directory / f"{stem}.safetensors")))
+        if "scale" in arch or "threshold" in arch:
+            model = DistortedLogits(model, float(arch.get("scale", 1.0)),
+                                    float(arch.get("threshold", 0.5)))
     except (OSError, KeyError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{directory}: cannot load classifier '{stem}': {exc}") from exc
     return TorchClassifier(model)

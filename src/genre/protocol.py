@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -55,6 +55,7 @@ class Protocol:
     gold: Classifier
     h: Classifier
     rejected_test: np.ndarray  # indices into X_test with h < 0.5, in a seeded random order
+    h_variant: str = ""  # "" for the protocol's own h; else a name for a substituted h
 
     @property
     def name(self) -> str:
@@ -79,6 +80,23 @@ class Protocol:
         rng = np.random.default_rng(self.seed + 1)
         rejected = np.flatnonzero(self.h.predict_proba(self.X_train) < 0.5)
         return self.X_train[rng.permutation(rejected)[:n]]
+
+    def with_classifier(self, h: Classifier, name: str) -> Protocol:
+        """The same protocol with another classifier h (a miscalibrated or biased one).
+
+        Its individuals are the test rows the new h rejects, taken in one seeded order of all
+        test rows, so two classifiers with the same decisions get the same individuals.
+        Gold model, labels and LOF are shared.
+        """
+        if not name and h is not self.h:
+            raise ValueError("a substituted classifier needs a name")
+        order = np.random.default_rng(self.seed + 2).permutation(len(self.X_test))
+        rejected = order[h.predict_proba(self.X_test[order]) < 0.5]
+        variant = replace(self, h=h, rejected_test=rejected,
+                          h_variant=self.h_variant if h is self.h else name)
+        if "lof" in self.__dict__:  # share the fitted detector (it depends on gold only)
+            variant.__dict__["lof"] = self.__dict__["lof"]
+        return variant
 
     @cached_property
     def lof(self):
