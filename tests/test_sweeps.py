@@ -157,8 +157,8 @@ def test_miscalibration_runs_each_method_on_each_variant(compas, tmp_path):
     assert (table.error == "").all() and len(table) == 6
     wachter = table[table.method == "wachter"].set_index("variant")
     assert (wachter.val_h == 1.0).all()  # accepted by the classifier it was given
-    # Scaling keeps h's decisions: the same individuals, the same gradient end points up to
-    # the loss's scale, hence the same acceptance by the (scaled) h.
+    # Scaling keeps h's decisions, so the same individuals, and NNR (which uses h's
+    # decisions only) gives the same answers; gradient searches see another loss.
     nnr = table[table.method == "nnr"].set_index("variant")
     assert nnr.cost["calibrated"] == pytest.approx(nnr.cost["logits x2"])
     doc = json.loads((tmp_path / "results.json").read_text())

@@ -633,8 +633,10 @@ def miscalibration_plot(table: pd.DataFrame, meta: dict, path: Path) -> None:
         ax.set_ylabel("Val: valid under gold")
         ax.set_title(f"{d}: validity of recourse made for a distorted h")
         ax.grid(True, axis="y", alpha=0.3)
-    axes[0].legend(ncol=len(variants), fontsize=8, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False,
+               bbox_to_anchor=(0.5, 1.0))
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.6 * len(datasets))))
     _save_png(fig, path)
 
 
