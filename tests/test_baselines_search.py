@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from genre.classifiers import train_mlp
 from genre.data import Encoder, Feature, Schema
@@ -119,10 +120,12 @@ def test_robust_methods_sit_deeper_than_wachter(tiny):
 
 def test_non_finite_search_result_becomes_nan_row(tiny):
     task, X = tiny
-    Xp = X[:3].copy()
-    Xp[1, 0] = np.inf
-    out = finalise(task, X[:3], Xp)
-    assert np.isnan(out[1]).all() and np.isfinite(out[[0, 2]]).all()
+    last = torch.as_tensor(X[:3], dtype=torch.float32)
+    keep = last.clone()
+    last[1, 0] = float("inf")  # row 1 is not done: its last iterate counts
+    keep[2, 0] = float("nan")  # row 2 is done: its kept point counts
+    out = finalise(task, X[:3], last, keep, torch.tensor([False, False, True]))
+    assert np.isnan(out[[1, 2]]).all() and np.isfinite(out[0]).all()
 
 
 def test_empty_batch(tiny):

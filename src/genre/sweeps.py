@@ -99,6 +99,14 @@ class Recorder:
         self.rows.append(row)
         self.save(complete=False)
 
+    def fail(self, dataset: str, methods: Sequence[str], cells: list[dict],
+             exc: BaseException) -> int:
+        """Error rows for every cell of a dataset whose protocol could not be built."""
+        for cell in cells:
+            for m in methods:
+                self.add(_row(m, dataset, error=f"protocol: {_error(exc)}") | cell)
+        return len(cells) * len(methods)
+
     def save(self, complete: bool) -> pd.DataFrame:
         table = pd.DataFrame(self.rows)
         meta = self.meta | {"complete": complete, "rows_done": len(self.rows), "seconds": (
@@ -195,11 +203,8 @@ def run_lambda_sweep(datasets: Sequence[str] | str, lambdas: Sequence[float] = D
                 protocol = _protocol(dataset, seed)
                 X = protocol.individuals(n)
             except Exception as exc:  # noqa: BLE001 - the other datasets still run
-                for lam in lambdas:
-                    for m in names:
-                        rec.add(_row(m, dataset, error=f"protocol: {_error(exc)}")
-                                | {"lambda": lam})
-                bar.advance(task, len(lambdas) * len(names))
+                bar.advance(task, rec.fail(dataset, names, [{"lambda": x} for x in lambdas],
+                                           exc))
                 continue
             for lam in lambdas:
                 for m in names:
@@ -533,11 +538,8 @@ def run_miscalibration(datasets: Sequence[str] | str,
             try:
                 protocol = _protocol(dataset, seed)
             except Exception as exc:  # noqa: BLE001 - the other datasets still run
-                for v in variants:
-                    for m in names:
-                        rec.add(_row(m, dataset, error=f"protocol: {_error(exc)}")
-                                | {"variant": v})
-                bar.advance(task, len(variants) * len(names))
+                bar.advance(task, rec.fail(dataset, names, [{"variant": v} for v in variants],
+                                           exc))
                 continue
             facts = rec.meta["classifiers"].setdefault(dataset, {})
             for variant, (scale, threshold) in variants.items():

@@ -33,13 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.vae import (
-    VAEConfig,
-    VAESearchMethod,
-    finite_rows,
-    latent_gradient_search,
-    torch_threads,
-)
+from genre.methods.vae import VAEConfig, VAESearchMethod
 from genre.task import RecourseTask
 
 
@@ -79,24 +73,13 @@ class CRUDS(VAESearchMethod):
         return super().fit(task)
 
     def generate(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        out = np.full(X.shape, np.nan)
-        ok = np.flatnonzero(finite_rows(X))
-        vae, enc = self.vae_, self.task_.encoder
-        for param in vae.parameters():  # the search differentiates through w only
-            param.requires_grad_(False)
-        with torch_threads(self.num_threads):
-            for start in range(0, len(ok), self.block_size):
-                rows = ok[start:start + self.block_size]
-                Xt = torch.as_tensor(X[rows], dtype=torch.float32)
-                with torch.no_grad():
-                    z = vae.encode(Xt)[0]
-                    w0 = self._initial_w(Xt)
-                out[rows] = latent_gradient_search(
-                    Xt, w0, lambda w, Xt=Xt, z=z: vae.decode(z, Xt, w), self.logits_, enc.project,
-                    lambda_=self.lambda_, distance="l2sq", optimizer=self.optimizer, lr=self.lr,
-                    max_iter=self.max_iter)
-        return enc.project(out, factual=X)
+        vae = self.vae_
+
+        def start(Xt):  # z stays the individual's own; the search moves w
+            z = vae.encode(Xt)[0]
+            return self._initial_w(Xt), lambda w: vae.decode(z, Xt, w)
+
+        return self.search_in_blocks(X, start, distance="l2sq", optimizer=self.optimizer)
 
     def _initial_w(self, Xt: torch.Tensor) -> torch.Tensor:
         vae, n = self.vae_, len(Xt)

@@ -28,7 +28,6 @@ import torch
 from genre.methods.wachter import (
     GradientRecourse,
     finalise,
-    freeze_done,
     gradient_problem,
     logit_threshold,
 )
@@ -78,10 +77,7 @@ class PROBE(GradientRecourse):
             return X.copy()
         prob = gradient_problem(self.task_, X)
         thr = logit_threshold(self.threshold)
-        x = prob.x0.clone().requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=self.lr, amsgrad=True)
-        keep = prob.x0.clone()
-        done = torch.zeros(len(X), dtype=torch.bool)
+        x, opt, keep, done = prob.start(self.lr)
         for rnd in range(self.max_rounds):
             lam = max(self.lambda_ - rnd * self.lambda_step, 0.0)
             for _ in range(self.n_iter):
@@ -89,12 +85,7 @@ class PROBE(GradientRecourse):
                 hinge = torch.relu(ir - self.invalidation_target)
                 loss = (self.invalidation_weight * hinge + torch.nn.functional.softplus(-logit)
                         + lam * (x - prob.x0).abs().sum(1))
-                opt.zero_grad(set_to_none=True)
-                loss[~done].sum().backward()
-                x.grad.mul_(prob.free)
-                opt.step()
-                prob.clamp_(x)
-                freeze_done(x, keep, done)
+                prob.descend(opt, x, loss, keep, done)
             _, ir = invalidation_rate(self.h_, x, prob.free, self.noise_variance,
                                           create_graph=False)
             with torch.no_grad():
@@ -105,6 +96,4 @@ class PROBE(GradientRecourse):
                 done |= ok
             if bool(done.all()):
                 break
-        with torch.no_grad():
-            final = torch.where(done[:, None], keep, x.detach())
-        return finalise(self.task_, X, final.double().numpy())
+        return finalise(self.task_, X, x, keep, done)

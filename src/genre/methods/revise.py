@@ -15,14 +15,8 @@ per-individual terms, so each latent code gets exactly its own gradient). See
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from genre.methods.vae import (
-    VAESearchMethod,
-    finite_rows,
-    latent_gradient_search,
-    torch_threads,
-)
+from genre.methods.vae import VAESearchMethod
 
 
 class REVISE(VAESearchMethod):
@@ -43,20 +37,9 @@ class REVISE(VAESearchMethod):
         self.num_threads = num_threads
 
     def generate(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        out = np.full(X.shape, np.nan)
-        ok = np.flatnonzero(finite_rows(X))
-        vae, enc = self.vae_, self.task_.encoder
-        for param in vae.parameters():  # the search differentiates through z only
-            param.requires_grad_(False)
-        with torch_threads(self.num_threads):
-            for start in range(0, len(ok), self.block_size):
-                rows = ok[start:start + self.block_size]
-                Xt = torch.as_tensor(X[rows], dtype=torch.float32)
-                with torch.no_grad():
-                    z0 = vae.encode(Xt)[0]
-                out[rows] = latent_gradient_search(
-                    Xt, z0, lambda z, Xt=Xt: vae.decode(z, Xt), self.logits_, enc.project,
-                    lambda_=self.lambda_, distance="l1", optimizer="adam", lr=self.lr,
-                    max_iter=self.max_iter)
-        return enc.project(out, factual=X)
+        vae = self.vae_
+
+        def start(Xt):  # from the individual's own code, decoded with its immutables
+            return vae.encode(Xt)[0], lambda z: vae.decode(z, Xt)
+
+        return self.search_in_blocks(X, start, distance="l1", optimizer="adam")

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from genre.errors import InputError
-from genre.methods.wachter import GradientRecourse, finalise, freeze_done, gradient_problem
+from genre.methods.wachter import GradientRecourse, finalise, gradient_problem
 from genre.task import RecourseTask
 
 
@@ -117,10 +117,7 @@ class ROAR(GradientRecourse):
         prob = gradient_problem(self.task_, X)
         n = len(X)
         lime = self._lime(X, gen) if self.surrogate == "lime" else None
-        x = prob.x0.clone().requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=self.lr, amsgrad=True)
-        keep = prob.x0.clone()
-        done = torch.zeros(n, dtype=torch.bool)
+        x, opt, keep, done = prob.start(self.lr)
         prev = torch.zeros(n)
         ones = torch.ones(n, 1)
         for _ in range(self.max_iter):
@@ -140,12 +137,5 @@ class ROAR(GradientRecourse):
                 prev = loss.detach()
             if bool(done.all()):
                 break
-            opt.zero_grad(set_to_none=True)
-            loss[~done].sum().backward()
-            x.grad.mul_(prob.free)
-            opt.step()
-            prob.clamp_(x)
-            freeze_done(x, keep, done)
-        with torch.no_grad():
-            final = torch.where(done[:, None], keep, x.detach())
-        return finalise(self.task_, X, final.double().numpy())
+            prob.descend(opt, x, loss, keep, done)
+        return finalise(self.task_, X, x, keep, done)

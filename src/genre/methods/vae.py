@@ -453,3 +453,27 @@ class VAESearchMethod(RecourseMethod):
                                                       use_cache=self.use_cache,
                                                       num_threads=self.num_threads)
         return self
+
+    def search_in_blocks(self, X: np.ndarray, start: Callable, *, distance: str,
+                         optimizer: str) -> np.ndarray:
+        """`latent_gradient_search` over X in blocks of block_size (REVISE, CRUDS).
+
+        start(Xt) -> (initial latent per row, decode: latent -> point); rows with a
+        non-finite value come back as NaN rows. Uses lambda_, lr and max_iter.
+        """
+        X = np.asarray(X, dtype=float)
+        out = np.full(X.shape, np.nan)
+        ok = np.flatnonzero(finite_rows(X))
+        enc = self.task_.encoder
+        for param in self.vae_.parameters():  # the search differentiates the latent only
+            param.requires_grad_(False)
+        with torch_threads(self.num_threads):
+            for begin in range(0, len(ok), self.block_size):
+                rows = ok[begin:begin + self.block_size]
+                Xt = torch.as_tensor(X[rows], dtype=torch.float32)
+                with torch.no_grad():
+                    latent0, decode = start(Xt)
+                out[rows] = latent_gradient_search(
+                    Xt, latent0, decode, self.logits_, enc.project, lambda_=self.lambda_,
+                    distance=distance, optimizer=optimizer, lr=self.lr, max_iter=self.max_iter)
+        return enc.project(out, factual=X)

@@ -18,8 +18,8 @@ feature bounds (widened to include the factual) and to the allowed side of monot
 and the end point is snapped onto the schema with `Encoder.project` (categoricals and integers
 to their grid). A projected point that h no longer accepts is kept: validity measures it.
 
-The helpers `gradient_problem`, `freeze_done` and `finalise` are shared with ROAR and PROBE,
-which are the same kind of search with another loss.
+The helpers `gradient_problem` (with its `descend` step) and `finalise` are shared with ROAR
+and PROBE, which are the same kind of search with another loss.
 """
 
 from __future__ import annotations
@@ -70,6 +70,24 @@ class GradientProblem:
             x.copy_(torch.maximum(torch.minimum(x, self.hi), self.lo))
 
 
+    def start(self, lr: float):
+        """The search variable (at the factual), its Adam optimiser (amsgrad, as CARLA), the
+        kept point of each row and the rows' done flags."""
+        x = self.x0.clone().requires_grad_(True)
+        opt = torch.optim.Adam([x], lr=lr, amsgrad=True)
+        return x, opt, self.x0.clone(), torch.zeros(len(self.x0), dtype=torch.bool)
+
+    def descend(self, opt, x: torch.Tensor, loss: torch.Tensor, keep: torch.Tensor,
+                done: torch.Tensor) -> None:
+        """One optimiser step on the rows not done yet: immutables get no gradient, the
+        point stays in its box, and rows already done are put back to their kept value."""
+        opt.zero_grad(set_to_none=True)
+        loss[~done].sum().backward()
+        x.grad.mul_(self.free)
+        opt.step()
+        self.clamp_(x)
+        freeze_done(x, keep, done)
+
     @torch.no_grad()
     def snap(self, x: torch.Tensor) -> torch.Tensor:
         """The point Encoder.project would return for x (x already inside the box)."""
@@ -87,9 +105,12 @@ def freeze_done(x: torch.Tensor, keep: torch.Tensor, done: torch.Tensor) -> None
         x.copy_(torch.where(done[:, None], keep, x))
 
 
-def finalise(task: RecourseTask, X: np.ndarray, X_plus: np.ndarray) -> np.ndarray:
-    """Snap onto the schema; rows with non-finite values become NaN rows (no recourse)."""
-    X_plus = np.asarray(X_plus, dtype=float)
+def finalise(task: RecourseTask, X: np.ndarray, x: torch.Tensor, keep: torch.Tensor,
+             done: torch.Tensor) -> np.ndarray:
+    """The kept point of rows that are done, the last iterate of the others, snapped onto
+    the schema; rows with non-finite values become NaN rows (no recourse)."""
+    with torch.no_grad():
+        X_plus = torch.where(done[:, None], keep, x.detach()).double().numpy()
     bad = ~np.isfinite(X_plus).all(axis=1)
     X_plus = np.where(bad[:, None], np.asarray(X, dtype=float), X_plus)
     out = task.encoder.project(X_plus, factual=np.asarray(X, dtype=float))
@@ -141,10 +162,7 @@ class Wachter(GradientRecourse):
         prob = gradient_problem(self.task_, X)
         h = self.h_
         thr = logit_threshold(self.threshold)
-        x = prob.x0.clone().requires_grad_(True)
-        opt = torch.optim.Adam([x], lr=self.lr, amsgrad=True)
-        keep = prob.x0.clone()
-        done = torch.zeros(len(X), dtype=torch.bool)
+        x, opt, keep, done = prob.start(self.lr)
         for rnd in range(self.max_rounds):
             lam = max(self.lambda_ - rnd * self.lambda_step, 0.0)
             for _ in range(self.n_iter):
@@ -157,14 +175,7 @@ class Wachter(GradientRecourse):
                     break
                 # BCE(sigmoid(logit), 1) = softplus(-logit), numerically stable.
                 loss = torch.nn.functional.softplus(-logit) + lam * (x - prob.x0).abs().sum(1)
-                opt.zero_grad(set_to_none=True)
-                loss[~done].sum().backward()
-                x.grad.mul_(prob.free)
-                opt.step()
-                prob.clamp_(x)
-                freeze_done(x, keep, done)
+                prob.descend(opt, x, loss, keep, done)
             if bool(done.all()):
                 break
-        with torch.no_grad():
-            final = torch.where(done[:, None], keep, x.detach())
-        return finalise(self.task_, X, final.double().numpy())
+        return finalise(self.task_, X, x, keep, done)
