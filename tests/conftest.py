@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
+from genre.classifiers import train_mlp
+from genre.data import Encoder, Feature, Schema
 from genre.protocol import build_protocol
+from genre.task import RecourseTask
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -25,6 +29,38 @@ def compas():
 @pytest.fixture(scope="session")
 def moons():
     return build_protocol("moons", seed=0, h_epochs=30)
+
+
+@pytest.fixture(scope="session")
+def make_mixed_task():
+    """A tiny task of every feature kind: x1 continuous, x2 integer 0..10 (optionally
+    monotone), colour categorical (3 levels), group immutable categorical; 1,200 rows, the
+    label depends on x1, x2 and colour (and a little on group); h a small MLP."""
+
+    def make(x2_monotone: str | None = None) -> RecourseTask:
+        rng = np.random.default_rng(0)
+        n = 1200
+        df = pd.DataFrame({
+            "x1": rng.random(n),
+            "x2": rng.integers(0, 11, n),
+            "colour": rng.choice(["red", "green", "blue"], n),
+            "group": rng.choice(["a", "b"], n),
+        })
+        score = df.x1 + 0.05 * df.x2 + 0.4 * (df.colour == "blue") + 0.1 * (df.group == "a")
+        df["y"] = (score + 0.1 * rng.standard_normal(n) > 0.95).astype(int)
+        schema = Schema((
+            Feature("x1", "numeric"),
+            Feature("x2", "numeric", integer=True, monotone=x2_monotone),
+            Feature("colour", "categorical"),
+            Feature("group", "categorical", immutable=True),
+        ), target="y", name="tiny")
+        enc = Encoder(schema).fit(df)
+        X = enc.transform(df)
+        y = df["y"].to_numpy().copy()  # pandas 3 hands out read-only views
+        h = train_mlp(X, y, epochs=15, seed=0)
+        return RecourseTask(enc, X, y, h, name="tiny", seed=0)
+
+    return make
 
 
 @pytest.fixture

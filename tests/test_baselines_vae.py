@@ -3,12 +3,9 @@
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from genre.classifiers import train_mlp
-from genre.data import Encoder, Feature, Schema
 from genre.errors import InputError
 from genre.methods.cchvae import CCHVAE
 from genre.methods.cruds import CRUDS
@@ -32,30 +29,8 @@ def private_cache(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def task():
-    """x1 continuous, x2 integer 0..10 (may only increase), colour categorical (3 levels),
-    group immutable categorical; the label depends on x1, x2 and colour."""
-    rng = np.random.default_rng(0)
-    n = 1200
-    df = pd.DataFrame({
-        "x1": rng.random(n),
-        "x2": rng.integers(0, 11, n),
-        "colour": rng.choice(["red", "green", "blue"], n),
-        "group": rng.choice(["a", "b"], n),
-    })
-    score = df.x1 + 0.05 * df.x2 + 0.4 * (df.colour == "blue") + 0.1 * (df.group == "a")
-    df["y"] = (score + 0.1 * rng.standard_normal(n) > 0.95).astype(int)
-    schema = Schema((
-        Feature("x1", "numeric"),
-        Feature("x2", "numeric", integer=True, monotone="increase"),
-        Feature("colour", "categorical"),
-        Feature("group", "categorical", immutable=True),
-    ), target="y", name="tiny")
-    enc = Encoder(schema).fit(df)
-    X = enc.transform(df)
-    y = df["y"].to_numpy().copy()  # pandas 3 hands out read-only views
-    h = train_mlp(X, y, epochs=15, seed=0)
-    return RecourseTask(enc, X, y, h, name="tiny", seed=0)
+def task(make_mixed_task):
+    return make_mixed_task(x2_monotone="increase")
 
 
 @pytest.fixture(scope="module")
