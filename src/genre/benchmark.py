@@ -547,7 +547,8 @@ def run_experiment(experiment: str, ds: list[str], ms: list[str], lambdas: list[
 def benchmark_command(
     names: Annotated[list[str] | None, typer.Argument(
         help="more dataset/method names, as in `--datasets adult compas heloc` (each bare "
-             "name goes to the datasets or the methods, by name)", show_default=False)] = None,
+             "name goes to the datasets or the methods, by name; numbers go to "
+             "--sweep-lambda)", show_default=False)] = None,
     datasets: Annotated[list[str] | None, typer.Option(
         help="datasets, space- or comma-separated (default: adult compas heloc)",
         show_default=False)] = None,
@@ -583,6 +584,11 @@ def benchmark_command(
     Names after --datasets/--methods may be space- or comma-separated, or the flag repeated.
 
     Writes DIR/results.csv, results.md and results.json; fitted models are cached for reruns.
+
+    Experiments beyond the table, each writing a table and a PNG:
+    --sweep-lambda 0.5 1 2 5 10: Score, Cost and Val against the cost weight;
+    --ablation: GenRe's choices varied one at a time;
+    --miscalibrated: every method given a distorted h.
     \f
     How the space-separated form works: a Typer/click option takes one value, so in
     `--datasets adult compas heloc --methods genre nnr` the names after the first of each
