@@ -20,6 +20,13 @@ def _private_cache(tmp_path_factory):
     mp.undo()
 
 
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    """An empty cache dir for one test (the session's shared one is set above)."""
+    monkeypatch.setenv("GENRE_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
 @pytest.fixture(scope="session")
 def compas():
     """The full paper protocol on compas (about 10 s, then cached for the session)."""

@@ -22,10 +22,8 @@ FAST = {
 }
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENRE_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+# Each test gets an empty model cache (the cache round trips start from nothing).
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")

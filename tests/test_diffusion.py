@@ -19,10 +19,8 @@ from genre.task import RecourseTask, SklearnClassifier
 TINY = dict(width=64, depth=2, time_dim=16, timesteps=20, train_steps=400, batch_size=128)
 
 
-@pytest.fixture(autouse=True)
-def private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("GENRE_CACHE_DIR", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+# Each test gets an empty model cache (the cache round trips start from nothing).
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 @pytest.fixture(scope="module")

@@ -163,10 +163,6 @@ def _protocol(dataset: str, seed: int):
     return build_protocol(dataset, seed)
 
 
-def _command(command: str | None, fallback: str) -> str:
-    return command if command is not None else fallback
-
-
 # --------------------------------------------------------------- lambda sweep
 def run_lambda_sweep(datasets: Sequence[str] | str, lambdas: Sequence[float] = DEFAULT_LAMBDAS,
                      methods: Sequence[str] | str = LAMBDA_METHODS, n: int = 200,
@@ -191,8 +187,8 @@ def run_lambda_sweep(datasets: Sequence[str] | str, lambdas: Sequence[float] = D
     lambdas = _positive(lambdas, "lambda")
     dataset_names = resolve_datasets(datasets)
     _check_n(n)
-    rec = Recorder("lambda_sweep", Path(out), _command(command, (
-        f"run_lambda_sweep({dataset_names!r}, {lambdas!r}, {names!r}, n={n}, seed={seed})")),
+    rec = Recorder("lambda_sweep", Path(out), command or (
+        f"run_lambda_sweep({dataset_names!r}, {lambdas!r}, {names!r}, n={n}, seed={seed})"),
         {"datasets": dataset_names, "methods": names, "lambdas": lambdas, "n": n,
          "seed": seed, "quick": quick, "genre_budget": _budget_meta(dataset_names, quick)},
         lambda_markdown, lambda_plot)
@@ -334,8 +330,8 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
         raise InputError(f"not GenRe parameters: {', '.join(unknown)}")
     dataset_names = resolve_datasets(datasets)
     _check_n(n)
-    rec = Recorder("ablation", Path(out), _command(command, (
-        f"run_ablation({dataset_names!r}, n={n}, seed={seed})")),
+    rec = Recorder("ablation", Path(out), command or (
+        f"run_ablation({dataset_names!r}, n={n}, seed={seed})"),
         {"datasets": dataset_names, "n": n, "seed": seed, "quick": quick,
          "sampling": {k: list(v) for k, v in sampling.items()},
          "training": {k: list(v) for k, v in training.items()},
@@ -525,8 +521,8 @@ def run_miscalibration(datasets: Sequence[str] | str,
     names = resolve_methods(methods)
     dataset_names = resolve_datasets(datasets)
     _check_n(n)
-    rec = Recorder("miscalibration", Path(out), _command(command, (
-        f"run_miscalibration({dataset_names!r}, {names!r}, n={n}, seed={seed})")),
+    rec = Recorder("miscalibration", Path(out), command or (
+        f"run_miscalibration({dataset_names!r}, {names!r}, n={n}, seed={seed})"),
         {"datasets": dataset_names, "methods": names, "n": n, "seed": seed, "quick": quick,
          "variants": {k: {"scale": s, "threshold": t} for k, (s, t) in variants.items()},
          "classifiers": {}, "genre_budget": _budget_meta(dataset_names, quick)},
@@ -542,12 +538,13 @@ def run_miscalibration(datasets: Sequence[str] | str,
                                            exc))
                 continue
             facts = rec.meta["classifiers"].setdefault(dataset, {})
+            gold = protocol.gold.predict_proba(protocol.X_test)
             for variant, (scale, threshold) in variants.items():
                 h = (protocol.h if (scale, threshold) == (1.0, 0.5)
                      else distorted(protocol.h, scale, threshold))
                 vp = protocol.with_classifier(h, variant)
                 X = vp.individuals(n)
-                facts[variant] = _classifier_facts(vp)
+                facts[variant] = _classifier_facts(vp, gold)
                 for m in names:
                     bar.update(task, description=f"{dataset}: {m}, {variant}")
                     params = {"genre": genre_params(dataset, quick)} if m == "genre" else None
@@ -558,10 +555,10 @@ def run_miscalibration(datasets: Sequence[str] | str,
     return rec.save(complete=True)
 
 
-def _classifier_facts(protocol) -> dict:
-    """How the (possibly distorted) h relates to the truth on the test split."""
+def _classifier_facts(protocol, gold: np.ndarray) -> dict:
+    """How the (possibly distorted) h relates to the truth (gold: P on X_test) on the test
+    split."""
     p = protocol.h.predict_proba(protocol.X_test)
-    gold = protocol.gold.predict_proba(protocol.X_test)
     accepted = p > 0.5
     return {"accuracy": float(np.mean(accepted == protocol.y_test)),
             "accepts": float(np.mean(accepted)),
