@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genre.evaluation import run_method
+from genre.baselines.diffusion import GuidedDiffusion
+from genre.bench.evaluation import run_method
+from genre.bench.protocol import build_protocol
 from genre.io import write_text
-from genre.methods.diffusion import GuidedDiffusion
-from genre.protocol import build_protocol
 
 STAGE1 = {
     "strength": (0.1, 0.2, 0.35, 0.5, 1.0),
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         lines.append(f"| {k} | {min(per[k]):.3f} | {np.mean(per[k]):.3f} | " +
                      " | ".join(f"{s:.3f}" for s in per[k]) + " |")
     lines += ["", f"Common: `{fmt_cfg(common)}` (the class defaults; per-dataset choices are "
-              "`genre.methods.diffusion.PRESETS`, used by `diffusion_for(dataset)`).", ""]
+              "`genre.baselines.diffusion.PRESETS`, used by `diffusion_for(dataset)`).", ""]
 
     # test individuals, for the record (nothing above looked at them)
     lines += [f"## On the {args.n_test} test individuals (for the record)", "",

@@ -17,10 +17,10 @@ import sys
 import time
 from pathlib import Path
 
-from genre.evaluation import run_method
+from genre.bench.evaluation import run_method
+from genre.bench.protocol import build_protocol
+from genre.estimator import GenRe
 from genre.io import write_text
-from genre.methods.genre import GenRe
-from genre.protocol import build_protocol
 
 # Training/pair configurations tried per dataset; sampling temperatures are tried on each.
 GRIDS = {

@@ -13,8 +13,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from genre.bench.pictures import LABELS, plot_recourse_2d
 from genre.io import write_text
-from genre.pictures import LABELS, plot_recourse_2d
 
 METHODS = ("genre", "nnr", "wachter", "gs", "diffusion")
 

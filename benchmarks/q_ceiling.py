@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from genre.bench.metrics import evaluate
+from genre.bench.protocol import build_protocol
 from genre.io import write_text
-from genre.metrics import evaluate
 from genre.pairs import PairSampler
-from genre.protocol import build_protocol
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genre.classifiers import train_mlp
+from genre.bench.protocol import build_protocol
+from genre.classifiers.mlp import train_mlp
 from genre.data import Encoder, Feature, Schema
-from genre.protocol import build_protocol
 from genre.task import RecourseTask
 
 

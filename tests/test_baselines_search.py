@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 import torch
 
-from genre.classifiers import train_mlp
+from genre.baselines.dice import DiCE
+from genre.baselines.growing_spheres import GrowingSpheres
+from genre.baselines.probe import PROBE
+from genre.baselines.roar import ROAR
+from genre.baselines.wachter import Wachter, finalise
+from genre.classifiers.mlp import train_mlp
 from genre.data import Encoder, Feature, Schema
-from genre.methods.dice import DiCE
-from genre.methods.growing_spheres import GrowingSpheres
-from genre.methods.probe import PROBE
-from genre.methods.roar import ROAR
-from genre.methods.wachter import Wachter, finalise
 from genre.task import RecourseTask
 
 CAT, IMM = 2, 3  # column of the mutable 3-level categorical and of the immutable binary one

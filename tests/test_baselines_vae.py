@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from genre.baselines.cchvae import CCHVAE
+from genre.baselines.cruds import CRUDS
+from genre.baselines.revise import REVISE
+from genre.baselines.vae import CACHE_NAME, LatentVAE, VAEConfig, load_or_train_vae
 from genre.errors import InputError
-from genre.methods.cchvae import CCHVAE
-from genre.methods.cruds import CRUDS
-from genre.methods.revise import REVISE
-from genre.methods.vae import CACHE_NAME, LatentVAE, VAEConfig, load_or_train_vae
 from genre.task import RecourseTask, TorchClassifier
 
 VAE_EPOCHS = 12

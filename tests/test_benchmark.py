@@ -9,11 +9,11 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-import genre.benchmark as bench
-from genre.benchmark import COLUMNS, EXTRA_COLUMNS, benchmark_command, run_benchmark
+import genre.bench.benchmark as bench
+from genre.base import RecourseMethod
+from genre.baselines import METHODS
+from genre.bench.benchmark import COLUMNS, EXTRA_COLUMNS, benchmark_command, run_benchmark
 from genre.errors import InputError
-from genre.methods import METHODS
-from genre.methods.base import RecourseMethod
 
 N = 5
 
@@ -91,7 +91,7 @@ def test_results_files(quick_run):
 
 
 def test_genre_is_cached_and_reproducible(quick_run, tmp_path):
-    from genre.protocol import cache_dir
+    from genre.bench.protocol import cache_dir
 
     table, _ = quick_run
     assert list((cache_dir() / bench.GENRE_CACHE).glob("compas-seed0-*/config.json"))

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from genre.bench.protocol import build_protocol
 from genre.cli import app
-from genre.protocol import build_protocol
 
 runner = CliRunner()
 

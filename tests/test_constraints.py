@@ -21,11 +21,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from genre.bench.metrics import Violations, violations
 from genre.data.encoder import Encoder
 from genre.data.schema import Feature, Schema
 from genre.errors import InputError
-from genre.methods.genre import GenRe
-from genre.metrics import Violations, violations
+from genre.estimator import GenRe
 from genre.pairs import TOL as PAIR_TOL
 from genre.pairs import PairSampler
 from genre.task import RecourseTask

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from genre.errors import InputError, ModelError
-from genre.methods.diffusion import (
+from genre.baselines.diffusion import (
     CACHE_NAME,
     PRESETS,
     GuidedDiffusion,
     beta_schedule,
     diffusion_for,
 )
+from genre.errors import InputError, ModelError
 from genre.task import RecourseTask, SklearnClassifier
 
 TINY = dict(width=64, depth=2, time_dim=16, timesteps=20, train_steps=400, batch_size=128)

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from genre.bench.protocol import build_protocol
 from genre.errors import InputError, ModelError
-from genre.methods.genre import GenRe, bin_representatives
-from genre.protocol import build_protocol
+from genre.estimator import GenRe, bin_representatives
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=12,
             patience=12, batch_size=128, k=50, progress=False)

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genre.bench.metrics import cost, evaluate, score, validity, violations
 from genre.data import Encoder, Feature, Schema
-from genre.metrics import cost, evaluate, score, validity, violations
 
 
 class Threshold:

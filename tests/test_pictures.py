@@ -2,8 +2,8 @@
 
 import pytest
 
+from genre.bench.pictures import plot_recourse_2d
 from genre.errors import InputError
-from genre.pictures import plot_recourse_2d
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

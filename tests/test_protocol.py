@@ -5,9 +5,9 @@ import time
 import numpy as np
 import pytest
 
-from genre.evaluation import run_method
-from genre.methods import make_method
-from genre.protocol import build_protocol
+from genre.baselines import make_method
+from genre.bench.evaluation import run_method
+from genre.bench.protocol import build_protocol
 
 PAPER_ACCURACY = {"adult": 0.773, "compas": 0.696, "heloc": 0.742}
 

@@ -2,7 +2,7 @@
 
 import json
 
-from genre.speed import BEST_K, run_speed, to_json
+from genre.bench.speed import BEST_K, run_speed, to_json
 
 
 def test_run_speed_smoke(compas, tmp_path):

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from genre.errors import InputError
+from genre.estimator import GenRe
 from genre.io import read_table
-from genre.methods.genre import GenRe
 from genre.recourse import recourse_table
 from genre.streaming import SEED_BLOCK, block_seed, stream_recourse
 

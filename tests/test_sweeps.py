@@ -9,11 +9,17 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from genre.benchmark import _genre_key, benchmark_command
-from genre.classifiers import DistortedLogits, distorted, load_mlp, save_mlp
+from genre.bench.benchmark import _genre_key, benchmark_command
+from genre.bench.sweeps import (
+    carriers,
+    robustness,
+    run_ablation,
+    run_lambda_sweep,
+    run_miscalibration,
+)
+from genre.classifiers.mlp import DistortedLogits, distorted, load_mlp, save_mlp
 from genre.errors import InputError
-from genre.methods.genre import GenRe
-from genre.sweeps import carriers, robustness, run_ablation, run_lambda_sweep, run_miscalibration
+from genre.estimator import GenRe
 
 N = 5
 

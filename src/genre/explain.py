@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from genre.bench.metrics import TOL
 from genre.data.encoder import Encoder
-from genre.metrics import TOL
 
 
 def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray, ids: list | None = None,

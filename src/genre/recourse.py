@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from genre.estimator import GenRe
 from genre.explain import changes
-from genre.methods.genre import GenRe
 
 
 def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,

@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from genre.errors import InputError, ModelError
+from genre.estimator import GenRe
 from genre.io import atomic_path
-from genre.methods.genre import GenRe
 from genre.recourse import recourse_table
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed

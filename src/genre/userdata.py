@@ -777,7 +777,7 @@ def build_user_task(df: pd.DataFrame, schema: Schema,
     encoder = Encoder(schema).fit(df)
     X = encoder.transform(df, source="training data")
     if classifier is None:
-        from genre.classifiers import train_mlp
+        from genre.classifiers.mlp import train_mlp
 
         classifier = train_mlp(X, y, balanced=True, epochs=h_epochs, seed=seed)
     elif isinstance(classifier, str | Path):

@@ -28,9 +28,9 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from genre.base import RecourseMethod
 from genre.data.encoder import category_key
 from genre.errors import InputError, ModelError
-from genre.methods.base import RecourseMethod
 from genre.task import RecourseTask
 
 MODES = ("random", "genetic")

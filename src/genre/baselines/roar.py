@@ -32,8 +32,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from genre.baselines.wachter import GradientRecourse, finalise, gradient_problem
 from genre.errors import InputError
-from genre.methods.wachter import GradientRecourse, finalise, gradient_problem
 from genre.task import RecourseTask
 
 

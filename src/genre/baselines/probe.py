@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.wachter import (
+from genre.baselines.wachter import (
     GradientRecourse,
     finalise,
     gradient_problem,

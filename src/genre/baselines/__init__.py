@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from genre.methods.base import RecourseMethod
-from genre.methods.cchvae import CCHVAE
-from genre.methods.cruds import CRUDS
-from genre.methods.dice import DiCE
-from genre.methods.diffusion import GuidedDiffusion
-from genre.methods.genre import GenRe
-from genre.methods.growing_spheres import GrowingSpheres
-from genre.methods.nnr import NearestNeighbourRecourse
-from genre.methods.probe import PROBE
-from genre.methods.revise import REVISE
-from genre.methods.roar import ROAR
-from genre.methods.wachter import Wachter
+from genre.base import RecourseMethod
+from genre.baselines.cchvae import CCHVAE
+from genre.baselines.cruds import CRUDS
+from genre.baselines.dice import DiCE
+from genre.baselines.diffusion import GuidedDiffusion
+from genre.baselines.growing_spheres import GrowingSpheres
+from genre.baselines.nnr import NearestNeighbourRecourse
+from genre.baselines.probe import PROBE
+from genre.baselines.revise import REVISE
+from genre.baselines.roar import ROAR
+from genre.baselines.wachter import Wachter
+from genre.estimator import GenRe
 
 METHODS: dict[str, type[RecourseMethod]] = {
     "genre": GenRe,

@@ -25,11 +25,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from genre.classifiers import load_mlp, save_mlp
+from genre.base import RecourseMethod
+from genre.classifiers.mlp import load_mlp, save_mlp
 from genre.data.encoder import Encoder
 from genre.data.schema import Schema
 from genre.errors import InputError, ModelError
-from genre.methods.base import RecourseMethod
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, split_holdout
 from genre.task import Classifier, RecourseTask, TorchClassifier

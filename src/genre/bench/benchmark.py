@@ -89,7 +89,7 @@ def _split(names) -> list[str]:
 
 def resolve_methods(methods: list[str] | str = "all") -> list[str]:
     """The method names a run will use; "all" = every registered one, in the paper's order."""
-    from genre.methods import METHODS
+    from genre.baselines import METHODS
 
     names = _split(methods)
     if not names or "all" in names:
@@ -98,7 +98,7 @@ def resolve_methods(methods: list[str] | str = "all") -> list[str]:
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         missing = [m for m in unknown if m in PAPER_METHODS]
-        hint = (f" ({', '.join(missing)} not registered in genre.methods.METHODS yet)"
+        hint = (f" ({', '.join(missing)} not registered in genre.baselines.METHODS yet)"
                 if missing else "")
         raise InputError(f"unknown method(s) {', '.join(map(repr, unknown))}{hint}; "
                          f"available: {', '.join(METHODS)} or 'all'")
@@ -122,7 +122,7 @@ def resolve_datasets(datasets: list[str] | str) -> list[str]:
 def method_params(name: str, dataset: str, seed: int, quick: bool,
                   params: dict[str, dict] | None = None) -> dict:
     """Constructor arguments for one cell: the seed, the quick caps, then the caller's own."""
-    from genre.methods import METHODS
+    from genre.baselines import METHODS
 
     accepted = inspect.signature(METHODS[name].__init__).parameters
     out = {"seed": seed} if "seed" in accepted else {}
@@ -134,8 +134,8 @@ def method_params(name: str, dataset: str, seed: int, quick: bool,
 
 
 def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict] | None = None):
-    from genre.methods import make_method
-    from genre.methods.genre import genre_for
+    from genre.baselines import make_method
+    from genre.estimator import genre_for
 
     kwargs = method_params(name, dataset, seed, quick, params)
     return genre_for(dataset, fast=quick, **kwargs) if name == "genre" else make_method(
@@ -143,8 +143,8 @@ def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict
 
 
 def _genre_key(model, protocol, monotone: bool) -> str:
-    from genre.methods.genre import FORMAT_VERSION
-    from genre.protocol import CACHE_VERSION
+    from genre.bench.protocol import CACHE_VERSION
+    from genre.estimator import FORMAT_VERSION
 
     params = {k: v for k, v in model.get_params().items() if k not in ("progress", "threads")}
     key = {"params": params, "monotone": monotone, "format": FORMAT_VERSION,
@@ -166,8 +166,8 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
     Returns (model, cached, train_seconds); train_seconds is the original training time
     (read back from the saved model when it came from the cache).
     """
-    from genre.methods.genre import GenRe
-    from genre.protocol import cache_dir
+    from genre.bench.protocol import cache_dir
+    from genre.estimator import GenRe
 
     where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, monotone)
     if use_cache and (where / "config.json").exists():
@@ -218,7 +218,7 @@ def _error(exc: BaseException) -> str:
 def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, monotone: bool,
              params: dict[str, dict] | None = None, use_cache: bool = True) -> dict:
     """Fit, generate and evaluate one method on one protocol; errors become the row's error."""
-    from genre.evaluation import run_method
+    from genre.bench.evaluation import run_method
 
     t0 = time.perf_counter()
     try:
@@ -251,7 +251,7 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
     """Run every method on every dataset under one protocol; write out/results.{csv,md,json}.
 
     datasets: bundled dataset names (a list, or a comma/space-separated string).
-    methods: method names or "all" (every method registered in genre.methods.METHODS, in
+    methods: method names or "all" (every method registered in genre.baselines.METHODS, in
         the paper's order); a name that is not registered is an InputError.
     n: rejected test individuals per dataset, the same ones for every method.
     seed: protocol seed, also passed to every method that takes a seed.
@@ -266,7 +266,7 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
     EXTRA_COLUMNS (error is "" for a cell that ran). A cell that raised has NaN metrics and
     its error message; the run goes on.
     """
-    from genre.protocol import build_protocol
+    from genre.bench.protocol import build_protocol
 
     dataset_names = resolve_datasets(datasets)
     method_names = resolve_methods(methods)
@@ -469,8 +469,8 @@ def rich_table(table: pd.DataFrame, title: str = "benchmark"):
 # --------------------------------------------------------------------------- CLI
 def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
     """Bare names after --datasets/--methods/--sweep-lambda: datasets, methods, numbers."""
+    from genre.baselines import METHODS
     from genre.data import DATASETS
-    from genre.methods import METHODS
 
     method_names = set(METHODS) | set(PAPER_METHODS) | {"all"}
     ds, ms, nums = [], [], []
@@ -512,8 +512,8 @@ def _experiment(sweep: bool, ablation: bool, miscalibrated: bool,
 def run_experiment(experiment: str, ds: list[str], ms: list[str], lambdas: list[str], *,
                    n: int, seed: int, out: Path | None, quick: bool, monotone: bool,
                    progress: bool, console) -> pd.DataFrame:
-    """`genre benchmark --sweep-lambda/--ablation/--miscalibrated`: see genre.sweeps."""
-    from genre import sweeps
+    """`genre benchmark --sweep-lambda/--ablation/--miscalibrated`: see genre.bench.sweeps."""
+    from genre.bench import sweeps
 
     if monotone:
         raise InputError("--monotone applies to the table only, not to the experiments")
@@ -638,7 +638,7 @@ def benchmark_command(
 __all__ = ["COLUMNS", "EXTRA_COLUMNS", "PAPER_METHODS", "QUICK", "benchmark_command",
            "fit_genre_cached", "resolve_methods", "run_benchmark"]
 
-if __name__ == "__main__":  # pragma: no cover - `python -m genre.benchmark ...`
+if __name__ == "__main__":  # pragma: no cover - `python -m genre.bench.benchmark ...`
     _app = typer.Typer(add_completion=False)
     _app.command()(benchmark_command)
     sys.exit(_app())

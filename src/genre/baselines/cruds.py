@@ -2,7 +2,7 @@
 Disentangled Subspaces", ICML WHI workshop 2020): recourse by moving only the label-relevant
 latent subspace of a CSVAE.
 
-The CSVAE (`genre.methods.vae` with w_dim = 2) splits the latent code into z, made
+The CSVAE (`genre.baselines.vae` with w_dim = 2) splits the latent code into z, made
 label-independent by an adversary, and w, whose prior p(w | y) depends on the label. For an
 individual x we keep z = E[q(z | x)] (and x's immutables) fixed and search w only: starting
 from the centre of the favourable class's w-region, RMSprop minimises
@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.vae import VAEConfig, VAESearchMethod
+from genre.baselines.vae import VAEConfig, VAESearchMethod
 from genre.task import RecourseTask
 
 

@@ -53,9 +53,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from genre.base import RecourseMethod
+from genre.baselines.vae import finite_rows, require_logits
 from genre.errors import InputError, ModelError
-from genre.methods.base import RecourseMethod
-from genre.methods.vae import finite_rows, require_logits
 from genre.task import RecourseTask
 from genre.threads import torch_threads
 
@@ -240,7 +240,7 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
                        use_cache: bool = True, threads: int = 1,
                        progress=None) -> tuple[TabularDDPM, DDPMInfo]:
     """The task's DDPM from the cache, or trained on X_fit (and cached)."""
-    from genre.protocol import cache_dir
+    from genre.bench.protocol import cache_dir
 
     key = cache_key(task, config, X_fit)
     where = cache_dir() / CACHE_NAME / key

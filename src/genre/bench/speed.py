@@ -107,8 +107,8 @@ def timed(fn: Callable[[], object], min_seconds: float = 0.5, max_runs: int = 5,
 # ------------------------------------------------------------------- per dataset
 def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
     """(GenRe, from the cache?, training seconds, its directory in the cache or None)."""
-    from genre.benchmark import GENRE_CACHE, _genre_key, fit_genre_cached, make
-    from genre.protocol import cache_dir
+    from genre.bench.benchmark import GENRE_CACHE, _genre_key, fit_genre_cached, make
+    from genre.bench.protocol import cache_dir
 
     model = make("genre", dataset, seed, quick)
     where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, False)
@@ -120,7 +120,7 @@ def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
 def time_methods(dataset: str, protocol, X: np.ndarray, genre, *, seed: int, quick: bool,
                  dice_n: int, say) -> dict[str, dict]:
     """ms per individual (and fit seconds) of GenRe and each baseline on the same X."""
-    from genre.benchmark import make
+    from genre.bench.benchmark import make
 
     rows: dict[str, dict] = {}
     genre.generate(X[:1], BEST_K)  # warm-up
@@ -196,7 +196,7 @@ def synthetic_task(n_features: int, n_rows: int, seed: int, h_epochs: int = 20):
     small MLP h learns it. Returns (task, fresh rows from the same distribution)."""
     import pandas as pd
 
-    from genre.classifiers import train_mlp
+    from genre.classifiers.mlp import train_mlp
     from genre.data import Encoder
     from genre.data.schema import Feature, Schema
     from genre.task import RecourseTask
@@ -223,7 +223,7 @@ def synthetic_task(n_features: int, n_rows: int, seed: int, h_epochs: int = 20):
 
 def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) -> list[dict]:
     """GenRe ms per individual (best_k BEST_K) against the number of features."""
-    from genre.methods.genre import GenRe
+    from genre.estimator import GenRe
 
     rows = []
     for d in counts:
@@ -245,7 +245,7 @@ def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) 
 # -------------------------------------------------------------------- streaming
 _CHILD = r"""
 import json, resource, sys, time
-from genre.methods.genre import GenRe
+from genre.estimator import GenRe
 from genre.streaming import stream_recourse
 model_dir, src, out, changes, best_k = sys.argv[1:6]
 model = GenRe.load(model_dir)
@@ -333,7 +333,7 @@ def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: i
 
     datasets: bundled dataset names (list or comma/space-separated string).
     n: rejected test individuals per dataset (the same for every method; DiCE gets the
-        first dice_n of them). quick: GenRe's quick benchmark preset (genre.benchmark
+        first dice_n of them). quick: GenRe's quick benchmark preset (genre.bench.benchmark
         QUICK, fast) and the baselines' QUICK caps, smaller sweeps (QUICK_* constants).
     batch_sizes, feature_counts, stream_rows, dice_n: override the sweeps (an empty
         sequence skips that part).
@@ -349,8 +349,8 @@ def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: i
     cached and uncached decoding gave identical samples on every dataset (speed_command
     fails when they did not)}.
     """
-    from genre.benchmark import machine, resolve_datasets, versions
-    from genre.protocol import build_protocol
+    from genre.bench.benchmark import machine, resolve_datasets, versions
+    from genre.bench.protocol import build_protocol
 
     names = resolve_datasets(datasets)
     if n < 1:
@@ -638,7 +638,7 @@ def speed_command(
 ) -> None:
     """Time GenRe against the search baselines, its throughput, feature scaling, cached
     decoding and streaming memory; write OUT/speed.md, throughput.png, features.png."""
-    from genre.benchmark import _split
+    from genre.bench.benchmark import _split
 
     try:
         ds = _split(datasets or []) + [d for d in _split(names or [])
@@ -665,7 +665,7 @@ def speed_command(
 
 __all__ = ["BEST_K", "run_speed", "speed_command", "to_json"]
 
-if __name__ == "__main__":  # pragma: no cover - `python -m genre.speed ...`
+if __name__ == "__main__":  # pragma: no cover - `python -m genre.bench.speed ...`
     _app = typer.Typer(add_completion=False)
     _app.command()(speed_command)
     sys.exit(_app())

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from genre.bench.metrics import Report, evaluate
+from genre.bench.protocol import Protocol, build_protocol
 from genre.errors import InputError
-from genre.metrics import Report, evaluate
-from genre.protocol import Protocol, build_protocol
 
 LABELS = {"genre": "GenRe", "nnr": "Nearest neighbour", "wachter": "Wachter",
           "gs": "Growing Spheres", "diffusion": "Guided diffusion", "dice": "DiCE",
@@ -44,13 +44,13 @@ class RecoursePicture:
 def make_2d_method(name: str, dataset: str, seed: int = 0):
     """A method with settings that give sensible recourse on a 2-D dataset."""
     if name == "genre":
-        from genre.methods.genre import genre_for
+        from genre.estimator import genre_for
 
         return genre_for(dataset, fast=True, seed=seed, progress=False)
-    from genre.methods import METHODS, make_method
+    from genre.baselines import METHODS, make_method
 
     if name == "diffusion":
-        from genre.methods.diffusion import diffusion_for
+        from genre.baselines.diffusion import diffusion_for
 
         return diffusion_for(dataset, seed=seed)
     cls = METHODS.get(name)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.benchmark import (
+from genre.bench.benchmark import (
     _error,
     _fmt,
     _plain,
@@ -158,7 +158,7 @@ def _save_png(fig, path: Path) -> None:
 
 
 def _protocol(dataset: str, seed: int):
-    from genre.protocol import build_protocol
+    from genre.bench.protocol import build_protocol
 
     return build_protocol(dataset, seed)
 
@@ -176,7 +176,7 @@ def run_lambda_sweep(datasets: Sequence[str] | str, lambdas: Sequence[float] = D
     (their initial weight where the method lowers it after failed rounds, as Wachter and
     PROBE do). Returns one row per (dataset, lambda, method).
     """
-    from genre.methods import METHODS
+    from genre.baselines import METHODS
 
     names = resolve_methods(methods)
     no_lambda = [m for m in names
@@ -319,8 +319,8 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
     (gamma, K = the candidates kept per source, model size) each fit a model. Returns one row
     per (dataset, factor, value); `reference` marks the preset's value.
     """
-    from genre.evaluation import run_method
-    from genre.methods.genre import PRESETS, GenRe
+    from genre.bench.evaluation import run_method
+    from genre.estimator import PRESETS, GenRe
 
     sampling = SAMPLING_ABLATIONS if sampling is None else sampling
     training = TRAINING_ABLATIONS if training is None else training
@@ -511,7 +511,7 @@ def run_miscalibration(datasets: Sequence[str] | str,
     individuals are the test rows that classifier rejects. Val is still judged by the gold
     model, so it shows how much each method's recourse depends on h being right.
     """
-    from genre.classifiers import distorted
+    from genre.classifiers.mlp import distorted
 
     variants = H_VARIANTS if variants is None else variants
     for name, (scale, threshold) in variants.items():

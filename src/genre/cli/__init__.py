@@ -61,7 +61,7 @@ def report_table(rows: dict[str, dict], title: str) -> Table:
 
 
 def _load_genre(model_dir: Path):
-    from genre.methods.genre import GenRe
+    from genre.estimator import GenRe
 
     return GenRe.load(model_dir)
 
@@ -81,11 +81,11 @@ def evaluate(
 
     For --method genre without --model, GenRe is fitted first with the dataset's defaults.
     """
-    from genre.evaluation import run_method
+    from genre.baselines import make_method
+    from genre.bench.evaluation import run_method
+    from genre.bench.protocol import build_protocol
+    from genre.estimator import genre_for
     from genre.io import write_text
-    from genre.methods import make_method
-    from genre.methods.genre import genre_for
-    from genre.protocol import build_protocol
 
     try:
         with console.status(f"protocol for {dataset} (seed {seed})"):
@@ -131,14 +131,14 @@ def fit(
     classifier h) or on your own table (--data with --schema, optionally --classifier)."""
     import time
 
-    from genre.methods.genre import genre_for
+    from genre.estimator import genre_for
 
     try:
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
         t0 = time.perf_counter()
         if dataset is not None:
-            from genre.protocol import build_protocol
+            from genre.bench.protocol import build_protocol
 
             if schema is not None or classifier is not None:
                 raise GenreError("--schema and --classifier go with --data, not --dataset")
@@ -313,11 +313,11 @@ def demo(
 
     The demo enforces the dataset's monotone facts (nobody is told to get younger).
     """
-    from genre.evaluation import run_method
+    from genre.baselines import make_method
+    from genre.bench.evaluation import run_method
+    from genre.bench.protocol import build_protocol
+    from genre.estimator import genre_for
     from genre.explain import changes, format_value
-    from genre.methods import make_method
-    from genre.methods.genre import genre_for
-    from genre.protocol import build_protocol
 
     console.rule(f"GenRe demo on {dataset}")
     with console.status("protocol: gold model, re-drawn labels, classifier h (cached)"):
@@ -342,8 +342,8 @@ def demo(
     console.print(report_table(rows, f"{dataset}: {n} rejected test individuals"))
 
 
-from genre.benchmark import benchmark_command  # noqa: E402 (registered after the app exists)
-from genre.speed import speed_command  # noqa: E402
+from genre.bench.benchmark import benchmark_command  # noqa: E402 (registered after the app exists)
+from genre.bench.speed import speed_command  # noqa: E402
 
 app.command("benchmark")(benchmark_command)
 app.command("benchmark-speed")(speed_command)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from genre.classifiers import load_mlp, load_sklearn, save_mlp, save_sklearn, train_mlp
+from genre.classifiers.mlp import load_mlp, load_sklearn, save_mlp, save_sklearn, train_mlp
 from genre.data import Dataset, Encoder, load
 from genre.task import Classifier, RecourseTask, SklearnClassifier
 

@@ -6,9 +6,9 @@ import time
 
 import numpy as np
 
-from genre.methods import RecourseMethod
-from genre.metrics import Report, evaluate
-from genre.protocol import Protocol
+from genre.baselines import RecourseMethod
+from genre.bench.metrics import Report, evaluate
+from genre.bench.protocol import Protocol
 
 
 def run_method(method: RecourseMethod, protocol: Protocol, n: int = 200, *,

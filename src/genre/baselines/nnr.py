@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from genre.methods.base import RecourseMethod
+from genre.base import RecourseMethod
 from genre.pairs import PairSampler
 from genre.task import RecourseTask
 

@@ -13,7 +13,7 @@ Differences from CARLA's code, on purpose: only z is perturbed (CARLA also pertu
 immutable conditioning values it appends to z); all individuals are searched together, each
 leaving the batch as soon as its shell holds an accepted point; candidates are projected
 onto the schema (categoricals/integers on their grid, monotone moves respected) before h
-judges them, so what is returned is exactly what was judged. See `genre.methods.vae` for
+judges them, so what is returned is exactly what was judged. See `genre.baselines.vae` for
 the shared conditional VAE.
 """
 
@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.methods.vae import (
+from genre.baselines.vae import (
     VAESearchMethod,
     finite_rows,
     torch_threads,

@@ -9,14 +9,14 @@ the schema and judged by h; among the accepted points met along the path the one
 lowest loss is returned (CARLA's rule), NaN when none was accepted. Defaults are CARLA's:
 lambda_ = 0.5, lr = 0.1, 1000 steps. All individuals descend together (the loss is a sum of
 per-individual terms, so each latent code gets exactly its own gradient). See
-`genre.methods.vae` for the shared conditional VAE.
+`genre.baselines.vae` for the shared conditional VAE.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from genre.methods.vae import VAESearchMethod
+from genre.baselines.vae import VAESearchMethod
 
 
 class REVISE(VAESearchMethod):

@@ -27,8 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from genre.base import RecourseMethod
 from genre.errors import ModelError
-from genre.methods.base import RecourseMethod
 from genre.task import RecourseTask
 
 

@@ -1,0 +1,1 @@
+"""The research lab: the paper's protocol, metrics, benchmark, experiments, speed and pictures."""

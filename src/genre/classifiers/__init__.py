@@ -1,0 +1,1 @@
+"""Classifiers h: the protocol MLP, scikit-learn (.skops) and ONNX models in original units."""
