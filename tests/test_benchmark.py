@@ -91,7 +91,7 @@ def test_results_files(quick_run):
 
 
 def test_genre_is_cached_and_reproducible(quick_run, tmp_path):
-    from genre.bench.protocol import cache_dir
+    from genre.cache import cache_dir
 
     table, _ = quick_run
     assert list((cache_dir() / bench.GENRE_CACHE).glob("compas-seed0-*/config.json"))

@@ -7,19 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genre.classifiers.original_units import OriginalUnitsClassifier, load_classifier
+from genre.classifiers.skops import skops_type_allowed
 from genre.data import Encoder
+from genre.data.schema_file import infer_schema, load_schema, save_schema
 from genre.errors import InputError, ModelError, SchemaError
 from genre.io import read_table
 from genre.task import TorchClassifier
-from genre.userdata import (
-    OriginalUnitsClassifier,
-    build_user_task,
-    infer_schema,
-    load_classifier,
-    load_schema,
-    save_schema,
-    skops_type_allowed,
-)
+from genre.usertask import build_user_task
 
 EXAMPLE = """\
 target: approved

@@ -378,7 +378,7 @@ class GenRe(RecourseMethod):
         elif (directory / "h.json").exists():
             self.classifier_ = load_mlp(directory, "h")
         else:
-            from genre.userdata import load_classifier
+            from genre.classifiers.original_units import load_classifier
 
             files = sorted(directory.glob("classifier.*"))
             if not files:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from genre.bench.metrics import TOL
 from genre.data.encoder import Encoder
+
+TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
 
 
 def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray, ids: list | None = None,

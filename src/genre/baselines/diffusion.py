@@ -240,7 +240,7 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
                        use_cache: bool = True, threads: int = 1,
                        progress=None) -> tuple[TabularDDPM, DDPMInfo]:
     """The task's DDPM from the cache, or trained on X_fit (and cached)."""
-    from genre.bench.protocol import cache_dir
+    from genre.cache import cache_dir
 
     key = cache_key(task, config, X_fit)
     where = cache_dir() / CACHE_NAME / key

@@ -303,7 +303,7 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
                       progress: Callable[[str], None] | None = None
                       ) -> tuple[LatentVAE, VAEInfo]:
     """Load the task's VAE from the cache, or train it (and cache it)."""
-    from genre.bench.protocol import cache_dir
+    from genre.cache import cache_dir
 
     if task.n_features - int(task.encoder.immutable_mask.sum()) < 1:
         raise InputError("every feature is immutable: a latent search has nothing to change")

@@ -166,7 +166,7 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
     Returns (model, cached, train_seconds); train_seconds is the original training time
     (read back from the saved model when it came from the cache).
     """
-    from genre.bench.protocol import cache_dir
+    from genre.cache import cache_dir
     from genre.estimator import GenRe
 
     where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, monotone)

@@ -11,9 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from genre.data.encoder import Encoder
+from genre.explain import TOL
 from genre.task import Classifier
-
-TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
 
 
 def found_mask(X_plus: np.ndarray) -> np.ndarray:

@@ -15,7 +15,6 @@ GENRE_CACHE_DIR environment variable), so a rerun takes seconds.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass, replace
@@ -24,21 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
+from genre.cache import cache_dir
 from genre.classifiers.mlp import load_mlp, load_sklearn, save_mlp, save_sklearn, train_mlp
 from genre.data import Dataset, Encoder, load
 from genre.task import Classifier, RecourseTask, SklearnClassifier
 
 CACHE_VERSION = "v1"
 BALANCED_H = {"adult", "compas"}  # the paper trains h with balanced class weights on these
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("GENRE_CACHE_DIR")
-    if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("genre-recourse"))
 
 
 @dataclass

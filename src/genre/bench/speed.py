@@ -108,7 +108,7 @@ def timed(fn: Callable[[], object], min_seconds: float = 0.5, max_runs: int = 5,
 def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
     """(GenRe, from the cache?, training seconds, its directory in the cache or None)."""
     from genre.bench.benchmark import GENRE_CACHE, _genre_key, fit_genre_cached, make
-    from genre.bench.protocol import cache_dir
+    from genre.cache import cache_dir
 
     model = make("genre", dataset, seed, quick)
     where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, False)

@@ -27,7 +27,13 @@ def category_key(value) -> str:
     return str(value).strip()
 
 
-def _row(index, pos: int) -> str:
+def is_number(v) -> bool:
+    """A real number (Python or numpy), not a bool."""
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(
+        v, bool | np.bool_)
+
+
+def row_label(index, pos: int) -> str:
     """'row 3' for a DataFrame index label, 'line 5' for tables read by genre.io.read_table."""
     return f"{index.name if index.name == 'line' else 'row'} {index[pos]}"
 
@@ -50,7 +56,7 @@ class Encoder:
                 if cats is None:
                     self._check_no_nan(col, f.name, "training data")
                     uniq = {category_key(v): v for v in col.tolist()}
-                    cats = tuple(_plain(uniq[k]) for k in sorted(uniq, key=_sort_key))
+                    cats = tuple(_plain(uniq[k]) for k in sorted(uniq, key=sort_key))
                 f = replace(f, categories=tuple(cats))
                 lo.append(0.0)
                 hi.append(float(max(len(cats) - 1, 1)))
@@ -102,7 +108,7 @@ class Encoder:
                 if bad.size:
                     p = bad[0]
                     raise InputError(
-                        f"{source}: column '{f.name}', {_row(df.index, p)}: unknown category "
+                        f"{source}: column '{f.name}', {row_label(df.index, p)}: unknown category "
                         f"{col.iloc[p]!r}; expected one of {list(f.categories)}"
                     )
                 values = codes.astype(float)
@@ -231,7 +237,7 @@ class Encoder:
     def _check_no_nan(col: pd.Series, name: str, source: str) -> None:
         na = np.flatnonzero(col.isna().to_numpy())
         if na.size:
-            raise InputError(f"{source}: column '{name}', {_row(col.index, na[0])}: "
+            raise InputError(f"{source}: column '{name}', {row_label(col.index, na[0])}: "
                              "missing value (NaN); fill or drop it")
 
     def _numeric(self, col: pd.Series, f: Feature, source: str, check_bounds: bool) -> np.ndarray:
@@ -242,20 +248,20 @@ class Encoder:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             p = bad[0]
-            raise InputError(f"{source}: column '{f.name}', {_row(col.index, p)}: expected a "
+            raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: expected a "
                              f"number, got {col.iloc[p]!r}")
         if f.integer:
             frac = np.flatnonzero(values != np.rint(values))
             if frac.size:
                 p = frac[0]
-                raise InputError(f"{source}: column '{f.name}', {_row(col.index, p)}: "
+                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
                                  f"expected an integer, got {col.iloc[p]!r}")
         if check_bounds:
             for bound, bad_mask, word in ((f.min, values < (f.min or 0), "below the minimum"),
                                           (f.max, values > (f.max or 0), "above the maximum")):
                 if bound is not None and bad_mask.any():
                     p = int(np.flatnonzero(bad_mask)[0])
-                    raise InputError(f"{source}: column '{f.name}', {_row(col.index, p)}: "
+                    raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
                                      f"value {values[p]:g} is {word} {bound:g} of the schema")
         return values
 
@@ -272,7 +278,7 @@ def _plain(v):
     return v.item() if isinstance(v, np.generic) else v
 
 
-def _sort_key(k: str):
+def sort_key(k: str):
     try:
         return (0, float(k), k)
     except ValueError:

@@ -1,0 +1,93 @@
+"""A user's scikit-learn classifier from a .skops file, loaded with a type allow-list.
+
+Nothing is ever unpickled; see `SKOPS_TRUSTED_MODULES` for which types a file may contain.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from genre.errors import ModelError
+
+# A .skops file may hold, besides what skops itself trusts by default (the scikit-learn
+# estimators and numpy functions its authors vetted), only:
+#   * classes defined in these scikit-learn modules or their submodules (the class must
+#     also be *defined* there, so a module that merely imports something else does not
+#     vouch for it; functions are not allowed this way);
+#   * numpy.ndarray, numpy.dtype, numpy scalar types (numpy.float64, ...) and numpy.dtypes.*;
+#   * collections.OrderedDict and builtins.slice (plain containers).
+# Anything else (a custom function in a FunctionTransformer, a class from another package)
+# is refused with a ModelError naming the type, before anything in the file is built.
+SKOPS_TRUSTED_MODULES = (
+    "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing", "sklearn.linear_model",
+    "sklearn.ensemble", "sklearn.tree", "sklearn.neighbors", "sklearn.svm", "sklearn.impute",
+    "sklearn.neural_network",
+    "sklearn.metrics._dist_metrics",  # the distance objects inside fitted neighbour models
+)
+_SKOPS_TRUSTED_EXACT = frozenset({"numpy.dtype", "numpy.ndarray", "collections.OrderedDict",
+                                  "builtins.slice"})
+
+
+def _in_modules(module: str, modules: Sequence[str]) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in modules)
+
+
+def skops_type_allowed(type_name: str) -> bool:
+    """Whether `type_name` (as skops.io.get_untrusted_types reports it) is on the allow-list.
+
+    See `SKOPS_TRUSTED_MODULES` for the rule. Only modules of scikit-learn and numpy are ever
+    imported to check a name.
+    """
+    if type_name in _SKOPS_TRUSTED_EXACT:
+        return True
+    module, _, attr = type_name.rpartition(".")
+    if not module or not attr.isidentifier():
+        return False
+    sklearn_ok = _in_modules(module, SKOPS_TRUSTED_MODULES)
+    numpy_ok = module in ("numpy", "numpy.dtypes")
+    if not (sklearn_ok or numpy_ok):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module), attr, None)
+    except Exception:  # a module that does not exist in this scikit-learn
+        return False
+    if not isinstance(obj, type):
+        return False
+    home = getattr(obj, "__module__", "") or ""
+    if sklearn_ok:
+        return _in_modules(home, SKOPS_TRUSTED_MODULES)
+    if module == "numpy":
+        return home == "numpy" and issubclass(obj, np.generic)
+    return home == "numpy.dtypes" and issubclass(obj, np.dtype)
+
+
+def _load_skops(path: Path):
+    try:
+        import skops.io as sio
+    except ImportError as exc:  # pragma: no cover - skops is a dependency
+        raise ModelError(f"{path}: reading .skops files needs the 'skops' package") from exc
+    try:
+        untrusted = list(sio.get_untrusted_types(file=path))
+    except Exception as exc:  # skops raises several types on a corrupt file
+        raise ModelError(f"{path}: not a readable .skops file ({exc})") from exc
+    refused = sorted(t for t in untrusted if not skops_type_allowed(t))
+    if refused:
+        raise ModelError(
+            f"{path}: refusing to load types outside the allow-list: {refused}. Only "
+            "scikit-learn estimators and transformers (from "
+            f"{', '.join(m for m in SKOPS_TRUSTED_MODULES if m.count('.') == 1)}) and numpy "
+            "arrays and dtypes are loaded; custom functions and classes are not.")
+    try:
+        model = sio.load(path, trusted=untrusted)
+    except Exception as exc:
+        raise ModelError(f"{path}: cannot load the .skops file ({exc})") from exc
+    if not hasattr(model, "predict_proba"):
+        raise ModelError(f"{path}: the saved {type(model).__name__} has no predict_proba; "
+                         "save a classifier (or a pipeline ending in one)")
+    if getattr(model, "classes_", None) is None:
+        raise ModelError(f"{path}: the saved {type(model).__name__} is not fitted (no classes_)")
+    return model

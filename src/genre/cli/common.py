@@ -1,0 +1,30 @@
+"""What every command shares: the consoles and the one way to fail on bad input."""
+
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+# Tables need ~100 columns; when output is not a terminal (a log, CI) rich would assume 80.
+console = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+
+def fail(exc: Exception | str) -> NoReturn:
+    """Print one line `error: ...` on stderr and exit 2 (bad input, never a traceback)."""
+    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def parse_label(value: str | None):
+    """A label given on the command line: an integer when it looks like one."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value

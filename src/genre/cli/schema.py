@@ -1,0 +1,58 @@
+"""`genre schema infer|check`: write and check schema files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from genre.cli.common import console, fail, parse_label
+from genre.errors import GenreError
+
+schema_app = typer.Typer(help="Write and check schema files.", no_args_is_help=True)
+
+
+@schema_app.command("infer")
+def schema_infer(
+    data: Annotated[Path, typer.Argument(help="your table (CSV or Parquet)")],
+    target: Annotated[str, typer.Option(help="the label column")],
+    out: Annotated[Path, typer.Option(help="YAML file to write")],
+    favourable: Annotated[str | None, typer.Option(help="the favourable label")] = None,
+) -> None:
+    """Write a starting schema for --data; edit it (immutable, monotone, bounds) before fit."""
+    from genre.data.schema_file import infer_schema, save_schema
+    from genre.io import read_table
+
+    try:
+        table = read_table(data)
+        inferred = infer_schema(table, target, parse_label(favourable))
+        save_schema(inferred, out)
+    except GenreError as exc:
+        fail(exc)
+    for note in inferred.extra.get("notes", []):
+        console.print(f"note: {escape(note)}")
+    console.print(f"wrote {out}: {inferred.n_features} features; review it, then "
+                  f"`genre fit --data {data} --schema {out} --out MODEL_DIR`")
+
+
+@schema_app.command("check")
+def schema_check(
+    schema: Annotated[Path, typer.Argument(help="the YAML schema")],
+    data: Annotated[Path | None, typer.Option(help="also check this table against it")] = None,
+) -> None:
+    """Validate a schema file (and optionally a table against it)."""
+    from genre.data import Encoder
+    from genre.data.schema_file import load_schema
+    from genre.io import read_table
+
+    try:
+        loaded = load_schema(schema)
+        if data is not None:
+            table = read_table(data)
+            enc = Encoder(loaded).fit(table)
+            enc.transform(table, source=str(data))
+    except GenreError as exc:
+        fail(exc)
+    console.print(f"{schema}: OK ({loaded.n_features} features, target '{loaded.target}')")

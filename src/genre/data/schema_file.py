@@ -1,0 +1,281 @@
+"""Schema files: the YAML form of a `Schema`, and a starting schema inferred from a table.
+
+* `load_schema` / `save_schema`::
+
+      target: approved
+      favourable: 1
+      features:
+        age:        {type: numeric, integer: true, monotone: increase, min: 18, max: 100}
+        income:     {type: numeric}
+        employment: {type: categorical, categories: [salaried, self-employed, unemployed]}
+        country:    {type: categorical, immutable: true}
+
+  Every key but `type` is optional; categories left out are taken from the training data.
+  The file is read with a safe YAML loader that follows YAML 1.2 for booleans: only
+  true/false are booleans, so a category written `yes`, `no`, `on` or `off` stays a string.
+  A key given twice is an error rather than silently overwritten.
+* `infer_schema`: a starting schema, guessed from a DataFrame, for the user to edit; the
+  guesses worth checking are listed in ``schema.extra["notes"]`` (and `save_schema` writes
+  them as comments at the top of the file).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from genre.data.encoder import category_key, sort_key
+from genre.data.schema import Feature, Schema
+from genre.errors import InputError, SchemaError
+
+# ======================================================================= schema files
+
+
+class _SchemaLoader(yaml.SafeLoader):
+    """yaml.SafeLoader with YAML 1.2 booleans (true/false only) and no duplicate keys."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node)
+            except TypeError:  # unhashable key: let the base class report it
+                continue
+            if first is not key_node:
+                raise yaml.constructor.ConstructorError(
+                    "while reading a mapping", node.start_mark,
+                    f"key {key!r} appears more than once (first on line "
+                    f"{first.start_mark.line + 1})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_SchemaLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SchemaLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
+class _FlowMap(dict):
+    """A mapping written on one line: `age: {type: numeric, integer: true}`."""
+
+
+class _SchemaDumper(yaml.SafeDumper):
+    pass
+
+
+_SchemaDumper.add_representer(
+    _FlowMap, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data.items(),
+                                                  flow_style=True))
+
+_SCALAR = (str, int, float, bool)
+
+
+def load_schema(path: str | Path) -> Schema:
+    """Read a schema YAML file. Every problem is a SchemaError naming the file.
+
+    Malformed YAML names the line and column; a bad feature names the feature and key.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SchemaError(f"{path}: cannot read the schema file ({exc})") from exc
+    try:
+        data = yaml.load(text, Loader=_SchemaLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
+        detail = f"{context}: {problem}" if context else problem
+        raise SchemaError(f"{where}: invalid YAML ({detail})") from exc
+    if data is None:
+        raise SchemaError(f"{path}: the file is empty; expected a mapping such as "
+                          "'target: approved', 'favourable: 1' and 'features: {age: {type: "
+                          "numeric}}'")
+    return schema_from_dict(data, source=str(path))
+
+
+def schema_from_dict(data: Any, source: str = "schema") -> Schema:
+    """Schema.from_dict with every SchemaError prefixed by `source` and scalar checks added."""
+    if isinstance(data, dict):
+        if "favourable" in data and not isinstance(data["favourable"], _SCALAR):
+            raise SchemaError(f"{source}: 'favourable' must be a single value (a label or a "
+                              f"number), got {data['favourable']!r}")
+        feats = data.get("features")
+        if isinstance(feats, dict):
+            for name, spec in feats.items():
+                if not isinstance(name, str):
+                    raise SchemaError(f"{source}: feature names must be strings, got {name!r}")
+                cats = spec.get("categories") if isinstance(spec, dict) else None
+                if isinstance(cats, list):
+                    bad = [c for c in cats if not isinstance(c, _SCALAR)]
+                    if bad:
+                        raise SchemaError(f"{source}: feature '{name}': categories must be "
+                                          f"labels or numbers, got {bad[0]!r}")
+                if isinstance(spec, dict) and "type" in spec and not isinstance(spec["type"], str):
+                    raise SchemaError(f"{source}: feature '{name}': type must be 'numeric' or "
+                                      f"'categorical', got {spec['type']!r}")
+    try:
+        return Schema.from_dict(data, source=source)
+    except SchemaError as exc:
+        msg = str(exc)
+        if msg.startswith(f"{source}:"):
+            raise
+        raise SchemaError(f"{source}: {msg}") from exc
+
+
+def schema_yaml(schema: Schema) -> str:
+    """The YAML text of `schema` (notes in ``schema.extra["notes"]`` become comments)."""
+    d = schema.to_dict()
+    out: dict[str, Any] = {"target": d["target"], "favourable": _plain(d["favourable"])}
+    if d.get("name", "custom") != "custom":
+        out["name"] = d["name"]
+    out["features"] = {}
+    for name, spec in d["features"].items():
+        spec = dict(spec)
+        if "categories" in spec:
+            spec["categories"] = [_plain(c) for c in spec["categories"]]
+        for key in ("min", "max"):
+            if key in spec:
+                spec[key] = _plain(spec[key])
+        out["features"][name] = _FlowMap(spec)
+    body = yaml.dump(out, Dumper=_SchemaDumper, sort_keys=False, allow_unicode=True,
+                     width=100, default_flow_style=False)
+    notes = schema.extra.get("notes") or []
+    header = ""
+    for note in notes:
+        lines = textwrap.wrap(str(note), width=96) or [""]
+        header += "# " + lines[0] + "\n" + "".join(f"#   {ln}\n" for ln in lines[1:])
+    return header + body
+
+
+def save_schema(schema: Schema, path: str | Path) -> None:
+    """Write `schema` as YAML (atomically) in the form `load_schema` reads."""
+    from genre.io import write_text
+
+    write_text(path, schema_yaml(schema))
+
+
+# ==================================================================== schema inference
+
+_CATEGORICAL_MAX_INTS = 10  # integer columns with at most this many values are categorical
+_MANY_CATEGORIES = 50
+
+
+def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None) -> Schema:
+    """Guess a starting schema from a table; the user should check and edit it.
+
+    Rules: a numeric column (not boolean) with more than 10 distinct values, or holding
+    non-integer values, is numeric (``integer: true`` when every value is integral); other
+    integer columns, and text, boolean and pandas-categorical columns are categorical with
+    their values as sorted categories. Nothing is marked immutable or monotone: only the user
+    knows that. Without `favourable`, the target's favourable value is 1 when the target holds
+    exactly 0 and 1, else the lexicographically last of its values (compared as text).
+    Each guess worth checking is described in ``schema.extra["notes"]``.
+
+    Raises InputError if the target column is missing or holds fewer than 2 distinct values,
+    if `favourable` is not one of the target's values, or if a column is entirely empty.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise InputError(f"expected a pandas DataFrame, got {type(df).__name__}")
+    cols = list(df.columns)
+    bad_names = [c for c in cols if not isinstance(c, str)]
+    if bad_names:
+        raise InputError(f"column names must be text, got {bad_names[:5]}")
+    if target not in cols:
+        raise InputError(f"target column '{target}' not found; the columns are {cols}")
+    if len(df) == 0:
+        raise InputError("the table has no rows")
+    notes: list[str] = []
+    fav = _infer_favourable(df[target], target, favourable, notes)
+    feats = [_infer_feature(name, df[name], notes) for name in cols if name != target]
+    if not feats:
+        raise InputError(f"the table has no columns besides the target '{target}'")
+    notes.append("Nothing is marked immutable or monotone: add `immutable: true` to features "
+                 "a person cannot change (e.g. age, country) and `monotone: increase` (or "
+                 "decrease) to those that can only move one way (e.g. education).")
+    return Schema(features=tuple(feats), target=target, favourable=fav,
+                  extra={"notes": notes})
+
+
+def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[str]) -> Any:
+    present = col.dropna()
+    values = {category_key(v): _plain(v) for v in present.tolist()}
+    if len(values) < 2:
+        raise InputError(f"target column '{target}' must hold at least 2 distinct values, "
+                         f"found {sorted(values) or 'none'}")
+    shown = [values[k] for k in sorted(values, key=sort_key)]
+    if favourable is not None:
+        key = category_key(favourable)
+        if key not in values:
+            raise InputError(f"favourable value {favourable!r} does not occur in target "
+                             f"column '{target}' (values: {shown[:20]})")
+        fav = values[key]
+    elif set(values) == {"0", "1"}:
+        fav = 1
+        notes.append(f"favourable: guessed 1 because target '{target}' holds 0 and 1; change "
+                     "`favourable:` if 0 is the outcome people want.")
+    else:
+        fav = values[max(values)]
+        notes.append(f"favourable: guessed {fav!r}, the last of target '{target}''s values "
+                     f"{shown[:20]} in alphabetical order; set `favourable:` to the outcome "
+                     "people want.")
+    if len(values) > 2:
+        notes.append(f"target '{target}' has {len(values)} distinct values: every value other "
+                     f"than {fav!r} counts as unfavourable.")
+    n_na = int(col.isna().sum())
+    if n_na:
+        notes.append(f"target '{target}' is missing in {n_na} rows; fill or drop them.")
+    return fav
+
+
+def _infer_feature(name: str, col: pd.Series, notes: list[str]) -> Feature:
+    present = col.dropna()
+    if present.empty:
+        raise InputError(f"column '{name}' is entirely empty; fill it or drop it")
+    n_na = len(col) - len(present)
+    if n_na:
+        notes.append(f"column '{name}' is missing in {n_na} rows; fill or drop them before "
+                     "computing recourse.")
+    if pd.api.types.is_datetime64_any_dtype(col) or pd.api.types.is_timedelta64_dtype(col):
+        raise InputError(f"column '{name}' holds dates or durations; convert it to a number "
+                         "(e.g. days since an event) or drop it")
+    is_bool = pd.api.types.is_bool_dtype(col) or (
+        col.dtype == object and present.map(lambda v: isinstance(v, bool | np.bool_)).all())
+    if pd.api.types.is_numeric_dtype(col) and not is_bool:
+        values = present.to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            raise InputError(f"column '{name}' holds infinite values")
+        integral = bool(np.all(values == np.rint(values)))
+        n_distinct = int(np.unique(values).size)
+        if n_distinct > _CATEGORICAL_MAX_INTS or not integral:
+            return Feature(name, "numeric", integer=integral)
+        cats = tuple(int(v) for v in np.unique(values))
+        notes.append(f"column '{name}' holds only {n_distinct} distinct integers {list(cats)} "
+                     "and was made categorical; write {type: numeric, integer: true} if it "
+                     "is a count or a scale.")
+        return Feature(name, "categorical", categories=cats)
+    uniq = {category_key(v): _plain(v) for v in present.tolist()}
+    cats = tuple(uniq[k] for k in sorted(uniq, key=sort_key))
+    if len(cats) > _MANY_CATEGORIES:
+        notes.append(f"column '{name}' has {len(cats)} distinct values; if it is an "
+                     "identifier or free text, drop it from the table and the schema.")
+    return Feature(name, "categorical", categories=cats)
+
+
+def _plain(v):
+    """numpy scalar -> Python scalar, so schemas serialise to YAML."""
+    return v.item() if isinstance(v, np.generic) else v
