@@ -195,3 +195,51 @@ def test_cli_runs_for_real(compas, tmp_path):
     result = CliRunner().invoke(_app(), ["benchmark", "--datasets", "compas", "--methods",
                                          "nope", "--out", str(out)])
     assert result.exit_code == 2 and "unknown method" in result.output
+
+
+def test_cli_seeds_go_to_the_table(monkeypatch, tmp_path):
+    """`--seeds 0 1 2`: the bare numbers are seeds (not lambdas), recorded in the command."""
+    seen = {}
+
+    def fake(datasets, methods, **kw):
+        seen.update(datasets=datasets, methods=methods, **kw)
+        return pd.DataFrame([{c: 0.0 for c in COLUMNS} | {"method": "genre", "dataset": d,
+                                                           "seed": s, "error": ""}
+                             for d in datasets for s in kw["seeds"]])
+
+    monkeypatch.setattr(bench, "run_benchmark", fake)
+    out = tmp_path / "table"
+    result = CliRunner().invoke(_app(), ["benchmark", "--datasets", "compas", "--methods",
+                                         "genre", "--seeds", "0", "1", "2", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert seen["seeds"] == [0, 1, 2] and seen["datasets"] == ["compas"]
+    assert "--seeds 0 1 2" in seen["command"] and "--seed 0" not in seen["command"]
+    result = CliRunner().invoke(_app(), ["benchmark", "--seeds", "0", "x", "--out", str(out)])
+    assert result.exit_code == 2
+    result = CliRunner().invoke(_app(), ["benchmark", "--ablation", "--seeds", "0", "1",
+                                         "--out", str(out)])
+    assert result.exit_code == 2 and "--seeds" in result.output
+
+
+def test_three_seed_markdown_is_mean_and_sd():
+    rows = []
+    for s, (score, cost) in enumerate([(1.8, 0.2), (1.6, 0.4), (1.7, 0.3)]):
+        rows.append({"method": "genre", "dataset": "compas", "seed": s, "cost": cost,
+                     "val": 1.0, "lof": 1.0, "score": score, "ms_per_individual": 1.0,
+                     "error": ""})
+        rows.append({"method": "nnr", "dataset": "compas", "seed": s, "cost": 0.1, "val": 0.5,
+                     "lof": 1.0, "score": 1.4, "ms_per_individual": 0.1,
+                     "error": "" if s else "ValueError: boom"})
+    table = pd.DataFrame(rows)
+    summary = bench.summarise(table).set_index("method")
+    assert summary.loc["genre", "score"] == pytest.approx(1.7)
+    assert summary.loc["genre", "score_sd"] == pytest.approx(0.1)
+    assert summary.loc["genre", "n_seeds"] == 3 and summary.loc["nnr", "n_seeds"] == 2
+    meta = {"datasets": ["compas"], "methods": ["genre", "nnr"], "seed": 0, "seeds": [0, 1, 2],
+            "versions": {}, "machine": {"platform": "p", "cpu_count": 2, "python": "3"},
+            "command": "genre benchmark --seeds 0 1 2", "date": "d", "n": 200, "quick": False,
+            "monotone": False}
+    md = bench.markdown(table, meta)
+    assert "| genre | 0.30 ± 0.10 | 1.00 ± 0.00 | 1.00 ± 0.00 | **1.70 ± 0.10** |" in md
+    assert "protocol seeds 0, 1, 2 (mean ± sd over the seeds)" in md
+    assert "nnr on compas: ValueError: boom" in md

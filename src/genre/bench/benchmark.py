@@ -47,7 +47,7 @@ PAPER_METHODS = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchv
 PAPER_DATASETS = ("adult", "compas", "heloc")
 DEFAULT_OUT = Path("benchmarks/results/table")
 
-COLUMNS = ("method", "dataset", "cost", "val", "val_h", "lof", "score", "ms_per_individual")
+COLUMNS = ("method", "dataset", "seed", "cost", "val", "val_h", "lof", "score", "ms_per_individual")
 EXTRA_COLUMNS = ("found", "fit_seconds", "imm_violations", "mono_violations", "error")
 METRICS = ("cost", "val", "val_h", "lof", "score", "ms_per_individual", "fit_seconds")
 
@@ -196,13 +196,16 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
 
 # ------------------------------------------------------------------------ one cell
 def _row(method: str, dataset: str, report=None, fit_seconds: float = math.nan,
-         error: str = "", cached: bool = False, train_seconds: float = math.nan) -> dict:
+         error: str = "", cached: bool = False, train_seconds: float = math.nan,
+         seed: int = 0) -> dict:
     if report is None:
-        return {"method": method, "dataset": dataset, **dict.fromkeys(METRICS, math.nan),
+        return {"method": method, "dataset": dataset, "seed": seed,
+                **dict.fromkeys(METRICS, math.nan),
                 "found": pd.NA, "fit_seconds": fit_seconds, "imm_violations": pd.NA,
                 "mono_violations": pd.NA, "error": error, "cached_fit": cached,
                 "train_seconds": train_seconds}
-    return {"method": method, "dataset": dataset, "cost": report.cost, "val": report.val,
+    return {"method": method, "dataset": dataset, "seed": seed, "cost": report.cost,
+            "val": report.val,
             "val_h": report.val_h, "lof": report.lof, "score": report.score,
             "ms_per_individual": 1000.0 * report.seconds / max(report.n, 1),
             "found": report.found, "fit_seconds": fit_seconds,
@@ -237,9 +240,9 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
             train_seconds = float(getattr(info, "train_seconds", fit_seconds))
     except Exception as exc:  # noqa: BLE001 - one failing cell must not end the run
         return _row(name, protocol.name, fit_seconds=time.perf_counter() - t0,
-                    error=_error(exc))
+                    error=_error(exc), seed=protocol.seed)
     return _row(name, protocol.name, report, fit_seconds, cached=cached,
-                train_seconds=train_seconds)
+                train_seconds=train_seconds, seed=protocol.seed)
 
 
 # ----------------------------------------------------------------------- the run
@@ -247,7 +250,7 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
                   seed: int = 0, out: Path | str = DEFAULT_OUT, quick: bool = False,
                   monotone: bool = False, progress: bool = True, *,
                   params: dict[str, dict] | None = None, use_cache: bool = True,
-                  command: str | None = None) -> pd.DataFrame:
+                  command: str | None = None, seeds: list[int] | None = None) -> pd.DataFrame:
     """Run every method on every dataset under one protocol; write out/results.{csv,md,json}.
 
     datasets: bundled dataset names (a list, or a comma/space-separated string).
@@ -255,6 +258,9 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
         the paper's order); a name that is not registered is an InputError.
     n: rejected test individuals per dataset, the same ones for every method.
     seed: protocol seed, also passed to every method that takes a seed.
+    seeds: several protocol seeds (each a full run: its own gold model, h and individuals);
+        results.csv gets one row per method, dataset and seed, results.md mean +- sd over
+        the seeds. Overrides `seed`.
     quick: cap the heavy hyper-parameters (see QUICK; GenRe: genre_for(fast=True) plus a
         tiny model and a few epochs). Figures from a quick run are not the paper's.
     monotone: enforce the datasets' monotone facts (the paper ignores them).
@@ -262,7 +268,7 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
     use_cache: load/save fitted GenRe models (and the VAE baselines' VAEs) in the cache.
     command: the command line shown in results.md (default: the equivalent Python call).
 
-    Returns a DataFrame with one row per (dataset, method): the columns of COLUMNS, then
+    Returns a DataFrame with one row per (dataset, seed, method): the columns of COLUMNS, then
     EXTRA_COLUMNS (error is "" for a cell that ran). A cell that raised has NaN metrics and
     its error message; the run goes on.
     """
@@ -272,37 +278,42 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
     method_names = resolve_methods(methods)
     if n < 1:
         raise InputError(f"n must be >= 1, got {n}")
+    seed_list = list(dict.fromkeys(int(s) for s in seeds)) if seeds else [seed]
     out = Path(out)
     if command is None:
         command = (f"run_benchmark(datasets={dataset_names!r}, methods={_split(methods) or 'all'!r}"
-                   f", n={n}, seed={seed}, out={str(out)!r}, quick={quick}, "
+                   f", n={n}, seeds={seed_list!r}, out={str(out)!r}, quick={quick}, "
                    f"monotone={monotone}" + (f", params={params!r}" if params else "") + ")")
     started = _dt.datetime.now().astimezone()
-    meta = _meta(command, started, dataset_names, method_names, n, seed, quick, monotone,
+    meta = _meta(command, started, dataset_names, method_names, n, seed_list, quick, monotone,
                  params)
     rows: list[dict] = []
     with _progress_bar(progress) as bar:
-        task = bar.add_task("benchmark", total=len(dataset_names) * len(method_names))
+        task = bar.add_task("benchmark", total=len(dataset_names) * len(seed_list)
+                            * len(method_names))
         for dataset in dataset_names:
-            bar.update(task, description=f"{dataset}: protocol")
-            try:
-                protocol = build_protocol(dataset, seed)
-                X = protocol.individuals(n)
-                if len(X) == 0:
-                    raise InputError(f"{dataset}: h rejects no test individual")
-            except Exception as exc:  # noqa: BLE001 - the other datasets still run
-                msg = f"protocol: {_error(exc)}"
-                rows += [_row(m, dataset, error=msg) for m in method_names]
-                bar.advance(task, len(method_names))
-                _save(rows, meta, out, started, complete=False)
-                continue
-            for name in method_names:
-                bar.update(task, description=f"{dataset}: {name}")
-                rows.append(run_cell(name, protocol, X, seed=seed, quick=quick,
-                                     monotone=monotone, params=params, use_cache=use_cache))
-                bar.advance(task)
-                # Results so far, marked partial: a long run that dies keeps what it did.
-                _save(rows, meta, out, started, complete=False)
+            for s in seed_list:
+                where = f"{dataset} seed {s}" if len(seed_list) > 1 else dataset
+                bar.update(task, description=f"{where}: protocol")
+                try:
+                    protocol = build_protocol(dataset, s)
+                    X = protocol.individuals(n)
+                    if len(X) == 0:
+                        raise InputError(f"{dataset}: h rejects no test individual")
+                except Exception as exc:  # noqa: BLE001 - the other datasets still run
+                    msg = f"protocol: {_error(exc)}"
+                    rows += [_row(m, dataset, seed=s, error=msg) for m in method_names]
+                    bar.advance(task, len(method_names))
+                    _save(rows, meta, out, started, complete=False)
+                    continue
+                for name in method_names:
+                    bar.update(task, description=f"{where}: {name}")
+                    rows.append(run_cell(name, protocol, X, seed=s, quick=quick,
+                                         monotone=monotone, params=params,
+                                         use_cache=use_cache))
+                    bar.advance(task)
+                    # Results so far, marked partial: a long run that dies keeps what it did.
+                    _save(rows, meta, out, started, complete=False)
         bar.update(task, description="done")
     return _save(rows, meta, out, started, complete=True)
 
@@ -356,9 +367,10 @@ def machine() -> dict:
             "python": platform.python_version(), "torch_threads": torch.get_num_threads()}
 
 
-def _meta(command, started, datasets, methods, n, seed, quick, monotone, params) -> dict:
+def _meta(command, started, datasets, methods, n, seeds, quick, monotone, params) -> dict:
     return {"command": command, "date": started.isoformat(timespec="seconds"),
-            "datasets": datasets, "methods": methods, "n": n, "seed": seed, "quick": quick,
+            "datasets": datasets, "methods": methods, "n": n, "seed": seeds[0],
+            "seeds": seeds, "quick": quick,
             "monotone": monotone, "params": params or {}, "versions": versions(),
             "machine": machine()}
 
@@ -379,22 +391,58 @@ def _fmt(v, digits: int = 2) -> str:
         else f"{v:.{digits}f}"
 
 
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (method, dataset): mean and sd over the seeds of each metric.
+
+    Columns: method, dataset, n_seeds (seeds that ran), <metric> and <metric>_sd for the
+    metrics, error (the first seed's error, "" when every seed ran). A cell where some seed
+    failed keeps the error and the figures of the seeds that ran.
+    """
+    metrics = ["cost", "val", "lof", "score", "ms_per_individual"]
+    out = []
+    for (method, dataset), g in table.groupby(["method", "dataset"], sort=False):
+        ok = g[g.error.fillna("") == ""]
+        row = {"method": method, "dataset": dataset, "n_seeds": len(ok),
+               "error": "" if len(ok) == len(g) else g.error[g.error != ""].iloc[0]}
+        for m in metrics:
+            vals = ok[m].astype(float)
+            row[m] = vals.mean() if len(vals) else math.nan
+            row[f"{m}_sd"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _cell(r, metric: str, digits: int = 2) -> str:
+    mean, sd = getattr(r, metric), getattr(r, f"{metric}_sd")
+    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
+        return _fmt(mean, digits)
+    return f"{_fmt(mean, digits)} ± {_fmt(sd, digits)}"
+
+
 def markdown(table: pd.DataFrame, meta: dict) -> str:
-    """results.md: rows = methods; per dataset Cost, Val, LOF, Score, ms/indiv."""
+    """results.md: rows = methods; per dataset Cost, Val, LOF, Score, ms/indiv.
+
+    With several seeds each cell is the mean ± sd over the seeds (sd with ddof=1), and the
+    best mean Score per dataset is in bold.
+    """
     datasets, methods = meta["datasets"], meta["methods"]
+    seeds = meta.get("seeds") or [meta["seed"]]
     v = meta["versions"]
     m = meta["machine"]
+    seed_text = (f"protocol seed {seeds[0]}" if len(seeds) == 1 else
+                 f"protocol seeds {', '.join(map(str, seeds))} (mean ± sd over the seeds)")
     lines = [
         "# Recourse benchmark", "",
         "```", meta["command"], "```", "",
         f"- date: {meta['date']}",
         f"- machine: {m['platform']}, {m['cpu_count']} CPUs, Python {m['python']}",
         "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
-        f"- protocol seed {meta['seed']}, {meta['n']} rejected test individuals per dataset "
+        f"- {seed_text}, {meta['n']} rejected test individuals per dataset and seed "
         f"(the same for every method); quick: {'yes' if meta['quick'] else 'no'}; "
         f"monotone facts enforced: {'yes' if meta['monotone'] else 'no'}",
         *([] if meta.get("complete", True) else [
-            f"- **partial**: {meta['cells_done']} of {len(datasets) * len(methods)} cells done "
+            f"- **partial**: {meta['cells_done']} of "
+            f"{len(datasets) * len(methods) * len(seeds)} cells done "
             "(the run is still going, or it stopped early)"]),
         "- Cost: mean L1 in normalised space (lower is better); Val: fraction valid under the "
         "gold model; LOF: fraction of inliers; Score = Val + LOF - Cost/D (best in bold); "
@@ -404,8 +452,10 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
                            for c in ("Cost", "Val", "LOF", "Score", "ms/indiv")]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|---|" + "---:|" * (len(header) - 1))
-    cells = {(r.method, r.dataset): r for r in table.itertuples(index=False)}
-    best = {d: table.loc[table.dataset == d, "score"].max() for d in datasets}
+    summary = summarise(table) if len(table) else pd.DataFrame(
+        columns=["method", "dataset", "score", "error"])
+    cells = {(r.method, r.dataset): r for r in summary.itertuples(index=False)}
+    best = {d: summary.loc[summary.dataset == d, "score"].max() for d in datasets}
     errors = []
     for name in methods:
         row = [name]
@@ -415,14 +465,15 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
                 row += ["-"] * 5
                 continue
             if r.error:
-                row += ["error"] + [""] * 4
                 errors.append(f"- {name} on {d}: {r.error}")
-                continue
-            score = _fmt(r.score)
+                if r.n_seeds == 0:
+                    row += ["error"] + [""] * 4
+                    continue
+            score = _cell(r, "score")
             if np.isfinite(best[d]) and r.score == best[d]:
                 score = f"**{score}**"
-            row += [_fmt(r.cost), _fmt(r.val), _fmt(r.lof), score,
-                    _fmt(r.ms_per_individual, 1)]
+            row += [_cell(r, "cost"), _cell(r, "val"), _cell(r, "lof"), score,
+                    _cell(r, "ms_per_individual", 1)]
         lines.append("| " + " | ".join(row) + " |")
     if errors:
         lines += ["", "Errors:", ""] + errors
@@ -442,26 +493,27 @@ def write_results(table: pd.DataFrame, full: pd.DataFrame, meta: dict, out: Path
 
 
 def rich_table(table: pd.DataFrame, title: str = "benchmark"):
-    """The results as a rich Table, laid out like results.md."""
+    """The results as a rich Table, laid out like results.md (mean ± sd over seeds)."""
     from rich.table import Table
 
-    datasets = list(dict.fromkeys(table.dataset))
-    methods = list(dict.fromkeys(table.method))
+    summary = summarise(table)
+    datasets = list(dict.fromkeys(summary.dataset))
+    methods = list(dict.fromkeys(summary.method))
     t = Table(title=title)
     t.add_column("method")
     for d in datasets:
         for c in ("Cost", "Val", "LOF", "Score", "ms/ind"):
             t.add_column(f"{d}\n{c}", justify="right")
-    cells = {(r.method, r.dataset): r for r in table.itertuples(index=False)}
+    cells = {(r.method, r.dataset): r for r in summary.itertuples(index=False)}
     for name in methods:
         row = [name]
         for d in datasets:
             r = cells.get((name, d))
-            if r is None or r.error:
+            if r is None or r.n_seeds == 0:
                 row += ["[red]error[/]"] + [""] * 4
             else:
-                row += [_fmt(r.cost), _fmt(r.val), _fmt(r.lof), _fmt(r.score),
-                        _fmt(r.ms_per_individual, 1)]
+                row += [_cell(r, "cost"), _cell(r, "val"), _cell(r, "lof"), _cell(r, "score"),
+                        _cell(r, "ms_per_individual", 1)]
         t.add_row(*row)
     return t
 
@@ -486,6 +538,16 @@ def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
                              f"({', '.join(DATASETS)}) nor a method "
                              f"({', '.join(METHODS)}, all)")
     return ds, ms, nums
+
+
+def _parse_seeds(values: list[str]) -> list[int]:
+    try:
+        seeds = [int(v) for v in values]
+    except ValueError:
+        raise InputError(f"--seeds takes whole numbers, got {' '.join(values)}") from None
+    if any(s < 0 for s in seeds):
+        raise InputError(f"--seeds must be >= 0, got {' '.join(values)}")
+    return list(dict.fromkeys(seeds))
 
 
 def _is_number(text: str) -> bool:
@@ -557,6 +619,10 @@ def benchmark_command(
         show_default=False)] = None,
     n: Annotated[int, typer.Option(help="rejected test individuals per dataset")] = 200,
     seed: Annotated[int, typer.Option(help="protocol seed")] = 0,
+    seeds: Annotated[list[str] | None, typer.Option(
+        help="several protocol seeds for the table, e.g. --seeds 0 1 2: one row per method, "
+             "dataset and seed in results.csv, mean ± sd in results.md",
+        show_default=False)] = None,
     out: Annotated[Path | None, typer.Option(
         help="output directory (default: benchmarks/results/table, or "
              "benchmarks/results/<experiment> with an experiment option)",
@@ -610,24 +676,38 @@ def benchmark_command(
         ds = _split(datasets or []) + [d for d in extra_ds if d not in _split(datasets or [])]
         ms = _split(methods or []) + [m for m in extra_ms if m not in _split(methods or [])]
         ds = ds or list(PAPER_DATASETS)
+        seed_list: list[int] = []
+        if seeds and not sweep_lambda:  # `--seeds 0 1 2`: the bare numbers are seeds
+            seed_list, numbers = _parse_seeds(_split(seeds) + numbers), []
+        elif seeds:
+            seed_list = _parse_seeds(_split(seeds))
         lambdas = _split(sweep_lambda or []) + numbers
         experiment = _experiment(bool(sweep_lambda), ablation, miscalibrated, numbers)
+        if experiment and len(seed_list) > 1:
+            raise InputError("--seeds applies to the table; the experiments take one --seed")
+        if seed_list:
+            seed = seed_list[0]
         if experiment:
             run_experiment(experiment, ds, ms, lambdas, n=n, seed=seed, out=out, quick=quick,
                            monotone=monotone, progress=progress, console=console)
             return
         ms = ms or ["all"]
         out = out or DEFAULT_OUT
+        seed_args = (["--seeds", *map(str, seed_list)] if len(seed_list) > 1 else
+                     ["--seed", str(seed)])
         command = shlex.join(["genre", "benchmark", "--datasets", *ds, "--methods", *ms,
-                              "--n", str(n), "--seed", str(seed), "--out", str(out)]
+                              "--n", str(n), *seed_args, "--out", str(out)]
                              + (["--quick"] if quick else [])
                              + (["--monotone"] if monotone else []))
         table = run_benchmark(ds, ms, n=n, seed=seed, out=out, quick=quick, monotone=monotone,
-                              progress=progress, command=command)
+                              progress=progress, command=command,
+                              seeds=seed_list if len(seed_list) > 1 else None)
     except GenreError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(code=2) from None
-    console.print(rich_table(table, f"{n} individuals per dataset, seed {seed}"
+    seed_text = (f"seeds {', '.join(map(str, seed_list))}" if len(seed_list) > 1 else
+                 f"seed {seed}")
+    console.print(rich_table(table, f"{n} individuals per dataset, {seed_text}"
                              + (" (quick)" if quick else "")))
     failed = table[table.error != ""]
     for r in failed.itertuples(index=False):
