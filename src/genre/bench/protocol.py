@@ -119,7 +119,7 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
     if where is not None and (where.exists() or where.is_symlink()):
         say(f"loading cached protocol from {where}")
         try:
-            cached = _load_cached(where, encoder, len(X_train), len(X_test))
+            cached = load_cached(where, encoder, len(X_train), len(X_test))
         except ModelError as exc:
             report_rebuild(where, exc)
         else:
@@ -172,7 +172,7 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
 CACHE_FILES = ("gold.skops", "h.json", "h.safetensors", "labels.npz")
 
 
-def _load_cached(where: Path, encoder: Encoder, n_train: int, n_test: int) -> tuple:
+def load_cached(where: Path, encoder: Encoder, n_train: int, n_test: int) -> tuple:
     """(y_train, y_test, gold, h, rejected_test) from a cache entry, every file checked.
 
     The manifest's digests must hold; the label arrays must be 0/1 integers of one entry per
