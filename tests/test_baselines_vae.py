@@ -93,7 +93,8 @@ def test_vae_cache_round_trip(task, private_cache, monkeypatch):
     where = first.vae_info_.path
     assert where.parent == private_cache / CACHE_NAME
     assert where.name.startswith("tiny-seed0-D4-")
-    assert sorted(p.name for p in where.iterdir()) == ["vae.json", "vae.safetensors"]
+    assert sorted(p.name for p in where.iterdir()) == ["manifest.json", "vae.json",
+                                                       "vae.safetensors"]
     assert [p.name for p in where.parent.iterdir()] == [where.name]  # no temp dir left
     meta = json.loads((where / "vae.json").read_text())
     assert meta["config"]["epochs"] == 3 and meta["immutable"] == [False, False, False, True]

@@ -113,7 +113,8 @@ def test_cache_round_trip(task, individuals, private_cache):
     info = first.model_info_
     assert not info.cached and info.path is not None
     assert info.path.parent == private_cache / CACHE_NAME
-    assert sorted(p.name for p in info.path.iterdir()) == ["ddpm.json", "ddpm.safetensors"]
+    assert sorted(p.name for p in info.path.iterdir()) == ["ddpm.json", "ddpm.safetensors",
+                                                           "manifest.json"]
     meta = json.loads((info.path / "ddpm.json").read_text())
     assert meta["config"]["train_steps"] == TINY["train_steps"] and meta["task"] == "tiny"
     assert not list(private_cache.rglob("*.pt")) and not list(private_cache.rglob("*.pkl"))

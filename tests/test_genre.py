@@ -71,7 +71,8 @@ def test_save_load_round_trip(fitted, compas, tmp_path):
     model, _ = fitted
     model.save(tmp_path / "m")
     files = sorted(p.name for p in (tmp_path / "m").iterdir())
-    assert files == ["config.json", "h.json", "h.safetensors", "model.safetensors"]
+    assert files == ["config.json", "h.json", "h.safetensors", "manifest.json",
+                     "model.safetensors"]
     loaded = GenRe.load(tmp_path / "m")
     X = compas.individuals(25)
     np.testing.assert_array_equal(model.generate(X, seed=1), loaded.generate(X, seed=1))

@@ -15,3 +15,7 @@ class SchemaError(GenreError, ValueError):
 
 class ModelError(GenreError, ValueError):
     """A saved model directory is unreadable or was made for another schema."""
+
+
+class GenreWarning(UserWarning):
+    """Something worked but deserves attention (e.g. a model saved without a manifest)."""

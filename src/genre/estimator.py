@@ -17,19 +17,28 @@ import json
 import math
 import shutil
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from genre.base import RecourseMethod
 from genre.classifiers.mlp import load_mlp, save_mlp
 from genre.data.encoder import Encoder
 from genre.data.schema import Schema
-from genre.errors import InputError, ModelError
+from genre.errors import GenreError, GenreWarning, InputError, ModelError
+from genre.integrity import (
+    load_tensors,
+    module_shapes,
+    read_json,
+    regular_file,
+    verify_manifest,
+    write_manifest,
+)
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, split_holdout
 from genre.task import Classifier, RecourseTask, TorchClassifier
@@ -319,7 +328,8 @@ class GenRe(RecourseMethod):
 
     # ------------------------------------------------------------- persistence
     def save(self, directory: str | Path) -> Path:
-        """Write config.json + model.safetensors (+ h.safetensors/h.json). No pickle."""
+        """Write config.json + model.safetensors (+ h.safetensors/h.json or the user's
+        classifier file) and manifest.json (their sizes and sha256). No pickle."""
         if not hasattr(self, "model_"):
             raise ModelError("nothing to save: GenRe is not fitted")
         directory = Path(directory)
@@ -327,8 +337,10 @@ class GenRe(RecourseMethod):
         source = getattr(self, "classifier_path_", None)
         if isinstance(self.classifier_, TorchClassifier):
             save_mlp(self.classifier_, directory, stem="h")
+            files = ["h.json", "h.safetensors"]
         elif source is not None:  # a user's .skops / .onnx file travels with the model
-            shutil.copyfile(source, directory / f"classifier{Path(source).suffix.lower()}")
+            files = [f"classifier{Path(source).suffix.lower()}"]
+            shutil.copyfile(source, directory / files[0])
         else:
             raise ModelError("cannot store this classifier with the model: give an MLP h or "
                              "a .skops/.onnx file (classifier_path_)")
@@ -346,52 +358,202 @@ class GenRe(RecourseMethod):
                           if hasattr(self, "log_") else meta_log),
         }
         (directory / "config.json").write_text(json.dumps(meta, indent=2))
+        write_manifest(directory, ["config.json", "model.safetensors", *files])
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, classifier: Classifier | None = None) -> GenRe:
-        """Load a saved model: JSON and tensors only, so loading runs no code."""
+    def load(cls, directory: str | Path, classifier: Classifier | None = None, *,
+             require_manifest: bool = False) -> GenRe:
+        """Load a saved model: JSON and tensors only, so loading runs no code.
+
+        Checked before anything is built: the files against manifest.json (sizes and sha256;
+        a directory saved before manifests existed loads with a GenreWarning, or is refused
+        with require_manifest), config.json against its schema (types, ranges, consistency)
+        and the safetensors headers against the shapes the config implies; weights must be
+        finite. Every failure is a ModelError naming the file.
+        """
         directory = Path(directory)
         cfg_path = directory / "config.json"
-        try:
-            meta = json.loads(cfg_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise ModelError(f"{directory}: not a GenRe model directory ({exc})") from exc
-        if meta.get("format") != "genre-recourse/genre" or meta.get("version") != FORMAT_VERSION:
+        if not directory.is_dir():
+            raise ModelError(f"{directory}: not a GenRe model directory (no such directory)")
+        if not cfg_path.exists() and not cfg_path.is_symlink():
+            raise ModelError(f"{directory}: not a GenRe model directory (no config.json)")
+        meta = read_json(cfg_path)
+        if (not isinstance(meta, dict) or meta.get("format") != "genre-recourse/genre"
+                or meta.get("version") != FORMAT_VERSION):
             raise ModelError(f"{cfg_path}: not a GenRe model of format version {FORMAT_VERSION}")
+        manifest = verify_manifest(directory, required=require_manifest)
+        if manifest is None:
+            warnings.warn(f"{directory}: saved without an integrity manifest (by an older "
+                          "genre); loaded after checking its config and tensor shapes. Save "
+                          "it again to add one", GenreWarning, stacklevel=2)
+        schema = check_config(meta, cfg_path)
         self = cls(**meta["params"])
-        self.train_log_ = meta.get("train_log")
+        self.train_log_ = meta["train_log"]
         self.config_ = TransformerConfig.from_dict(meta["transformer"])
-        schema = Schema.from_dict(meta["schema"], source=str(cfg_path))
         self.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])
+        D, n_bins = self.config_.n_features, self.config_.n_bins
+        expected = module_shapes(lambda: RecourseTransformer(self.config_))
+        expected |= {BIN_VALUES: (D, n_bins), REFERENCE: (None, D)}
+        weights = directory / "model.safetensors"
+        tensors = load_tensors(weights, expected)
+        self.bin_values_ = tensors.pop(BIN_VALUES).numpy()
+        self.reference_ = tensors.pop(REFERENCE).numpy()
+        if len(self.reference_) < 2 or not ((self.bin_values_ >= 0)
+                                            & (self.bin_values_ <= 1)).all():
+            raise ModelError(f"{weights}: '{REFERENCE}' needs at least 2 rows and "
+                             f"'{BIN_VALUES}' values in [0, 1]")
         model = RecourseTransformer(self.config_)
-        try:
-            tensors = load_file(str(directory / "model.safetensors"))
-            self.bin_values_ = tensors.pop(BIN_VALUES).numpy()
-            self.reference_ = tensors.pop(REFERENCE).numpy()
-            model.load_state_dict(tensors)
-        except (OSError, RuntimeError, KeyError) as exc:
-            raise ModelError(f"{directory}/model.safetensors: cannot load weights ({exc})") from exc
+        model.load_state_dict(tensors)
         self.model_ = model.eval()
+        saved = set(manifest["files"]) if manifest is not None else None
         if classifier is not None:
             self.classifier_ = classifier
-        elif (directory / "h.json").exists():
-            self.classifier_ = load_mlp(directory, "h")
+        elif _saved_file(directory, "h.json", saved):
+            self.classifier_ = load_mlp(directory, "h", n_features=D)
         else:
             from genre.classifiers.original_units import load_classifier
 
-            files = sorted(directory.glob("classifier.*"))
+            files = [p for p in sorted(directory.glob("classifier.*"))
+                     if _saved_file(directory, p.name, saved)]
             if not files:
                 raise ModelError(f"{directory}: no classifier (h.json or classifier.skops/.onnx)")
-            self.classifier_ = load_classifier(files[0], self.encoder_)
+            self.classifier_ = load_classifier(regular_file(files[0]), self.encoder_)
             self.classifier_path_ = files[0]
         return self
+
+
+def _saved_file(directory: Path, name: str, saved: set[str] | None) -> bool:
+    """Whether directory/name belongs to the saved model: listed in its manifest, or (a
+    directory without one) present."""
+    if saved is not None:
+        return name in saved
+    return (directory / name).exists() or (directory / name).is_symlink()
 
 
 _PARAMS = ("lambda_", "gamma", "k", "n_bins", "d_model", "n_heads", "n_enc_layers",
            "n_dec_layers", "d_ff", "dropout", "lr", "batch_size", "max_epochs", "patience",
            "max_seconds", "val_frac", "temperature", "sigma", "best_k", "bin_value",
            "stay_in_bin", "seed", "threads", "progress")
+
+
+
+# ------------------------------------------------------------- config.json's schema
+def _integer(lo: int, hi: int | None = None):
+    def check(v) -> str | None:
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= lo and (hi is None or v <= hi)
+        return None if ok else (f"an integer in [{lo}, {hi}]" if hi is not None
+                                else f"an integer >= {lo}")
+    return check
+
+
+def _number(lo: float, hi: float = math.inf, *, lo_open: bool = False, hi_open: bool = False,
+            infinite: bool = False):
+    def check(v) -> str | None:
+        ok = (isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v)
+              and (infinite or math.isfinite(v)) and (v > lo if lo_open else v >= lo)
+              and (v < hi if hi_open else v <= hi))
+        return None if ok else (f"a {'' if infinite else 'finite '}number in "
+                                f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}")
+    return check
+
+
+def _one_of(*choices):
+    def check(v) -> str | None:
+        return None if any(v is c or (type(v) is type(c) and v == c) for c in choices) \
+            else f"one of {list(choices)}"
+    return check
+
+
+# What a saved config may hold: types and ranges (sizes bounded so that a config cannot
+# ask for gigabytes), checked before anything is built.
+MAX_D_MODEL, MAX_LAYERS, MAX_BINS, MAX_D_FF, MAX_BEST_K = 4096, 64, 1024, 16384, 10_000
+PARAM_CHECKS = {
+    "lambda_": _number(0), "gamma": _number(0, 1, lo_open=True, hi_open=True),
+    "k": _integer(1), "n_bins": _integer(2, MAX_BINS), "d_model": _integer(1, MAX_D_MODEL),
+    "n_heads": _integer(1, MAX_D_MODEL), "n_enc_layers": _integer(1, MAX_LAYERS),
+    "n_dec_layers": _integer(1, MAX_LAYERS), "d_ff": _integer(1, MAX_D_FF),
+    "dropout": _number(0, 1, hi_open=True), "lr": _number(0, lo_open=True),
+    "batch_size": _integer(1), "max_epochs": _integer(1), "patience": _integer(0),
+    "max_seconds": _number(0, infinite=True), "val_frac": _number(0, 1, hi_open=True),
+    "temperature": _number(0, lo_open=True), "sigma": _number(0),
+    "best_k": _integer(1, MAX_BEST_K), "bin_value": _one_of("data", "edge"),
+    "stay_in_bin": _one_of(True, False), "seed": _integer(0), "threads": _integer(1),
+    "progress": _one_of(True, False),
+}
+TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
+    k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
+                                 "n_dec_layers", "d_ff", "dropout")}
+CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log"}
+
+
+def _check_section(section, checks: dict, where: str) -> None:
+    if not isinstance(section, dict):
+        raise ModelError(f"{where}: expected a mapping")
+    missing = sorted(set(checks) - set(section))
+    unknown = sorted(set(section) - set(checks))
+    if missing or unknown:
+        raise ModelError(f"{where}: " + "; ".join(
+            ([f"missing keys {missing}"] if missing else [])
+            + ([f"unknown keys {unknown}"] if unknown else [])))
+    for key, check in checks.items():
+        expected = check(section[key])
+        if expected is not None:
+            raise ModelError(f"{where}.{key}: expected {expected}, got {section[key]!r}")
+
+
+def check_config(meta, path: Path) -> Schema:
+    """Validate a saved GenRe config.json against its schema; return the model's Schema.
+
+    Types and ranges of every hyper-parameter (unknown or missing keys refused), the
+    transformer's sizes (equal to the hyper-parameters, d_model divisible by n_heads), the
+    feature schema (Schema.from_dict, one feature per model input) and the encoder's bounds
+    (finite, lo <= hi, one per feature). Raises ModelError naming `path`.
+    """
+    if not isinstance(meta, dict):
+        raise ModelError(f"{path}: expected a JSON object")
+    missing = sorted(CONFIG_KEYS - set(meta))
+    unknown = sorted(set(meta) - CONFIG_KEYS)
+    if missing or unknown:
+        raise ModelError(f"{path}: " + "; ".join(
+            ([f"missing keys {missing}"] if missing else [])
+            + ([f"unknown keys {unknown}"] if unknown else [])))
+    params, transformer = meta["params"], meta["transformer"]
+    _check_section(params, PARAM_CHECKS, f"{path}: params")
+    _check_section(transformer, TRANSFORMER_CHECKS, f"{path}: transformer")
+    for key in TRANSFORMER_CHECKS.keys() & PARAM_CHECKS.keys():
+        if transformer[key] != params[key]:
+            raise ModelError(f"{path}: transformer.{key} = {transformer[key]!r} but "
+                             f"params.{key} = {params[key]!r}")
+    if transformer["d_model"] % transformer["n_heads"]:
+        raise ModelError(f"{path}: d_model {transformer['d_model']} is not divisible by "
+                         f"n_heads {transformer['n_heads']}")
+    log = meta["train_log"]
+    if log is not None and (not isinstance(log, dict) or _number(0, infinite=True)(
+            log.get("seconds", 0)) is not None):
+        raise ModelError(f"{path}: train_log must be a mapping (with seconds a number) or null")
+    try:
+        schema = Schema.from_dict(meta["schema"], source=f"{path}: schema")
+    except (GenreError, TypeError, ValueError) as exc:
+        raise ModelError(str(exc) if str(exc).startswith(str(path))
+                         else f"{path}: schema: {exc}") from None
+    D = len(schema.features)
+    if D != transformer["n_features"]:
+        raise ModelError(f"{path}: the schema has {D} features but transformer.n_features is "
+                         f"{transformer['n_features']}")
+    enc = meta["encoder"]
+    if not isinstance(enc, dict) or set(enc) != {"lo", "hi"}:
+        raise ModelError(f"{path}: encoder must hold exactly 'lo' and 'hi'")
+    for key in ("lo", "hi"):
+        values = enc[key]
+        if not isinstance(values, list) or len(values) != D or any(
+                _number(-math.inf)(v) is not None for v in values):
+            raise ModelError(f"{path}: encoder.{key} must list {D} finite numbers (one per "
+                             f"feature), got {values!r}"[:300])
+    for f, lo, hi in zip(schema.features, enc["lo"], enc["hi"], strict=True):
+        if lo > hi:
+            raise ModelError(f"{path}: encoder bounds of '{f.name}' have lo {lo} > hi {hi}")
+    return schema
 
 
 # Per-dataset defaults found by benchmarks/genre_search.py (validation individuals from the

@@ -50,12 +50,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from genre.base import RecourseMethod
 from genre.baselines.vae import finite_rows, require_logits
 from genre.errors import InputError, ModelError
+from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
 from genre.task import RecourseTask
 from genre.threads import torch_threads
 
@@ -224,15 +225,20 @@ def cache_key(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray) -> str:
     return f"{name}-seed{task.seed}-D{config.n_features}-{h.hexdigest()[:16]}"
 
 
-def _load(where: Path, config: DDPMConfig) -> tuple[TabularDDPM, dict] | None:
+def _load(where: Path, config: DDPMConfig) -> tuple[TabularDDPM, dict]:
+    """The cached model and its record; ModelError when the entry is unusable (damaged, or
+    made for another configuration): the caller then retrains it."""
+    verify_manifest(where, required=True, what="diffusion cache entry")
+    meta = read_json(where / "ddpm.json")
     try:
-        meta = json.loads((where / "ddpm.json").read_text())
-        if meta.get("format") != FORMAT or DDPMConfig(**meta["config"]) != config:
-            return None
-        model = TabularDDPM(config)
-        model.denoiser.load_state_dict(load_file(str(where / "ddpm.safetensors")))
-    except Exception:  # missing, partial or foreign entry: retrain
-        return None
+        same = meta.get("format") == FORMAT and DDPMConfig(**meta["config"]) == config
+    except (AttributeError, KeyError, TypeError, ValueError):
+        same = False
+    if not same:
+        raise ModelError(f"{where / 'ddpm.json'}: made for another configuration")
+    model = TabularDDPM(config)
+    expected = {k: tuple(v.shape) for k, v in model.denoiser.state_dict().items()}
+    model.denoiser.load_state_dict(load_tensors(where / "ddpm.safetensors", expected))
     return model.eval(), meta
 
 
@@ -240,16 +246,19 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
                        use_cache: bool = True, threads: int = 1,
                        progress=None) -> tuple[TabularDDPM, DDPMInfo]:
     """The task's DDPM from the cache, or trained on X_fit (and cached)."""
-    from genre.cache import cache_dir
+    from genre.cache import cache_dir, report_rebuild
 
     key = cache_key(task, config, X_fit)
     where = cache_dir() / CACHE_NAME / key
-    if use_cache:
-        hit = _load(where, config)
-        if hit is not None:
-            model, meta = hit
-            return model, DDPMInfo(where, True, float(meta.get("train_seconds", math.nan)),
-                                   meta)
+    if use_cache and (where.exists() or where.is_symlink()):
+        try:
+            model, meta = _load(where, config)
+        except ModelError as exc:
+            report_rebuild(where, exc)
+        else:
+            seconds = meta.get("train_seconds", math.nan)
+            return model, DDPMInfo(where, True, float(seconds) if isinstance(
+                seconds, int | float) else math.nan, meta)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         model = TabularDDPM(config)
@@ -268,6 +277,7 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
         save_file({k: v.detach().contiguous() for k, v in model.denoiser.state_dict().items()},
                   str(tmp / "ddpm.safetensors"))
         (tmp / "ddpm.json").write_text(json.dumps(meta, indent=1))
+        write_manifest(tmp, ["ddpm.json", "ddpm.safetensors"])
         if where.exists():  # stale or unreadable: replace it
             shutil.rmtree(where, ignore_errors=True)
         try:

@@ -46,11 +46,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from genre.base import RecourseMethod
-from genre.errors import InputError
+from genre.errors import InputError, ModelError
+from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
 from genre.task import RecourseTask
 
 CACHE_NAME = "vae-v1"
@@ -282,20 +283,23 @@ def cache_key(task: RecourseTask, config: VAEConfig, labels: np.ndarray | None =
     return f"{name}-seed{task.seed}-D{D}-{h.hexdigest()[:16]}"
 
 
-def _load(where: Path, task: RecourseTask, config: VAEConfig) -> LatentVAE | None:
-    """The cached VAE, or None when absent or not matching/complete (then it is retrained)."""
+def _load(where: Path, task: RecourseTask, config: VAEConfig) -> tuple[LatentVAE, dict]:
+    """The cached VAE and its record; ModelError when the entry is unusable (damaged, or
+    made for another configuration or task): the caller then retrains it."""
+    verify_manifest(where, required=True, what="VAE cache entry")
+    meta = read_json(where / "vae.json")
     try:
-        meta = json.loads((where / "vae.json").read_text())
-        if meta.get("format") != FORMAT or VAEConfig.from_dict(meta["config"]) != config:
-            return None
-        if int(meta["n_features"]) != task.n_features or meta["immutable"] != \
-                task.encoder.immutable_mask.tolist():
-            return None
-        vae = LatentVAE(task.n_features, task.encoder.immutable_mask, config)
-        vae.load_state_dict(load_file(str(where / "vae.safetensors")))
-    except Exception:  # any unreadable entry (safetensors raises its own error type)
-        return None
-    return vae.eval()
+        same = (meta.get("format") == FORMAT and VAEConfig.from_dict(meta["config"]) == config
+                and meta["n_features"] == task.n_features
+                and meta["immutable"] == task.encoder.immutable_mask.tolist())
+    except (AttributeError, KeyError, TypeError, ValueError):
+        same = False
+    if not same:
+        raise ModelError(f"{where / 'vae.json'}: made for another configuration or task")
+    vae = LatentVAE(task.n_features, task.encoder.immutable_mask, config)
+    expected = {k: tuple(v.shape) for k, v in vae.state_dict().items()}
+    vae.load_state_dict(load_tensors(where / "vae.safetensors", expected))
+    return vae.eval(), meta
 
 
 def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool = True,
@@ -303,7 +307,7 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
                       progress: Callable[[str], None] | None = None
                       ) -> tuple[LatentVAE, VAEInfo]:
     """Load the task's VAE from the cache, or train it (and cache it)."""
-    from genre.cache import cache_dir
+    from genre.cache import cache_dir, report_rebuild
 
     if task.n_features - int(task.encoder.immutable_mask.sum()) < 1:
         raise InputError("every feature is immutable: a latent search has nothing to change")
@@ -312,12 +316,15 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
         raise InputError("the CSVAE needs training labels of both classes")
     key = cache_key(task, config, labels)
     where = cache_dir() / CACHE_NAME / key
-    if use_cache:
-        vae = _load(where, task, config)
-        if vae is not None:
-            meta = json.loads((where / "vae.json").read_text())
-            return vae, VAEInfo(where, True, float(meta.get("train_seconds", float("nan"))),
-                                meta)
+    if use_cache and (where.exists() or where.is_symlink()):
+        try:
+            vae, meta = _load(where, task, config)
+        except ModelError as exc:
+            report_rebuild(where, exc)
+        else:
+            seconds = meta.get("train_seconds", float("nan"))
+            return vae, VAEInfo(where, True, float(seconds) if isinstance(
+                seconds, int | float) else float("nan"), meta)
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
@@ -339,6 +346,7 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
         save_file({k: v.detach().contiguous() for k, v in vae.state_dict().items()},
                   str(tmp / "vae.safetensors"))
         (tmp / "vae.json").write_text(json.dumps(meta, indent=1))
+        write_manifest(tmp, ["vae.json", "vae.safetensors"])
         if where.exists():  # stale or incomplete (it did not load): replace it
             shutil.rmtree(where, ignore_errors=True)
         try:

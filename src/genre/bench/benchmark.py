@@ -166,19 +166,19 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
     Returns (model, cached, train_seconds); train_seconds is the original training time
     (read back from the saved model when it came from the cache).
     """
-    from genre.cache import cache_dir
+    from genre.cache import cache_dir, report_rebuild
     from genre.estimator import GenRe
 
     where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, monotone)
-    if use_cache and (where / "config.json").exists():
+    if use_cache and (where.exists() or where.is_symlink()):
         try:
-            loaded = GenRe.load(where, classifier=protocol.h)
-            meta = json.loads((where / "config.json").read_text())
-            seconds = float(meta.get("train_log", {}).get("seconds", math.nan))
+            loaded = GenRe.load(where, classifier=protocol.h, require_manifest=True)
+        except ModelError as exc:  # unusable entry: say so, retrain and replace it
+            report_rebuild(where, exc)
+        else:
+            seconds = float((loaded.train_log_ or {}).get("seconds", math.nan))
             loaded.progress = model.progress
             return loaded, True, seconds
-        except (ModelError, OSError, ValueError, KeyError):
-            pass  # unreadable entry: retrain and replace it
     model.fit(protocol.task(monotone=monotone))
     if use_cache:
         # Save into a temporary sibling and rename: a crash never leaves a half model.

@@ -17,15 +17,18 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import zipfile
 from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from genre.cache import cache_dir
+from genre.cache import cache_dir, report_rebuild
 from genre.classifiers.mlp import load_mlp, load_sklearn, save_mlp, save_sklearn, train_mlp
 from genre.data import Dataset, Encoder, load
+from genre.errors import ModelError
+from genre.integrity import MANIFEST, regular_file, verify_manifest, write_manifest
 from genre.task import Classifier, RecourseTask, SklearnClassifier
 
 CACHE_VERSION = "v1"
@@ -112,14 +115,15 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
     X_train = encoder.transform(dataset.X_train, source=f"{dataset.name} train")
     X_test = encoder.transform(dataset.X_test, source=f"{dataset.name} test")
     key = f"{dataset.name}-seed{seed}-h{h_epochs}"
-    where = cache_dir() / f"protocol-{CACHE_VERSION}" / key
-    if use_cache and (where / "done.json").exists():
+    where = cache_dir() / f"protocol-{CACHE_VERSION}" / key if use_cache else None
+    if where is not None and (where.exists() or where.is_symlink()):
         say(f"loading cached protocol from {where}")
-        arrays = np.load(where / "labels.npz", allow_pickle=False)
-        gold = SklearnClassifier(load_sklearn(where / "gold.skops"))
-        h = load_mlp(where)
-        return Protocol(dataset, encoder, seed, X_train, X_test, arrays["y_train"],
-                        arrays["y_test"], gold, h, arrays["rejected_test"])
+        try:
+            cached = load_cached(where, encoder, len(X_train), len(X_test))
+        except ModelError as exc:
+            report_rebuild(where, exc)
+        else:
+            return Protocol(dataset, encoder, seed, X_train, X_test, *cached)
 
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import RandomForestClassifier
@@ -143,19 +147,62 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
     rejected = np.flatnonzero(h.predict_proba(X_test) < 0.5)
     rejected_test = rng.permutation(rejected)
 
-    if use_cache:
+    if where is not None:
         # Write into a temporary sibling and rename: a crash never leaves a half cache.
         where.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{key}-"))
         try:
             save_sklearn(gold_model, tmp / "gold.skops")
             save_mlp(h, tmp)
-            np.savez(tmp / "labels.npz", y_train=y_train, y_test=y_test,
-                     rejected_test=rejected_test)
+            labels = {"y_train": y_train, "y_test": y_test, "rejected_test": rejected_test}
+            np.savez(tmp / "labels.npz", **labels)
             (tmp / "done.json").write_text(json.dumps({"dataset": dataset.name, "seed": seed}))
+            write_manifest(tmp, [*CACHE_FILES, "done.json"],
+                           {"arrays": {k: list(v.shape) for k, v in labels.items()}})
+            if where.is_symlink() or where.is_file():
+                where.unlink()
             shutil.rmtree(where, ignore_errors=True)
             tmp.rename(where)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return Protocol(dataset, encoder, seed, X_train, X_test, y_train, y_test, gold, h,
                     rejected_test)
+
+
+CACHE_FILES = ("gold.skops", "h.json", "h.safetensors", "labels.npz")
+
+
+def load_cached(where: Path, encoder: Encoder, n_train: int, n_test: int) -> tuple:
+    """(y_train, y_test, gold, h, rejected_test) from a cache entry, every file checked.
+
+    The manifest's digests must hold; the label arrays must be 0/1 integers of one entry per
+    training / test row, rejected_test distinct test-row indices; gold loads with the skops
+    allow-list and h with its shapes checked. Anything else raises ModelError.
+    """
+    manifest = verify_manifest(where, required=True, what="protocol cache entry")
+    if not set(CACHE_FILES) <= set(manifest["files"]):
+        raise ModelError(f"{where / MANIFEST}: does not list {list(CACHE_FILES)}")
+    path = regular_file(where / "labels.npz")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in ("y_train", "y_test", "rejected_test")}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from None
+    expected = {"y_train": (n_train,), "y_test": (n_test,), "rejected_test": None}
+    for name, shape in expected.items():
+        a = arrays[name]
+        recorded = manifest.get("arrays", {}).get(name)
+        if a.dtype.kind not in "iu" or a.ndim != 1 or (shape is not None and a.shape != shape) \
+                or recorded != list(a.shape):
+            raise ModelError(f"{path}: '{name}' is {a.dtype} of shape {a.shape}; expected "
+                             f"integers of shape {shape or '(n,)'}")
+    if not np.isin(arrays["y_train"], (0, 1)).all() or not np.isin(arrays["y_test"],
+                                                                    (0, 1)).all():
+        raise ModelError(f"{path}: labels other than 0 and 1")
+    rejected = arrays["rejected_test"]
+    if len(rejected) and (rejected.min() < 0 or rejected.max() >= n_test
+                          or len(np.unique(rejected)) != len(rejected)):
+        raise ModelError(f"{path}: 'rejected_test' is not a set of test-row indices")
+    gold = SklearnClassifier(load_sklearn(where / "gold.skops"))
+    h = load_mlp(where, n_features=encoder.n_features)
+    return arrays["y_train"], arrays["y_test"], gold, h, rejected

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
 from genre.errors import ModelError
@@ -101,18 +102,45 @@ def save_mlp(clf: TorchClassifier, directory: Path, stem: str = "h") -> None:
               str(directory / f"{stem}.safetensors"))
 
 
-def load_mlp(directory: Path, stem: str = "h") -> TorchClassifier:
+def load_mlp(directory: Path, stem: str = "h", n_features: int | None = None) -> TorchClassifier:
+    """Load what save_mlp wrote: the architecture (checked: integer sizes, at most 16 hidden
+    layers of at most 4096 units, n_features if given) fixes the tensor shapes, which the
+    safetensors header must match before anything is loaded; weights must be finite."""
+    from genre.integrity import load_tensors, module_shapes, read_json
+
     directory = Path(directory)
-    try:
-        arch = json.loads((directory / f"{stem}.json").read_text())
-        model = mlp(int(arch["n_features"]), tuple(int(h) for h in arch["hidden"]))
-        model.load_state_dict(load_file(str(directory / f"{stem}.safetensors")))
-        if "scale" in arch or "threshold" in arch:
-            model = DistortedLogits(model, float(arch.get("scale", 1.0)),
-                                    float(arch.get("threshold", 0.5)))
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
-        raise ModelError(f"{directory}: cannot load classifier '{stem}': {exc}") from exc
+    arch_path = directory / f"{stem}.json"
+    arch = read_json(arch_path)
+    if not isinstance(arch, dict) or not {"n_features", "hidden"} <= set(arch) or not set(
+            arch) <= {"n_features", "hidden", "scale", "threshold"}:
+        raise ModelError(f"{arch_path}: expected n_features and hidden (and optionally scale "
+                         "and threshold)")
+    width, hidden = arch["n_features"], arch["hidden"]
+    if not _count(width, 1, 100_000) or (n_features is not None and width != n_features):
+        raise ModelError(f"{arch_path}: n_features is {width!r}; expected "
+                         + (str(n_features) if n_features is not None else "an integer >= 1"))
+    if not isinstance(hidden, list) or len(hidden) > 16 or not all(
+            _count(h, 1, 4096) for h in hidden):
+        raise ModelError(f"{arch_path}: hidden must list at most 16 layer widths in "
+                         f"[1, 4096], got {hidden!r}")
+    scale, threshold = arch.get("scale", 1.0), arch.get("threshold", 0.5)
+    for key, value, ok in (("scale", scale, lambda v: v > 0), ("threshold", threshold,
+                                                               lambda v: 0 < v < 1)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                math.isfinite(value) and ok(value)):
+            raise ModelError(f"{arch_path}: {key} {value!r} is out of range")
+    expected = module_shapes(lambda: mlp(width, tuple(hidden)))
+    tensors = load_tensors(directory / f"{stem}.safetensors", expected)
+    model = mlp(width, tuple(hidden))
+    model.load_state_dict(tensors)
+    if "scale" in arch or "threshold" in arch:
+        model = DistortedLogits(model, float(scale), float(threshold))
     return TorchClassifier(model)
+
+
+def _count(value, lo: int, hi: int) -> bool:
+    """An int (not a bool) in [lo, hi]."""
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
 # scikit-learn types the protocol's gold model and LOF are made of; anything else in a
@@ -153,4 +181,7 @@ def load_sklearn(path: Path, trusted: set[str] = TRUSTED_SKLEARN_TYPES):
     refused = sorted(untrusted - trusted)
     if refused:
         raise ModelError(f"{path}: refuses to load untrusted types {refused}")
-    return sio.load(path, trusted=sorted(untrusted))
+    try:
+        return sio.load(path, trusted=sorted(untrusted))
+    except Exception as exc:  # a damaged file can fail anywhere inside skops
+        raise ModelError(f"{path}: cannot load the .skops file ({exc})") from exc

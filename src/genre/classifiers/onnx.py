@@ -58,6 +58,9 @@ class OnnxModel:
     def _setup_inputs(self) -> None:
         inputs = self.session.get_inputs()
         names = self.schema.names
+        if not inputs:
+            raise ModelError(f"{self.path}: the graph has no inputs; expected one input per "
+                             f"schema feature {names} or one [n, {len(names)}] array")
         for i in inputs:
             if i.type not in _ONNX_DTYPES:
                 raise ModelError(f"{self.path}: input '{i.name}' has unsupported type {i.type}")
@@ -112,6 +115,9 @@ class OnnxModel:
     # ----------------------------------------------------------------- outputs
     def _setup_outputs(self) -> None:
         outs = self.session.get_outputs()
+        if not outs:
+            raise ModelError(f"{self.path}: the graph has no outputs; expected one holding "
+                             "the class probabilities")
         by_name = {o.name: o for o in outs}
         seq = [o for o in outs if o.type.startswith("seq(map(")]
         floats = [o for o in outs if o.type in ("tensor(float)", "tensor(double)")]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import NoReturn
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from genre.errors import GenreWarning
 
 # Tables need ~100 columns; when output is not a terminal (a log, CI) rich would assume 80.
 console = Console(width=None if sys.stdout.isatty() else 120)
@@ -28,3 +31,16 @@ def parse_label(value: str | None):
         return int(value)
     except ValueError:
         return value
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """GenreWarnings as one `warning: ...` line on stderr; others as Python prints them."""
+    if issubclass(category, GenreWarning):
+        err.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True,
+                  highlight=False)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+warnings.showwarning = _show_warning
