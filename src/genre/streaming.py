@@ -22,7 +22,7 @@ recourse_table call on the whole table only in which random draws each row gets.
 from __future__ import annotations
 
 import contextlib
-import csv
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +31,7 @@ import pandas as pd
 
 from genre.errors import InputError, ModelError
 from genre.estimator import GenRe
-from genre.io import atomic_path
+from genre.io import atomic_path, check_parquet_types, read_csv_header
 from genre.recourse import recourse_table
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
@@ -148,16 +148,7 @@ class _CsvReader:
         self.path = path
         if not path.is_file():
             raise InputError(f"{path}: no such file")
-        with path.open(newline="") as fh:
-            try:
-                header = next(csv.reader(fh), None)
-            except (csv.Error, UnicodeDecodeError) as exc:
-                raise InputError(f"{path}: cannot parse as CSV ({exc})") from exc
-        if not header or all(not h.strip() for h in header):
-            raise InputError(f"{path}: the file is empty (expected a header row and data rows)")
-        dup = sorted({h for h in header if header.count(h) > 1})
-        if dup:
-            raise InputError(f"{path}: duplicate columns {dup}")
+        read_csv_header(path)  # limits, emptiness, duplicates
         try:  # the names pandas will give the columns (skipinitialspace strips them)
             self.columns = [str(c) for c in pd.read_csv(path, skipinitialspace=True,
                                                           nrows=0).columns]
@@ -203,13 +194,14 @@ class _ParquetReader:
             raise InputError(f"{path}: reading Parquet needs pyarrow ({exc})") from exc
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
             raise InputError(f"{path}: cannot read as Parquet ({exc})") from exc
+        check_parquet_types(path, self.file.schema_arrow)
         names = list(self.file.schema_arrow.names)
         meta = self.file.schema_arrow.pandas_metadata or {}
         stored_index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
         self.columns = [n for n in names if n not in stored_index]
         if not self.columns:
             raise InputError(f"{path}: the file is empty (no columns)")
-        dup = sorted({c for c in self.columns if self.columns.count(c) > 1})
+        dup = sorted(c for c, n in Counter(self.columns).items() if n > 1)
         if dup:
             raise InputError(f"{path}: duplicate columns {dup}")
 
@@ -217,6 +209,8 @@ class _ParquetReader:
         return self.file.metadata.num_rows
 
     def chunks(self, chunk_size: int) -> Iterator[pd.DataFrame]:
+        import pyarrow as pa
+
         row = 0
         try:
             for batch in self.file.iter_batches(batch_size=chunk_size, columns=self.columns):
@@ -224,7 +218,7 @@ class _ParquetReader:
                 chunk.index = pd.RangeIndex(row, row + len(chunk))
                 row += len(chunk)
                 yield chunk
-        except OSError as exc:
+        except (OSError, pa.ArrowException) as exc:
             raise InputError(f"{self.path}: cannot read as Parquet ({exc})") from exc
 
     def empty_message(self) -> str:

@@ -54,7 +54,8 @@ def fit(
             table = read_table(data)
             with console.status("checking the data" + ("" if classifier else
                                                        " and training the classifier h")):
-                task = build_user_task(table, user_schema, classifier, seed=seed)
+                task = build_user_task(table, user_schema, classifier, seed=seed,
+                                       source=str(data))
             name = str(data)
         t1 = time.perf_counter()
         model = genre_for(dataset or "", fast=fast, seed=seed).fit(task)

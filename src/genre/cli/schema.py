@@ -42,16 +42,20 @@ def schema_check(
     schema: Annotated[Path, typer.Argument(help="the YAML schema")],
     data: Annotated[Path | None, typer.Option(help="also check this table against it")] = None,
 ) -> None:
-    """Validate a schema file (and optionally a table against it)."""
+    """Validate a schema file (and optionally a table against it: every cell, and, when the
+    table holds the target column, that both the favourable value and another occur)."""
     from genre.data import Encoder
     from genre.data.schema_file import load_schema
     from genre.io import read_table
+    from genre.usertask import target_labels
 
     try:
         loaded = load_schema(schema)
         if data is not None:
             table = read_table(data)
-            enc = Encoder(loaded).fit(table)
+            if loaded.target in table.columns:
+                target_labels(table, loaded, source=str(data))
+            enc = Encoder(loaded).fit(table, source=str(data))
             enc.transform(table, source=str(data))
     except GenreError as exc:
         fail(exc)

@@ -9,22 +9,15 @@ schema: immutable/monotone masks, the valid grid of each feature, and `project`.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
 
-from genre.data.schema import Feature, Schema
+from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key
 from genre.errors import InputError
-
-
-def category_key(value) -> str:
-    """Key used to match a cell against a category list: 1, 1.0 and '1' all match '1'."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, bool | np.bool_):
-        return str(value)
-    return str(value).strip()
 
 
 def is_number(v) -> bool:
@@ -45,23 +38,26 @@ class Encoder:
         self.schema = schema
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, df: pd.DataFrame) -> Encoder:
-        self._check_columns(df, allow_target=True, source="training data")
+    def fit(self, df: pd.DataFrame, source: str = "training data") -> Encoder:
+        """Learn categories left out of the schema and the scaling of numeric features;
+        errors name `source`, the column and the row."""
+        self._check_columns(df, allow_target=True, source=source)
         feats: list[Feature] = []
         lo, hi = [], []
         for f in self.schema.features:
             col = df[f.name]
+            _check_dtype(col, f, source)
             if f.is_categorical:
                 cats = f.categories
                 if cats is None:
-                    self._check_no_nan(col, f.name, "training data")
+                    self._check_no_nan(col, f.name, source)
                     uniq = {category_key(v): v for v in col.tolist()}
                     cats = tuple(_plain(uniq[k]) for k in sorted(uniq, key=sort_key))
                 f = replace(f, categories=tuple(cats))
                 lo.append(0.0)
                 hi.append(float(max(len(cats) - 1, 1)))
             else:
-                values = self._numeric(col, f, "training data", check_bounds=False)
+                values = self._numeric(col, f, source, check_bounds=False)
                 low = float(f.min) if f.min is not None else float(values.min())
                 if f.integer:  # the grid lo + k holds integers only if lo is one
                     low = float(np.floor(low))
@@ -100,6 +96,7 @@ class Encoder:
         out = np.empty((len(df), self.n_features))
         for j, f in enumerate(self.schema_.features):
             col = df[f.name]
+            _check_dtype(col, f, source)
             if f.is_categorical:
                 self._check_no_nan(col, f.name, source)
                 keys = self._keys[j]
@@ -219,11 +216,12 @@ class Encoder:
         if not isinstance(df, pd.DataFrame):
             raise InputError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
         cols = [str(c) for c in df.columns]
-        dup = sorted({c for c in cols if cols.count(c) > 1})
+        dup = sorted(c for c, n in Counter(cols).items() if n > 1)
         if dup:
             raise InputError(f"{source}: duplicate columns {dup}")
         names = self.schema.names
-        missing = [n for n in names if n not in cols]
+        present = set(cols)
+        missing = [n for n in names if n not in present]
         if missing:
             raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
         allowed = set(names) | ({self.schema.target} if allow_target else set())
@@ -243,13 +241,20 @@ class Encoder:
     def _numeric(self, col: pd.Series, f: Feature, source: str, check_bounds: bool) -> np.ndarray:
         self._check_no_nan(col, f.name, source)
         if col.dtype == bool or (col.dtype == object and col.map(type).eq(bool).any()):
-            raise InputError(f"{source}: column '{f.name}': expected numbers, got booleans")
+            raise InputError(f"{source}: column '{f.name}': expected numbers, got booleans "
+                             "(true/false); make the feature categorical or write 0/1")
         values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
             p = bad[0]
             raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: expected a "
                              f"number, got {col.iloc[p]!r}")
+        huge = np.flatnonzero(np.abs(values) > FLOAT32_MAX)
+        if huge.size:
+            p = huge[0]
+            raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: value "
+                             f"{values[p]:g} is beyond +-3.4e38, the float32 range the model "
+                             "computes in")
         if f.integer:
             frac = np.flatnonzero(values != np.rint(values))
             if frac.size:
@@ -264,6 +269,28 @@ class Encoder:
                     raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
                                      f"value {values[p]:g} is {word} {bound:g} of the schema")
         return values
+
+
+_CELL = (str, int, float, bool, np.number, np.bool_, Decimal)
+
+
+def _check_dtype(col: pd.Series, f: Feature, source: str) -> None:
+    """Refuse columns whose type no feature kind can hold (dates, durations, nested
+    values, bytes): read as numbers they would be silently wrong (a date as nanoseconds)."""
+    what = None
+    if pd.api.types.is_datetime64_any_dtype(col):
+        what = "dates"
+    elif pd.api.types.is_timedelta64_dtype(col):
+        what = "durations"
+    elif col.dtype == object:
+        odd = col.map(lambda v: not (isinstance(v, _CELL) or v is None or v is pd.NA))
+        if odd.any():
+            v = col[odd].iloc[0]
+            what = f"values of type {type(v).__name__} such as {v!r}"[:200]
+    if what is not None:
+        raise InputError(f"{source}: column '{f.name}' holds {what}; expected "
+                         + ("numbers" if not f.is_categorical else "labels or numbers")
+                         + " (convert it, e.g. a date to days since an event, or drop it)")
 
 
 def _significant(x: np.ndarray, magnitude: float, digits: int = 15) -> np.ndarray:

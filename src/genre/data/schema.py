@@ -8,8 +8,12 @@ its favourable value.
 
 from __future__ import annotations
 
+import math
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
+
+import numpy as np
 
 from genre.errors import SchemaError
 
@@ -17,6 +21,17 @@ Kind = Literal["numeric", "categorical"]
 Monotone = Literal["increase", "decrease"] | None
 
 _FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer"}
+# The model computes in float32: numbers (bounds, cells) beyond its range are refused.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def category_key(value) -> str:
+    """Key used to match a cell against a category list: 1, 1.0 and '1' all match '1'."""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    if isinstance(value, bool | np.bool_):
+        return str(value)
+    return str(value).strip()
 
 
 @dataclass(frozen=True)
@@ -44,13 +59,22 @@ class Feature:
             if self.categories is not None:
                 if len(self.categories) < 1:
                     raise SchemaError(f"{where}: categories must not be empty")
-                keys = [str(c) for c in self.categories]
-                if len(set(keys)) != len(keys):
-                    raise SchemaError(f"{where}: categories contain duplicates: {list(keys)}")
+                seen: dict[str, Any] = {}
+                for c in self.categories:
+                    first = seen.setdefault(category_key(c), c)
+                    if first is not c:
+                        raise SchemaError(
+                            f"{where}: categories {first!r} and {c!r} are the same value (once "
+                            "spaces are trimmed and 1.0 is read as 1); list each value once")
             if self.min is not None or self.max is not None or self.integer:
                 raise SchemaError(f"{where}: min/max/integer apply to numeric features only")
         elif self.categories is not None:
             raise SchemaError(f"{where}: categories apply to categorical features only")
+        for key in ("min", "max"):
+            bound = getattr(self, key)
+            if bound is not None and not _finite32(bound):
+                raise SchemaError(f"{where}: '{key}' must be a finite number within +-3.4e38 "
+                                  f"(the model computes in float32), got {bound!r}")
         if self.min is not None and self.max is not None and self.min >= self.max:
             raise SchemaError(f"{where}: min ({self.min}) must be below max ({self.max})")
         if self.immutable and self.monotone is not None:
@@ -59,6 +83,13 @@ class Feature:
     @property
     def is_categorical(self) -> bool:
         return self.kind == "categorical"
+
+
+def _finite32(x) -> bool:
+    try:
+        return math.isfinite(float(x)) and abs(float(x)) <= FLOAT32_MAX
+    except OverflowError:  # an int too big for a float
+        return False
 
 
 @dataclass(frozen=True)
@@ -73,7 +104,7 @@ class Schema:
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("schema has no features")
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = sorted(n for n, k in Counter(names).items() if k > 1)
         if dup:
             raise SchemaError(f"schema lists features more than once: {dup}")
         if self.target in names:

@@ -12,8 +12,12 @@
 
   Every key but `type` is optional; categories left out are taken from the training data.
   The file is read with a safe YAML loader that follows YAML 1.2 for booleans: only
-  true/false are booleans, so a category written `yes`, `no`, `on` or `off` stays a string.
-  A key given twice is an error rather than silently overwritten.
+  true/false are booleans, so a category written `yes`, `no`, `on` or `off` stays a string;
+  a date stays a string too. A key given twice is an error rather than silently overwritten.
+  Limits keep a hostile file from exhausting memory or time: at most `MAX_SCHEMA_BYTES`
+  (1 MiB), nesting at most `MAX_SCHEMA_DEPTH` (20) levels deep, and no aliases (`*name`,
+  hence no `<<: *name` merges either): a schema has no need for them, and expanding them is
+  how a "billion laughs" file of a few hundred bytes asks for gigabytes.
 * `infer_schema`: a starting schema, guessed from a DataFrame, for the user to edit; the
   guesses worth checking are listed in ``schema.extra["notes"]`` (and `save_schema` writes
   them as comments at the top of the file).
@@ -36,9 +40,31 @@ from genre.errors import InputError, SchemaError
 
 # ======================================================================= schema files
 
+MAX_SCHEMA_BYTES = 1 << 20  # a schema of 10,000 features takes about 500 KB
+MAX_SCHEMA_DEPTH = 20  # a schema needs 4: features -> name -> spec -> categories
+
 
 class _SchemaLoader(yaml.SafeLoader):
-    """yaml.SafeLoader with YAML 1.2 booleans (true/false only) and no duplicate keys."""
+    """yaml.SafeLoader with YAML 1.2 booleans (true/false only), no timestamps, no duplicate
+    keys, no aliases and at most MAX_SCHEMA_DEPTH levels of nesting."""
+
+    _depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases (*{event.anchor}) are not allowed in a schema file; "
+                "write the value out", event.start_mark)
+        if self._depth >= MAX_SCHEMA_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested more than {MAX_SCHEMA_DEPTH} levels deep; a schema "
+                "needs 4 (features -> name -> spec -> categories)", event.start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
@@ -57,8 +83,9 @@ class _SchemaLoader(yaml.SafeLoader):
 
 
 _BOOL = "tag:yaml.org,2002:bool"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"  # `2020-13-01` would be a ValueError, not a label
 _SchemaLoader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _TIMESTAMP)]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 _SchemaLoader.add_implicit_resolver(
@@ -83,15 +110,26 @@ _SCALAR = (str, int, float, bool)
 def load_schema(path: str | Path) -> Schema:
     """Read a schema YAML file. Every problem is a SchemaError naming the file.
 
-    Malformed YAML names the line and column; a bad feature names the feature and key.
+    Malformed YAML (or an alias, or nesting deeper than MAX_SCHEMA_DEPTH) names the line and
+    column; a bad feature names the feature and key. A file over MAX_SCHEMA_BYTES is refused
+    unread.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_SCHEMA_BYTES + 1)
     except FileNotFoundError:
         raise SchemaError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise SchemaError(f"{path}: cannot read the schema file ({exc})") from exc
+    if len(raw) > MAX_SCHEMA_BYTES:
+        raise SchemaError(f"{path}: larger than {MAX_SCHEMA_BYTES:,} bytes; a schema file is "
+                          "a few lines per feature")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{path}: cannot read the schema file (not UTF-8 text: {exc})") \
+            from exc
     try:
         data = yaml.load(text, Loader=_SchemaLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
