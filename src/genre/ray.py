@@ -1,0 +1,246 @@
+"""Batch recourse on a Ray cluster (Ray Data; `pip install genre-recourse[ray]`).
+
+    ds = ray.data.read_parquet("s3://bucket/people/")
+    out = recourse_dataset(ds, "models/compas", seed=0, workers=16)
+    out.write_parquet("s3://bucket/recourse/")
+
+or from the command line, one file in and one file out:
+
+    genre recourse --ray [--ray-address ADDR] --model DIR --input people.csv --output out.csv
+
+Same answers as the single-process run. `genre recourse` answers block b of SEED_BLOCK rows
+(rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1, counted from 0) with one recourse_table call
+seeded block_seed(seed, b) (genre.streaming). Here every row is numbered by its position in
+the dataset, the rows are grouped by seed block (groupby on the block number), and each
+group is answered by the same recourse_table call with the same seed, in a pool of actors
+that each load the model once. The output is therefore row for row what `genre recourse`
+writes for the same rows and seed, whatever the cluster, its number of workers or the
+dataset's block sizes.
+
+Numbering needs the dataset's block order: the input is materialised once (Ray spills to
+disk when the object store is full), each block's row count gives its offset, and the rows
+are re-cut into Ray blocks that start on seed-block boundaries (seed_aligned), so that no
+seed block is split between two actors' calls. No shuffle is needed.
+
+Output: a Ray Dataset with recourse_table's profile columns (person: the row position, or
+the CSV line number with labels="line"), in input order (DataContext.preserve_order is set).
+Written with write_parquet/write_csv it is a directory of part files; their rows, read in
+dataset order, are the rows of the single-process output. `genre recourse --ray` instead
+streams the result through the driver into the one --output file (temp-then-rename), so that
+file is byte-identical to what `genre recourse` writes without --ray.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genre.errors import GenreError, InputError
+from genre.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES, block_seed
+
+ROW = "__genre_row"  # the row-position column added (and removed) on the way
+
+
+def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int | None = None,
+                     seed: int = 0, workers: int | None = None, cpus_per_worker: float = 1,
+                     labels: str = "row", source: str = "input"):
+    """Recourse for every row of the Ray Dataset `ds` (original units) -> a Ray Dataset of
+    recourse_table's profiles, in input order, identical to `genre recourse` on the same
+    rows with the same seed (see the module docstring).
+
+    workers: actors, each loading the model once (default: one per CPU of the cluster,
+    given cpus_per_worker each). labels: 'row' (person = 0-based position) or 'line'
+    (person = CSV line number, the header being line 1, as genre.io.read_table labels a
+    CSV). A bad row raises (wrapped by Ray) the InputError recourse_table gives, naming
+    `source`, column and row.
+    """
+    import ray
+
+    from genre.estimator import GenRe
+
+    if options < 1:
+        raise InputError(f"options must be at least 1, got {options}")
+    if labels not in ("row", "line"):
+        raise InputError(f"labels must be 'row' or 'line', got {labels!r}")
+    check_columns(GenRe.load(model_dir).encoder_.schema_, ds.columns(), source)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    if workers is None:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
+    aligned = seed_aligned(ds, workers)
+    return aligned.map_batches(
+        BlockRecourse, batch_format="pandas", batch_size=None,
+        compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
+        fn_constructor_kwargs=dict(model_dir=str(model_dir), options=options, best_k=best_k,
+                                   seed=seed, labels=labels, source=source,
+                                   threads=max(1, int(cpus_per_worker))))
+
+
+def seed_aligned(ds, workers: int = 1, max_blocks: int = 10):
+    """`ds` re-cut into Ray blocks of whole seed blocks (up to max_blocks * SEED_BLOCK rows,
+    starting at multiples of SEED_BLOCK), each row numbered by its position (column ROW).
+
+    The dataset is materialised first (its blocks, in order, give the positions); the
+    re-cut blocks are computed before returning, so no task waits behind the actors.
+    """
+    import ray
+
+    refs = ds.materialize().to_arrow_refs()  # the blocks, in the dataset's order
+    sizes = ray.get([ray.remote(_num_rows).remote(ref) for ref in refs])
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(int)
+    n = int(starts[-1])
+    n_seed_blocks = -(-n // SEED_BLOCK)
+    per_chunk = SEED_BLOCK * max(1, min(max_blocks, n_seed_blocks // (2 * workers)))
+    cut = ray.remote(_cut)
+    chunks = []
+    for lo in range(0, n, per_chunk):
+        hi = min(lo + per_chunk, n)
+        parts = [(int(starts[i]), refs[i]) for i in range(len(refs))
+                 if starts[i] < hi and starts[i + 1] > lo]
+        chunks.append(cut.remote(lo, hi, [s for s, _ in parts], *[r for _, r in parts]))
+    ray.wait(chunks, num_returns=len(chunks), fetch_local=False)
+    return ray.data.from_arrow_refs(chunks)
+
+
+def _num_rows(table) -> int:
+    return table.num_rows
+
+
+def _cut(lo: int, hi: int, starts: list[int], *tables):
+    """Rows lo..hi-1 of the dataset, from the blocks starting at `starts`, numbered."""
+    import pyarrow as pa
+
+    pieces = [t.slice(max(lo - s, 0), min(hi, s + t.num_rows) - max(lo, s))
+              for s, t in zip(starts, tables, strict=True)]
+    table = pa.concat_tables(pieces, promote_options="permissive")
+    return table.append_column(ROW, pa.array(np.arange(lo, hi)))
+
+
+class BlockRecourse:
+    """A Ray actor's work: load the model once; answer each seed block of a batch."""
+
+    def __init__(self, model_dir: str, options: int, best_k: int | None, seed: int,
+                 labels: str, source: str, threads: int = 1):
+        import torch
+
+        from genre.estimator import GenRe
+
+        torch.set_num_threads(threads)
+        self.model = GenRe.load(model_dir)
+        self.model.plausibility()
+        self.options, self.best_k, self.seed = options, best_k, seed
+        self.labels, self.source = labels, source
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        from genre.recourse import recourse_table
+
+        rows = batch[ROW].to_numpy()
+        if rows[0] % SEED_BLOCK or np.any(np.diff(rows) != 1):  # never: seed_aligned cut it
+            raise InputError(f"{self.source}: a batch of rows {rows[0]}..{rows[-1]} is not "
+                             "aligned on seed blocks")
+        people = batch.drop(columns=ROW)
+        people.index = (pd.RangeIndex(rows[0] + 2, rows[-1] + 3, name="line")
+                        if self.labels == "line" else pd.RangeIndex(rows[0], rows[-1] + 1))
+        out = []
+        for start in range(0, len(people), SEED_BLOCK):
+            profiles, _ = recourse_table(
+                self.model, people.iloc[start:start + SEED_BLOCK], options=self.options,
+                best_k=self.best_k, seed=block_seed(self.seed, int(rows[start] // SEED_BLOCK)),
+                source=self.source)
+            out.append(profiles)
+        return pd.concat(out, ignore_index=True)
+
+
+def check_columns(schema, columns: list[str], source: str) -> None:
+    """Fail before any work when the columns do not match the model's schema (the target
+    may be present)."""
+    names = schema.names
+    missing = [n for n in names if n not in columns]
+    if missing:
+        raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
+    extra = [c for c in columns if c not in {*names, schema.target}]
+    if extra:
+        raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names} "
+                         f"(and optionally the target '{schema.target}')")
+
+
+def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
+                  options: int = 1, best_k: int | None = None, seed: int = 0,
+                  address: str | None = None, workers: int | None = None) -> dict:
+    """`genre recourse --ray`: read a CSV/Parquet file with Ray Data, answer it on the Ray
+    cluster at `address` (default: start a local one) and stream the answers, in order,
+    into one CSV at output_path (written beside it, renamed when complete) - byte-identical
+    to stream_recourse's output. Returns the counts: people, rows and one per status."""
+    import ray
+
+    from genre.io import atomic_path
+
+    path = Path(input_path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if Path(output_path).suffix.lower() in PARQUET_SUFFIXES:
+        raise InputError(f"{output_path}: --ray writes CSV; give a .csv output (or call "
+                         "genre.ray.recourse_dataset and write_parquet for a directory)")
+    parquet = path.suffix.lower() in PARQUET_SUFFIXES
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, log_to_driver=False, include_dashboard=False,
+                 logging_level="error")
+    try:
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = False
+        ctx.execution_options.preserve_order = True
+        try:
+            ds = ray.data.read_parquet(str(path)) if parquet else ray.data.read_csv(str(path))
+            result = recourse_dataset(ds, model_dir, options=options, best_k=best_k,
+                                      seed=seed, workers=workers, source=str(path),
+                                      labels="row" if parquet else "line")
+            return _write_csv(result, output_path, atomic_path)
+        except GenreError:
+            raise
+        except Exception as exc:  # a Ray error: surface the GenreError it wraps, if any
+            cause = _genre_cause(exc)
+            if cause is not None:
+                raise cause from None
+            raise
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _write_csv(result, output_path, atomic_path) -> dict:
+    counts = dict.fromkeys(("people", "rows", *STATUSES), 0)
+    last = None
+    with atomic_path(output_path) as tmp, tmp.open("w", newline="") as out:
+        for batch in result.iter_batches(batch_format="pandas", batch_size=None):
+            if not len(batch):
+                continue
+            person = batch["person"].to_numpy()
+            if last is not None and person[0] < last or np.any(np.diff(person) < 0):
+                raise GenreError("Ray returned rows out of order")  # preserve_order is set
+            batch.to_csv(out, header=last is None, index=False)
+            new = batch.drop_duplicates("person")
+            if last is not None:  # a person's options may span two batches
+                new = new[new["person"] != last]
+            counts["people"] += len(new)
+            counts["rows"] += len(batch)
+            for status, n in new["status"].value_counts().items():
+                counts[status] += int(n)
+            last = person[-1]
+    return counts
+
+
+def _genre_cause(exc: BaseException) -> GenreError | None:
+    """The GenreError a Ray task raised, found through Ray's wrapping exceptions."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, GenreError):
+            return exc
+        cause = getattr(exc, "cause", None)
+        exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
+        seen += 1
+    return None
+
+
+__all__ = ["BlockRecourse", "recourse_dataset", "recourse_file", "seed_aligned"]

@@ -1,0 +1,242 @@
+"""`genre serve`: a real uvicorn process answers POST /recourse with what recourse_table
+(and `genre recourse`) give for those rows; bad records are a 422 naming record and field;
+request size and batch length are limited; /schema, /health and the generated OpenAPI."""
+
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+httpx = pytest.importorskip("httpx")
+
+from genre.classifiers.mlp import train_mlp  # noqa: E402
+from genre.cli import app  # noqa: E402
+from genre.data import Encoder, Feature, Schema  # noqa: E402
+from genre.estimator import GenRe  # noqa: E402
+from genre.io import read_table  # noqa: E402
+from genre.recourse import recourse_table  # noqa: E402
+from genre.serve import recourse_records  # noqa: E402
+from genre.streaming import SEED_BLOCK, stream_recourse  # noqa: E402
+from genre.task import RecourseTask  # noqa: E402
+
+TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
+            patience=3, batch_size=256, k=50, progress=False, best_k=4)
+MAX_RECORDS, MAX_BYTES = 60, 20_000
+FEATURES = ["x1", "x2", "colour", "group"]
+
+
+def people(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"x1": rng.random(n).round(3), "x2": rng.integers(0, 11, n),
+                         "colour": rng.choice(["red", "green", "blue"], n),
+                         "group": rng.choice([1, 2], n)})
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny GenRe on a task with bounds, an integer, a string and an integer category."""
+    df = people(1200, 0)
+    score = df.x1 + 0.05 * df.x2 + 0.4 * (df.colour == "blue") + 0.1 * (df.group == 1)
+    df["y"] = (score > 0.95).astype(int)
+    schema = Schema((Feature("x1", "numeric", min=0.0, max=1.0),
+                     Feature("x2", "numeric", integer=True, min=0, max=10),
+                     Feature("colour", "categorical"),
+                     Feature("group", "categorical", immutable=True)), target="y", name="tiny")
+    enc = Encoder(schema).fit(df)
+    X, y = enc.transform(df), df["y"].to_numpy().copy()
+    task = RecourseTask(enc, X, y, train_mlp(X, y, balanced=True, epochs=30, seed=0), name="tiny")
+    return GenRe(**TINY).fit(task).save(tmp_path_factory.mktemp("serve") / "model")
+
+
+@pytest.fixture(scope="module")
+def model(model_dir):
+    return GenRe.load(model_dir)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    """`genre serve` with two uvicorn workers (each loads the model) on a free port."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from genre.cli import app; app()", "serve", "--model",
+         str(model_dir), "--port", str(port), "--workers", "2", "--max-records",
+         str(MAX_RECORDS), "--max-bytes", str(MAX_BYTES)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"genre serve did not start: {proc.communicate()[0]}")
+            time.sleep(0.2)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            yield client
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def flatten(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The JSON answer as recourse_table's (profiles, changes) frames."""
+    rows, diff = [], []
+    for person in results:
+        for opt in person["options"]:
+            rows.append({"person": person["person"], "option": opt["option"],
+                         **opt["profile"], "h_probability": opt["h_probability"],
+                         "cost": opt["cost"], "plausible": opt["plausible"],
+                         "status": person["status"]})
+            diff += [{"person": person["person"], "option": opt["option"], **c}
+                     for c in opt["changes"]]
+    return (pd.DataFrame(rows).astype({"h_probability": float, "cost": float}),
+            pd.DataFrame(diff, columns=["person", "option", "feature", "from", "to"]))
+
+
+def same(got: pd.DataFrame, want: pd.DataFrame) -> None:
+    """Equal as `genre recourse` writes them (CSV text), whatever the in-memory dtypes."""
+    pd.testing.assert_frame_equal(pd.read_csv(io.StringIO(got.to_csv(index=False))),
+                                  pd.read_csv(io.StringIO(want.to_csv(index=False))))
+
+
+@pytest.mark.parametrize("options", [1, 3])
+def test_post_equals_recourse_table(server, model, options):
+    table = people(40, 1)
+    records = [{**r, "id": f"A-{i}"} for i, r in enumerate(table.to_dict("records"))]
+    response = server.post("/recourse", json={"records": records, "options": options,
+                                              "seed": 7})
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["id"] for r in results] == [f"A-{i}" for i in range(40)]
+    got, got_diff = flatten(results)
+    want, want_diff = recourse_table(model, table, options=options, seed=7)
+    if options == 1:
+        got = got.drop(columns="option")
+    same(got, want)
+    same(got_diff, want_diff)
+    statuses = {r["status"] for r in results}
+    assert "recourse" in statuses and "already accepted" in statuses
+
+
+def test_post_equals_genre_recourse_file(server, model_dir, tmp_path):
+    table = people(25, 2)
+    src, out, changes = tmp_path / "in.csv", tmp_path / "out.csv", tmp_path / "changes.csv"
+    table.to_csv(src, index=False)
+    result = CliRunner().invoke(app, ["recourse", "--model", str(model_dir), "--input", str(src),
+                                      "--output", str(out), "--changes", str(changes),
+                                      "--options", "2", "--seed", "11"])
+    assert result.exit_code == 0, result.output
+    response = server.post("/recourse", json={"records": table.to_dict("records"),
+                                              "options": 2, "seed": 11})
+    got, got_diff = flatten(response.json()["results"])
+    # `person` labels rows differently in a file; everything else is the same.
+    same(got.drop(columns="person"), pd.read_csv(out).drop(columns="person"))
+    same(got_diff.drop(columns="person"), pd.read_csv(changes).drop(columns="person"))
+
+
+def test_more_records_than_a_seed_block_follow_the_file_seed_scheme(model, tmp_path):
+    table = people(SEED_BLOCK + 30, 3)
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    table.to_csv(src, index=False)
+    stream_recourse(model, src, out, seed=4, progress=False)
+    got, _ = recourse_records(model, table, seed=4)
+    same(got.drop(columns="person"), pd.read_csv(out).drop(columns="person"))
+    assert len(read_table(src)) == len(got)
+
+
+def error(response) -> str:
+    assert response.status_code == 422, response.text
+    return response.json()["message"]
+
+
+def test_bad_records_are_422_naming_record_and_field(server):
+    good = people(3, 4).to_dict("records")
+
+    def post(i, **change):
+        records = [dict(r) for r in good]
+        records[i].update(change)
+        return server.post("/recourse", json={"records": records})
+
+    assert "record 1, field 'colour': Input should be 'blue', 'green' or 'red'" in error(
+        post(1, colour="purple"))
+    records = [dict(r) for r in good]
+    del records[2]["x2"]
+    msg = error(server.post("/recourse", json={"records": records}))
+    assert "record 2, field 'x2': Field required" in msg
+    assert "record 0, field 'x1'" in error(post(0, x1="0.5"))  # a string is not a number
+    assert "record 0, field 'x2'" in error(post(0, x2=True))
+    assert "record 2, field 'x2'" in error(post(2, x2=2.5))  # integer feature
+    assert "record 1, field 'x2'" in error(post(1, x2=11))  # above the schema's max
+    assert "record 1, field 'group'" in error(post(1, group=3))
+    assert "record 0, field 'shoe_size': Extra inputs" in error(post(0, shoe_size=42))
+    body = json.dumps({"records": good}).replace('"x1": ' + json.dumps(good[1]["x1"]),
+                                                 '"x1": NaN', 1)
+    assert "NaN" in body
+    msg = error(server.post("/recourse", content=body,
+                            headers={"content-type": "application/json"}))
+    assert msg == "record 1, field 'x1': Value error, expected a finite number, got nan"
+    assert "field 'options'" in error(server.post("/recourse", json={"records": good,
+                                                                     "options": 0}))
+    assert "field 'records'" in error(server.post("/recourse", json={"records": []}))
+    response = server.post("/recourse", content="{not json",
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_request_size_and_batch_length_are_limited(server):
+    records = people(MAX_RECORDS + 1, 5).to_dict("records")
+    assert f"at most {MAX_RECORDS} items" in error(server.post("/recourse",
+                                                               json={"records": records}))
+    big = json.dumps({"records": records * 10}).encode()
+    assert len(big) > MAX_BYTES
+    response = server.post("/recourse", content=big,
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    # Without a Content-Length (chunked), the body is counted as it arrives.
+    response = server.post("/recourse", content=iter([big[:10_000], big[10_000:]]),
+                           headers={"content-type": "application/json"})
+    assert response.status_code == 413
+    ok = server.post("/recourse", json={"records": records[:MAX_RECORDS]})
+    assert ok.status_code == 200 and len(ok.json()["results"]) == MAX_RECORDS
+
+
+def test_schema_health_and_generated_openapi(server, model):
+    schema = model.encoder_.schema_.to_dict()
+    assert server.get("/schema").json() == schema
+    health = server.get("/health").json()
+    assert health["status"] == "ok" and health["max_records"] == MAX_RECORDS
+    record = server.get("/openapi.json").json()["components"]["schemas"]["Record"]
+    props = record["properties"]
+    assert set(props) == set(FEATURES) | {"id"}
+    assert set(record["required"]) == set(FEATURES)
+    assert props["colour"]["enum"] == schema["features"]["colour"]["categories"]
+    assert props["group"]["enum"] == [1, 2]
+    assert props["x2"]["type"] == "integer" and props["x2"]["maximum"] == 10
+    assert props["x1"]["type"] == "number" and props["x1"]["minimum"] == 0
+
+
+def test_serve_refuses_a_bad_model_dir(tmp_path):
+    result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "nope")])
+    assert result.exit_code == 2 and "not a GenRe model directory" in result.output
