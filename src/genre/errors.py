@@ -15,3 +15,7 @@ class SchemaError(GenreError, ValueError):
 
 class ModelError(GenreError, ValueError):
     """A saved model directory is unreadable or was made for another schema."""
+
+
+class OutputError(GenreError, ValueError):
+    """An output path would destroy or replace something it must not (see genre.io)."""
