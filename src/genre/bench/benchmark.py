@@ -613,6 +613,7 @@ def benchmark_command(
     recorded in results.md is the canonical form of what ran.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     # The table is wide (5 columns per dataset); when output is not a terminal (a log, CI)
     # rich would assume 80 columns.
@@ -640,7 +641,8 @@ def benchmark_command(
         table = run_benchmark(ds, ms, n=n, seed=seed, out=out, quick=quick, monotone=monotone,
                               progress=progress, command=command)
     except GenreError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        # One line (soft_wrap), the message as it is (escape): it names paths.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(code=2) from None
     console.print(rich_table(table, f"{n} individuals per dataset, seed {seed}"
                              + (" (quick)" if quick else "")))
