@@ -163,11 +163,10 @@ def _not_genre_model(path: Path) -> str | None:
         fmt = None
     if fmt != MODEL_FORMAT:
         return f"is not a model directory genre wrote (no config.json of format {MODEL_FORMAT!r})"
-    for entry in sorted(os.scandir(path), key=lambda e: e.name):
-        if not entry.is_file(follow_symlinks=False) or \
-                not entry.name.endswith(MODEL_FILE_SUFFIXES):
-            return f"holds {entry.name}, which genre did not write"
-    return None
+    with os.scandir(path) as entries:
+        foreign = sorted(e.name for e in entries if not e.is_file(follow_symlinks=False)
+                         or not e.name.endswith(MODEL_FILE_SUFFIXES))
+    return f"holds {foreign[0]}, which genre did not write" if foreign else None
 
 
 def check_model_dir(path: PathLike, inputs: Iterable[PathLike | None] = (),
@@ -192,7 +191,9 @@ def check_model_dir(path: PathLike, inputs: Iterable[PathLike | None] = (),
         if not stat.S_ISDIR(mode):
             raise OutputError(f"{path}: is a file, not a model directory; choose a new "
                               "directory")
-        if any(os.scandir(path)):
+        with os.scandir(path) as entries:
+            empty = next(entries, None) is None
+        if not empty:
             why = _not_genre_model(path)
             if why:
                 raise OutputError(f"{path}: {why}; choose a new or empty directory")

@@ -633,6 +633,8 @@ def benchmark_command(
             return
         ms = ms or ["all"]
         out = out or DEFAULT_OUT
+        resolve_datasets(ds)  # bad names are reported before the outputs
+        resolve_methods(ms)
         check_outputs(results_files(out, RESULT_FILES), overwrite=overwrite)
         command = shlex.join(["genre", "benchmark", "--datasets", *ds, "--methods", *ms,
                               "--n", str(n), "--seed", str(seed), "--out", str(out)]
