@@ -234,9 +234,13 @@ def test_recourse_output_hard_link_to_input(work, tiny_model):
             "hard.csv", "is the input")
 
 
-def test_recourse_output_and_changes_the_same_file(work, tiny_model):
-    refused(recourse_args(tiny_model, "--output", "same.csv", "--changes", "same.csv"), work,
-            "same.csv", "given twice")
+@pytest.mark.parametrize("exists", [False, True])
+def test_recourse_output_and_changes_the_same_file(work, tiny_model, exists):
+    if exists:  # --overwrite does not make it right
+        (work / "same.csv").write_text("earlier\n")
+    refused(recourse_args(tiny_model, "--output", "same.csv", "--changes", "./same.csv",
+                          *(["--overwrite"] if exists else [])), work, "same.csv",
+            "given twice")
 
 
 def test_recourse_output_symlink_is_refused(work, tiny_model):

@@ -112,16 +112,14 @@ def check_outputs(outputs: Iterable[PathLike | None], inputs: Iterable[PathLike 
     """
     ins = _present(inputs)
     seen: list[Path] = []
-    for out in outputs:
-        if out is None:
-            continue
-        out = Path(out)
+    for out in (Path(o) for o in outputs if o is not None):
         _check_not_input(out, ins)
         for other in seen:
             if _same(out, other):
                 raise OutputError(f"{out}: given twice as an output (also as {other}); each "
                                   "output needs its own path")
         seen.append(out)
+    for out in seen:
         _check_file(out, overwrite)
         _check_parent(out)
 
