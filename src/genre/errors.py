@@ -19,3 +19,5 @@ class ModelError(GenreError, ValueError):
 
 class GenreWarning(UserWarning):
     """Something worked but deserves attention (e.g. a model saved without a manifest)."""
+class OutputError(GenreError, ValueError):
+    """An output path would destroy or replace something it must not (see genre.io)."""

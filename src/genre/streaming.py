@@ -31,7 +31,7 @@ import pandas as pd
 
 from genre.errors import InputError, ModelError
 from genre.estimator import GenRe
-from genre.io import atomic_path, check_parquet_types, read_csv_header
+from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
 from genre.recourse import recourse_table
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
@@ -51,7 +51,7 @@ def block_seed(seed: int, block: int) -> int:
 def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Path, *,
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
-                    progress: bool = True, show: int = 10) -> dict:
+                    progress: bool = True, show: int = 10, overwrite: bool = True) -> dict:
     """Recourse for every row of a CSV/Parquet file, written to output_path (CSV).
 
     The output has the columns of recourse_table's profiles (person = line number, ...);
@@ -59,7 +59,9 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     what they mean for recourse_table (see the module docstring for how seeds are spread
     over the file). Raises InputError for a missing, empty or unparsable file, columns
     that do not match the model's schema (checked before any row is answered) or a bad
-    cell (naming its line); nothing is written then.
+    cell (naming its line); nothing is written then. Raises OutputError (before any work)
+    for outputs genre.io's policy refuses: an output that is the input or the other output,
+    a link, a directory or a device; an existing file unless overwrite.
 
     Returns counts: people, rows (output rows), changes (change rows), and the number of
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
@@ -71,6 +73,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
         raise InputError(f"options must be at least 1, got {options}")
     if chunk_size < 1:
         raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
+    check_outputs((output_path, changes_path), inputs=(input_path,), overwrite=overwrite)
     path = Path(input_path)
     source = str(path)
     reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
@@ -88,11 +91,11 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     bar = tqdm(total=reader.total_rows(), unit="row", unit_scale=True, desc="recourse",
                leave=False, disable=None if progress else True)
     with contextlib.ExitStack() as stack:
-        out_tmp = stack.enter_context(atomic_path(output_path))
+        out_tmp = stack.enter_context(atomic_path(output_path, overwrite))
         out = stack.enter_context(out_tmp.open("w", newline=""))
         diff_out = None
         if changes_path is not None:
-            diff_tmp = stack.enter_context(atomic_path(changes_path))
+            diff_tmp = stack.enter_context(atomic_path(changes_path, overwrite))
             diff_out = stack.enter_context(diff_tmp.open("w", newline=""))
         stack.callback(bar.close)
         first = True

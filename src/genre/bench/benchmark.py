@@ -38,7 +38,7 @@ import pandas as pd
 import typer
 
 from genre.errors import GenreError, InputError, ModelError
-from genre.io import atomic_path, write_text
+from genre.io import atomic_path, check_outputs, results_files, write_text
 
 # The paper's comparison, in its order; "all" = those of these registered in METHODS (then
 # any other registered method, in registration order).
@@ -46,6 +46,9 @@ PAPER_METHODS = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchv
                  "cruds")
 PAPER_DATASETS = ("adult", "compas", "heloc")
 DEFAULT_OUT = Path("benchmarks/results/table")
+# The files a run writes into its output directory (an experiment adds <experiment>.png);
+# other files there are never touched.
+RESULT_FILES = ("results.csv", "results.md", "results.json")
 
 COLUMNS = ("method", "dataset", "seed", "cost", "val", "val_h", "lof", "score", "ms_per_individual")
 EXTRA_COLUMNS = ("found", "fit_seconds", "imm_violations", "mono_violations", "error")
@@ -483,13 +486,14 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
 def write_results(table: pd.DataFrame, full: pd.DataFrame, meta: dict, out: Path) -> None:
     """results.csv, results.md, results.json under out/, each written atomically."""
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "results.csv") as tmp:
+    csv_name, md_name, json_name = RESULT_FILES
+    with atomic_path(out / csv_name) as tmp:
         table.to_csv(tmp, index=False)
-    write_text(out / "results.md", markdown(table, meta))
+    write_text(out / md_name, markdown(table, meta))
     rows = [{k: _plain(v) for k, v in r.items()} for r in full.to_dict(orient="records")]
     doc = {k: _plain(v) if not isinstance(v, (dict, list)) else v for k, v in meta.items()}
     doc["rows"] = rows
-    write_text(out / "results.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    write_text(out / json_name, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
 
 def rich_table(table: pd.DataFrame, title: str = "benchmark"):
@@ -573,13 +577,18 @@ def _experiment(sweep: bool, ablation: bool, miscalibrated: bool,
 
 def run_experiment(experiment: str, ds: list[str], ms: list[str], lambdas: list[str], *,
                    n: int, seed: int, out: Path | None, quick: bool, monotone: bool,
-                   progress: bool, console) -> pd.DataFrame:
-    """`genre benchmark --sweep-lambda/--ablation/--miscalibrated`: see genre.bench.sweeps."""
+                   progress: bool, console, overwrite: bool = False) -> pd.DataFrame:
+    """`genre benchmark --sweep-lambda/--ablation/--miscalibrated`: see genre.bench.sweeps.
+
+    Its files in `out` (RESULT_FILES and <experiment>.png) are replaced only with overwrite.
+    """
     from genre.bench import sweeps
 
     if monotone:
         raise InputError("--monotone applies to the table only, not to the experiments")
     out = out or sweeps.RESULTS / experiment
+    check_outputs(results_files(out, (*RESULT_FILES, f"{experiment}.png")),
+                  overwrite=overwrite)
     common = ["--n", str(n), "--seed", str(seed), "--out", str(out)] + (
         ["--quick"] if quick else [])
     kwargs = {"n": n, "seed": seed, "out": out, "quick": quick, "progress": progress}
@@ -642,6 +651,9 @@ def benchmark_command(
         help="experiment: every method given h with logits x0.5 / x2 or a threshold of "
              "0.3 / 0.7; writes a table and miscalibration.png")] = False,
     progress: Annotated[bool, typer.Option(help="show a progress bar")] = True,
+    overwrite: Annotated[bool, typer.Option(
+        help="replace result files already in the output directory (other files there are "
+             "never touched)")] = False,
 ) -> None:
     """Reproduce the paper's comparison: every method on every dataset, one table.
 
@@ -649,7 +661,8 @@ def benchmark_command(
 
     Names after --datasets/--methods may be space- or comma-separated, or the flag repeated.
 
-    Writes DIR/results.csv, results.md and results.json; fitted models are cached for reruns.
+    Writes DIR/results.csv, results.md and results.json (replacing them needs --overwrite;
+    other files in DIR are left alone); fitted models are cached for reruns.
 
     Experiments beyond the table, each writing a table and a PNG:
     --sweep-lambda 0.5 1 2 5 10: Score, Cost and Val against the cost weight;
@@ -666,6 +679,7 @@ def benchmark_command(
     recorded in results.md is the canonical form of what ran.
     """
     from rich.console import Console
+    from rich.markup import escape
 
     # The table is wide (5 columns per dataset); when output is not a terminal (a log, CI)
     # rich would assume 80 columns.
@@ -689,12 +703,16 @@ def benchmark_command(
             seed = seed_list[0]
         if experiment:
             run_experiment(experiment, ds, ms, lambdas, n=n, seed=seed, out=out, quick=quick,
-                           monotone=monotone, progress=progress, console=console)
+                           monotone=monotone, progress=progress, console=console,
+                           overwrite=overwrite)
             return
         ms = ms or ["all"]
         out = out or DEFAULT_OUT
         seed_args = (["--seeds", *map(str, seed_list)] if len(seed_list) > 1 else
                      ["--seed", str(seed)])
+        resolve_datasets(ds)  # bad names are reported before the outputs
+        resolve_methods(ms)
+        check_outputs(results_files(out, RESULT_FILES), overwrite=overwrite)
         command = shlex.join(["genre", "benchmark", "--datasets", *ds, "--methods", *ms,
                               "--n", str(n), *seed_args, "--out", str(out)]
                              + (["--quick"] if quick else [])
@@ -703,7 +721,8 @@ def benchmark_command(
                               progress=progress, command=command,
                               seeds=seed_list if len(seed_list) > 1 else None)
     except GenreError as exc:
-        err.print(f"[bold red]error:[/] {exc}")
+        # One line (soft_wrap), the message as it is (escape): it names paths.
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(code=2) from None
     seed_text = (f"seeds {', '.join(map(str, seed_list))}" if len(seed_list) > 1 else
                  f"seed {seed}")
@@ -715,8 +734,8 @@ def benchmark_command(
     console.print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.json'}")
 
 
-__all__ = ["COLUMNS", "EXTRA_COLUMNS", "PAPER_METHODS", "QUICK", "benchmark_command",
-           "fit_genre_cached", "resolve_methods", "run_benchmark"]
+__all__ = ["COLUMNS", "EXTRA_COLUMNS", "PAPER_METHODS", "QUICK", "RESULT_FILES",
+           "benchmark_command", "fit_genre_cached", "resolve_methods", "run_benchmark"]
 
 if __name__ == "__main__":  # pragma: no cover - `python -m genre.bench.benchmark ...`
     _app = typer.Typer(add_completion=False)

@@ -47,9 +47,11 @@ import numpy as np
 import typer
 
 from genre.errors import GenreError, InputError
-from genre.io import atomic_path, write_text
+from genre.io import atomic_path, check_outputs, results_files, write_text
 
 DEFAULT_OUT = Path("benchmarks/results/speed")
+# The files a run writes into its output directory; other files there are never touched.
+SPEED_FILES = ("speed.md", "throughput.png", "features.png")
 BEST_K = 10
 BATCH_SIZES = (1, 10, 100, 1000, 10000)
 FEATURE_COUNTS = (10, 20, 50, 100, 200)
@@ -635,22 +637,28 @@ def speed_command(
         "--json", help="also write the figures as JSON to this file")] = None,
     quick: Annotated[bool, typer.Option(
         help="small models and sweeps (a smoke run, not the figures to report)")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="replace output files that already exist (other files in --out are never "
+             "touched)")] = False,
 ) -> None:
     """Time GenRe against the search baselines, its throughput, feature scaling, cached
-    decoding and streaming memory; write OUT/speed.md, throughput.png, features.png."""
+    decoding and streaming memory; write OUT/speed.md, throughput.png, features.png.
+
+    Replacing those (or the --json file) needs --overwrite."""
     from genre.bench.benchmark import _split
 
     try:
         ds = _split(datasets or []) + [d for d in _split(names or [])
                                        if d not in _split(datasets or [])]
         ds = ds or ["compas", "adult", "heloc"]
+        check_outputs([*results_files(out, SPEED_FILES), json_path], overwrite=overwrite)
         command = shlex.join(["genre", "benchmark-speed", "--datasets", *ds, "--n", str(n),
                               "--seed", str(seed), "--out", str(out)]
                              + (["--json", str(json_path)] if json_path else [])
                              + (["--quick"] if quick else []))
         doc = run_speed(ds, out, n=n, seed=seed, quick=quick, command=command)
         if json_path is not None:
-            write_text(json_path, to_json(doc))
+            write_text(json_path, to_json(doc), overwrite=overwrite)
     except GenreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(code=2) from None
@@ -663,7 +671,7 @@ def speed_command(
         raise typer.Exit(code=1)
 
 
-__all__ = ["BEST_K", "run_speed", "speed_command", "to_json"]
+__all__ = ["BEST_K", "SPEED_FILES", "run_speed", "speed_command", "to_json"]
 
 if __name__ == "__main__":  # pragma: no cover - `python -m genre.bench.speed ...`
     _app = typer.Typer(add_completion=False)

@@ -22,4 +22,7 @@ _lab.register(app)
 
 
 def main() -> None:  # pragma: no cover - console-script entry
+    from genre.io import exit_on_sigterm
+
+    exit_on_sigterm()  # temporary files go on SIGTERM as on Ctrl-C
     sys.exit(app())

@@ -24,16 +24,23 @@ def fit(
         help="bundled data: enforce the dataset's monotone facts (your schema's monotone "
         "keys are always enforced)")] = False,
     fast: Annotated[bool, typer.Option(help="the fast demo preset (smaller budget)")] = False,
+    overwrite: Annotated[bool, typer.Option(
+        help="replace the model directory genre wrote earlier at --out")] = False,
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
-    classifier h) or on your own table (--data with --schema, optionally --classifier)."""
+    classifier h) or on your own table (--data with --schema, optionally --classifier).
+
+    --out must be a new or empty directory, or (with --overwrite) a model directory genre
+    wrote; anything else there is refused before any work."""
     import time
 
     from genre.estimator import genre_for
+    from genre.io import check_model_dir
 
     try:
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
+        check_model_dir(out, inputs=(data, schema, classifier), overwrite=overwrite)
         t0 = time.perf_counter()
         if dataset is not None:
             from genre.bench.protocol import build_protocol
@@ -62,27 +69,24 @@ def fit(
         if classifier is not None:
             model.classifier_path_ = classifier
         seconds = time.perf_counter() - t1
-        save_atomically(model, out)
     except GenreError as exc:
         fail(exc)
+    try:
+        save_atomically(model, out, overwrite=overwrite)
+    except GenreError as exc:
+        fail(exc)
+    except OSError as exc:
+        fail(f"{out}: cannot save the model ({exc.strerror or exc})")
     log = model.log_
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
 
 
-def save_atomically(model, out: Path) -> None:
-    """Save into a sibling temp dir and rename, so a failure leaves no half model."""
-    import shutil
-    import tempfile
+def save_atomically(model, out: Path, overwrite: bool = False) -> None:
+    """Save into a sibling temp dir and rename (genre.io.atomic_dir): a failure leaves no
+    half model, and only a model directory genre wrote is ever replaced (with overwrite)."""
+    from genre.io import atomic_dir
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         model.save(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

@@ -67,6 +67,8 @@ def evaluate(
     monotone: Annotated[bool, typer.Option(help="enforce the dataset's monotone facts")] = False,
     fast: Annotated[bool, typer.Option(help="GenRe: the fast demo preset")] = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="write figures as JSON")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace the --json file if it exists")]
+    = False,
 ) -> None:
     """Evaluate a method under the paper's protocol: Cost, Val, LOF, Score, violations, time.
 
@@ -76,9 +78,10 @@ def evaluate(
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
     from genre.estimator import genre_for
-    from genre.io import write_text
+    from genre.io import check_outputs, write_text
 
     try:
+        check_outputs([json_path], inputs=[model], overwrite=overwrite)
         with console.status(f"protocol for {dataset} (seed {seed})"):
             protocol = build_protocol(dataset, seed)
         fitted = model is not None
@@ -101,7 +104,12 @@ def evaluate(
                                   "dataset": dataset, "seed": seed, "monotone": monotone}
     console.print(report_table({method: figures}, f"{dataset}, {report.n} individuals"))
     if json_path is not None:
-        write_text(json_path, json.dumps(figures, indent=2) + "\n")
+        try:
+            write_text(json_path, json.dumps(figures, indent=2) + "\n", overwrite=overwrite)
+        except GenreError as exc:
+            fail(exc)
+        except OSError as exc:
+            fail(f"cannot write {json_path}: {exc.strerror or exc}")
         console.print(f"wrote {json_path}")
 
 

@@ -26,6 +26,8 @@ def recourse(
     show: Annotated[int, typer.Option(help="people whose changes are printed")] = 10,
     chunk_size: Annotated[int, typer.Option(help="rows read and answered at a time "
                                             "(memory stays flat as the file grows)")] = 50_000,
+    overwrite: Annotated[bool, typer.Option(
+        help="replace --output/--changes files that already exist")] = False,
 ) -> None:
     """Recourse for each person in --input, in original units.
 
@@ -34,19 +36,26 @@ def recourse(
     h's probability, the L1 cost in normalised units and a plausibility flag (LOF inlier
     among the training data's favourable rows). People h already accepts come back
     unchanged with status 'already accepted'.
+
+    --output and --changes must be new files (or, with --overwrite, existing regular files);
+    an output that is an input, a link, a directory or a device is refused before any work.
     """
     from genre.estimator import GenRe
+    from genre.io import check_outputs
     from genre.streaming import stream_recourse
 
     if options < 1:
         fail(GenreError("--options must be at least 1"))
     try:
+        check_outputs((output, changes_path), inputs=(input, model), overwrite=overwrite)
         genre_model = GenRe.load(model)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
-                                  show=show, chunk_size=chunk_size)
+                                  show=show, chunk_size=chunk_size, overwrite=overwrite)
     except GenreError as exc:
         fail(exc)
+    except OSError as exc:
+        fail(f"cannot write {exc.filename or output}: {exc.strerror or exc}")
     _print_changes(summary["preview"], show)
     console.print(f"wrote {output}: {summary['people']} people; {summary['recourse']} with "
                   f"recourse, {summary['none found']} without, {summary['already accepted']} "

@@ -20,17 +20,21 @@ def schema_infer(
     target: Annotated[str, typer.Option(help="the label column")],
     out: Annotated[Path, typer.Option(help="YAML file to write")],
     favourable: Annotated[str | None, typer.Option(help="the favourable label")] = None,
+    overwrite: Annotated[bool, typer.Option(help="replace --out if it exists")] = False,
 ) -> None:
     """Write a starting schema for --data; edit it (immutable, monotone, bounds) before fit."""
     from genre.data.schema_file import infer_schema, save_schema
-    from genre.io import read_table
+    from genre.io import check_outputs, read_table
 
     try:
+        check_outputs([out], inputs=[data], overwrite=overwrite)
         table = read_table(data)
         inferred = infer_schema(table, target, parse_label(favourable))
         save_schema(inferred, out)
     except GenreError as exc:
         fail(exc)
+    except OSError as exc:
+        fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
     for note in inferred.extra.get("notes", []):
         console.print(f"note: {escape(note)}")
     console.print(f"wrote {out}: {inferred.n_features} features; review it, then "
