@@ -48,6 +48,9 @@ def read_table(path: str | Path):
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
+        from genre.extras import require
+
+        require("pyarrow", "parquet", "reading Parquet")
         return pd.read_parquet(path)
     with path.open(newline="") as fh:
         header = next(csv.reader(fh), None)

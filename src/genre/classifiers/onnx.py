@@ -10,6 +10,7 @@ import pandas as pd
 from genre.data.encoder import category_key, is_number
 from genre.data.schema import Schema
 from genre.errors import ModelError
+from genre.extras import require
 
 _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
@@ -36,10 +37,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | Path, schema: Schema):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
-            raise ModelError(f"{path}: running .onnx models needs 'onnxruntime'") from exc
+        ort = require("onnxruntime", "onnx", f"{path}: running .onnx models")
         self.path = Path(path)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3

@@ -69,8 +69,7 @@ class Encoder:
                 top = float(f.max) if f.max is not None else float(values.max())
                 hi.append(top if top > lo[-1] else lo[-1] + 1.0)
             feats.append(f)
-        self.schema_ = Schema(tuple(feats), self.schema.target, self.schema.favourable,
-                              self.schema.name)
+        self.schema_ = replace(self.schema, features=tuple(feats), extra={})
         self.lo_ = np.asarray(lo)
         self.hi_ = np.asarray(hi)
         self._keys = [
@@ -227,6 +226,8 @@ class Encoder:
         if missing:
             raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
         allowed = set(names) | ({self.schema.target} if allow_target else set())
+        if self.schema.id_column is not None:  # carried through, never a feature
+            allowed.add(self.schema.id_column)
         extra = [c for c in cols if c not in allowed]
         if extra:
             raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names}"

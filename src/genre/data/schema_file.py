@@ -141,6 +141,8 @@ def schema_yaml(schema: Schema) -> str:
     """The YAML text of `schema` (notes in ``schema.extra["notes"]`` become comments)."""
     d = schema.to_dict()
     out: dict[str, Any] = {"target": d["target"], "favourable": _plain(d["favourable"])}
+    if "id" in d:
+        out["id"] = d["id"]
     if d.get("name", "custom") != "custom":
         out["name"] = d["name"]
     out["features"] = {}
@@ -175,7 +177,8 @@ _CATEGORICAL_MAX_INTS = 10  # integer columns with at most this many values are 
 _MANY_CATEGORIES = 50
 
 
-def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None) -> Schema:
+def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
+                 id_column: str | None = None) -> Schema:
     """Guess a starting schema from a table; the user should check and edit it.
 
     Rules: a numeric column (not boolean) with more than 10 distinct values, or holding
@@ -197,18 +200,21 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None) -> Schem
         raise InputError(f"column names must be text, got {bad_names[:5]}")
     if target not in cols:
         raise InputError(f"target column '{target}' not found; the columns are {cols}")
+    if id_column is not None and id_column not in cols:
+        raise InputError(f"id column '{id_column}' not found; the columns are {cols}")
     if len(df) == 0:
         raise InputError("the table has no rows")
     notes: list[str] = []
     fav = _infer_favourable(df[target], target, favourable, notes)
-    feats = [_infer_feature(name, df[name], notes) for name in cols if name != target]
+    feats = [_infer_feature(name, df[name], notes) for name in cols
+             if name not in (target, id_column)]
     if not feats:
         raise InputError(f"the table has no columns besides the target '{target}'")
     notes.append("Nothing is marked immutable or monotone: add `immutable: true` to features "
                  "a person cannot change (e.g. age, country) and `monotone: increase` (or "
                  "decrease) to those that can only move one way (e.g. education).")
     return Schema(features=tuple(feats), target=target, favourable=fav,
-                  extra={"notes": notes})
+                  extra={"notes": notes}, id_column=id_column)
 
 
 def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[str]) -> Any:
