@@ -15,3 +15,18 @@ class SchemaError(GenreError, ValueError):
 
 class ModelError(GenreError, ValueError):
     """A saved model directory is unreadable or was made for another schema."""
+
+
+def value_repr(value) -> str:
+    """repr() for messages, with numpy scalars and arrays as plain Python values: 30.5, not
+    np.float64(30.5); [0, 1], not [np.int64(0), np.int64(1)]."""
+    for attr in ("tolist", "item"):  # numpy arrays and scalars (and pandas' scalars)
+        convert = getattr(value, attr, None)
+        if callable(convert) and type(value).__module__.split(".")[0] in ("numpy", "pandas"):
+            try:
+                return repr(convert())
+            except (TypeError, ValueError):
+                break
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(value_repr(v) for v in value) + "]"
+    return repr(value)

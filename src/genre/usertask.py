@@ -14,7 +14,7 @@ from genre.classifiers.original_units import (
 )
 from genre.data.encoder import Encoder, category_key, row_label, sort_key
 from genre.data.schema import Schema
-from genre.errors import InputError, ModelError
+from genre.errors import InputError, ModelError, value_repr
 from genre.task import Classifier, RecourseTask
 
 
@@ -53,8 +53,8 @@ def build_user_task(df: pd.DataFrame, schema: Schema,
         seen = sorted(set(keys.tolist()), key=sort_key)[:20]
         which = "favourable" if y.sum() == 0 else "unfavourable"
         raise InputError(f"training data: no row of target '{target}' is {which} (favourable "
-                         f"value {schema.favourable!r}; values present: {seen}); recourse "
-                         "needs both outcomes")
+                         f"value {value_repr(schema.favourable)}; values present: {seen}); "
+                         "recourse needs both outcomes")
     encoder = Encoder(schema).fit(df)
     X = encoder.transform(df, source="training data")
     if classifier is None:

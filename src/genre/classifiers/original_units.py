@@ -10,7 +10,7 @@ import pandas as pd
 from genre.classifiers.onnx import OnnxModel
 from genre.classifiers.skops import _load_skops, skops_bytes
 from genre.data.encoder import Encoder, category_key, is_number
-from genre.errors import GenreError, InputError, ModelError
+from genre.errors import GenreError, InputError, ModelError, value_repr
 
 
 class OriginalUnitsClassifier:
@@ -36,8 +36,8 @@ class OriginalUnitsClassifier:
         keys = [category_key(c) for c in classes]
         fav = category_key(schema.favourable)
         if fav not in keys:
-            raise ModelError(f"the model's classes {list(classes)} do not include the "
-                             f"schema's favourable value {schema.favourable!r}")
+            raise ModelError(f"the model's classes {value_repr(list(classes))} do not include the "
+                             f"schema's favourable value {value_repr(schema.favourable)}")
         self.favourable_index = keys.index(fav)
         names = getattr(model, "feature_names_in_", None)
         if names is not None:

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from genre.data.schema import Feature, Schema
-from genre.errors import InputError
+from genre.errors import InputError, value_repr
 
 
 def category_key(value) -> str:
@@ -108,7 +108,8 @@ class Encoder:
                     p = bad[0]
                     raise InputError(
                         f"{source}: column '{f.name}', {row_label(df.index, p)}: unknown category "
-                        f"{col.iloc[p]!r}; expected one of {list(f.categories)}"
+                        f"{value_repr(col.iloc[p])}; expected one of "
+                        f"{value_repr(list(f.categories))}"
                     )
                 values = codes.astype(float)
             else:
@@ -250,13 +251,13 @@ class Encoder:
         if bad.size:
             p = bad[0]
             raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: expected a "
-                             f"number, got {col.iloc[p]!r}")
+                             f"number, got {value_repr(col.iloc[p])}")
         if f.integer:
             frac = np.flatnonzero(values != np.rint(values))
             if frac.size:
                 p = frac[0]
                 raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
-                                 f"expected an integer, got {col.iloc[p]!r}")
+                                 f"expected an integer, got {value_repr(col.iloc[p])}")
         if check_bounds:
             for bound, bad_mask, word in ((f.min, values < (f.min or 0), "below the minimum"),
                                           (f.max, values > (f.max or 0), "above the maximum")):

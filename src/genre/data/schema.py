@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from genre.errors import SchemaError
+from genre.errors import SchemaError, value_repr
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -189,7 +189,8 @@ class Schema:
             for key in ("min", "max"):
                 if key in spec and (isinstance(spec[key], bool)
                                     or not isinstance(spec[key], int | float)):
-                    raise SchemaError(f"{where}: '{key}' must be a number, got {spec[key]!r}")
+                    raise SchemaError(f"{where}: '{key}' must be a number, got "
+                                      f"{value_repr(spec[key])}")
             cats = spec.get("categories")
             if cats is not None and not isinstance(cats, list):
                 raise SchemaError(f"{where}: 'categories' must be a list")

@@ -32,7 +32,7 @@ import yaml
 
 from genre.data.encoder import category_key, sort_key
 from genre.data.schema import Feature, Schema
-from genre.errors import InputError, SchemaError
+from genre.errors import InputError, SchemaError, value_repr
 
 # ======================================================================= schema files
 
@@ -113,7 +113,7 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
     if isinstance(data, dict):
         if "favourable" in data and not isinstance(data["favourable"], _SCALAR):
             raise SchemaError(f"{source}: 'favourable' must be a single value (a label or a "
-                              f"number), got {data['favourable']!r}")
+                              f"number), got {value_repr(data['favourable'])}")
         feats = data.get("features")
         if isinstance(feats, dict):
             for name, spec in feats.items():
@@ -124,7 +124,7 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
                     bad = [c for c in cats if not isinstance(c, _SCALAR)]
                     if bad:
                         raise SchemaError(f"{source}: feature '{name}': categories must be "
-                                          f"labels or numbers, got {bad[0]!r}")
+                                          f"labels or numbers, got {value_repr(bad[0])}")
                 if isinstance(spec, dict) and "type" in spec and not isinstance(spec["type"], str):
                     raise SchemaError(f"{source}: feature '{name}': type must be 'numeric' or "
                                       f"'categorical', got {spec['type']!r}")
@@ -227,7 +227,7 @@ def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[
     if favourable is not None:
         key = category_key(favourable)
         if key not in values:
-            raise InputError(f"favourable value {favourable!r} does not occur in target "
+            raise InputError(f"favourable value {value_repr(favourable)} does not occur in target "
                              f"column '{target}' (values: {shown[:20]})")
         fav = values[key]
     elif set(values) == {"0", "1"}:
@@ -236,12 +236,12 @@ def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[
                      "`favourable:` if 0 is the outcome people want.")
     else:
         fav = values[max(values)]
-        notes.append(f"favourable: guessed {fav!r}, the last of target '{target}''s values "
-                     f"{shown[:20]} in alphabetical order; set `favourable:` to the outcome "
+        notes.append(f"favourable: guessed {value_repr(fav)}, the last of target '{target}''s "
+                     f"values {shown[:20]} in alphabetical order; set `favourable:` to the outcome "
                      "people want.")
     if len(values) > 2:
         notes.append(f"target '{target}' has {len(values)} distinct values: every value other "
-                     f"than {fav!r} counts as unfavourable.")
+                     f"than {value_repr(fav)} counts as unfavourable.")
     n_na = int(col.isna().sum())
     if n_na:
         notes.append(f"target '{target}' is missing in {n_na} rows; fill or drop them.")
