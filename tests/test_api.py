@@ -159,3 +159,15 @@ def test_import_genre_is_light():
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
     with pytest.raises(AttributeError):
         genre.no_such_name  # noqa: B018
+
+
+def test_fit_with_a_skops_file_keeps_it(tmp_path):
+    import skops.io as sio
+
+    df = loans(300)
+    schema = genre.Schema.infer(df, target="approved", id_column="applicant_id")
+    sio.dump(pipeline(df), tmp_path / "h.skops")
+    model = genre.fit(df, schema, classifier=str(tmp_path / "h.skops"), progress=False, **TINY)
+    model.save(tmp_path / "model")
+    assert (tmp_path / "model" / "classifier.skops").read_bytes() == \
+        (tmp_path / "h.skops").read_bytes()

@@ -44,8 +44,9 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
         raise InputError(f"unknown GenRe parameters {unknown}; known: {sorted(known)}")
     task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs)
     model = GenRe(**(params | {"seed": seed})).fit(task)
-    if isinstance(classifier, str | Path):
-        model.classifier_path_ = Path(classifier)
+    path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
+    if path is not None:
+        model.classifier_path_ = Path(path)
     return model
 
 

@@ -12,7 +12,6 @@ from rich.table import Table
 from genre.cli.common import console, fail
 from genre.errors import GenreError
 
-
 # The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
 # help needs no import of torch (tests/test_cli_conventions.py keeps the two equal).
 METHOD_NAMES = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",

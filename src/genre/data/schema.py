@@ -87,9 +87,12 @@ class Schema:
             raise SchemaError(f"schema lists features more than once: {dup}")
         if self.target in names:
             raise SchemaError(f"target column '{self.target}' is also listed as a feature")
-        if self.id_column is not None and (self.id_column in names
-                                           or self.id_column == self.target):
-            raise SchemaError(f"id column '{self.id_column}' is also the target or a feature")
+        if self.id_column == self.target:
+            raise SchemaError(f"id column '{self.id_column}' is also the target")
+        if self.id_column in names:
+            raise SchemaError(f"id column '{self.id_column}' is also listed as a feature; an "
+                              "identifier is carried through, never a feature: remove it from "
+                              "`features`")
 
     # --- files and inference (genre.data.schema_file) -----------------------------------
     @classmethod

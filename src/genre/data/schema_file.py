@@ -4,6 +4,7 @@
 
       target: approved
       favourable: 1
+      id: applicant_id          # optional: an identifier column, carried through, not a feature
       features:
         age:        {type: numeric, integer: true, monotone: increase, min: 18, max: 100}
         income:     {type: numeric}
@@ -187,7 +188,8 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
     their values as sorted categories. Nothing is marked immutable or monotone: only the user
     knows that. Without `favourable`, the target's favourable value is 1 when the target holds
     exactly 0 and 1, else the lexicographically last of its values (compared as text).
-    Each guess worth checking is described in ``schema.extra["notes"]``.
+    Each guess worth checking is described in ``schema.extra["notes"]``. `id_column` names
+    an identifier column: left out of the features, written as the schema's ``id``.
 
     Raises InputError if the target column is missing or holds fewer than 2 distinct values,
     if `favourable` is not one of the target's values, or if a column is entirely empty.
