@@ -9,12 +9,13 @@ STAMP  := $(VENV)/.installed
 $(BIN)/python:
 	$(shell command -v $(PYTHON) >/dev/null 2>&1 && echo $(PYTHON) || echo python3) -m venv $(VENV)
 
-# torch is pinned to 2.13.0: that CPU wheel is what these machines carry; a range would
-# let pip fetch a multi-GB CUDA build.
+# The package asks for torch>=2.2; installing the local CPU wheel first keeps pip from
+# fetching a multi-GB CUDA build (an installed torch that satisfies the range is kept).
+EXTRAS ?= dev,onnx,parquet,bench
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev,baselines]"
+	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
 	touch $(STAMP)
 
 demo: $(STAMP)

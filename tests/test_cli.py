@@ -60,7 +60,7 @@ def test_fit_then_recourse_in_original_units(compas, tmp_path):
     got = pd.read_csv(out)
     assert list(got.columns) == (["person"] + list(people.columns)
                                  + ["h_probability", "cost", "plausible", "status"])
-    assert got["person"].tolist() == list(range(2, 9))  # the input file's line numbers
+    assert got["person"].tolist() == list(range(7))  # the input's 0-based row index
     assert (got["race"].to_numpy() == people["race"].to_numpy()).all()
     assert (got["sex"].to_numpy() == people["sex"].to_numpy()).all()
     assert set(got["status"]) <= {"recourse", "none found", "already accepted"}

@@ -19,5 +19,22 @@ class ModelError(GenreError, ValueError):
 
 class GenreWarning(UserWarning):
     """Something worked but deserves attention (e.g. a model saved without a manifest)."""
+
+
 class OutputError(GenreError, ValueError):
     """An output path would destroy or replace something it must not (see genre.io)."""
+
+
+def value_repr(value) -> str:
+    """repr() for messages, with numpy scalars and arrays as plain Python values: 30.5, not
+    np.float64(30.5); [0, 1], not [np.int64(0), np.int64(1)]."""
+    for attr in ("tolist", "item"):  # numpy arrays and scalars (and pandas' scalars)
+        convert = getattr(value, attr, None)
+        if callable(convert) and type(value).__module__.split(".")[0] in ("numpy", "pandas"):
+            try:
+                return repr(convert())
+            except (TypeError, ValueError):
+                break
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(value_repr(v) for v in value) + "]"
+    return repr(value)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import shutil
 import time
@@ -45,6 +46,8 @@ from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
 
 FORMAT_VERSION = 1
+LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LOG_EVERY epochs
+log = logging.getLogger(__name__)
 BIN_VALUES = "genre.bin_values"  # extra tensors stored beside the transformer's weights
 REFERENCE = "genre.reference"
 
@@ -200,8 +203,14 @@ class GenRe(RecourseMethod):
                     best_val, best_epoch = val_loss, epoch
                     best_state = copy.deepcopy(model.state_dict())
                 bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}",
-                                best=best_epoch, elapsed=f"{elapsed:.0f}s")
-                if epoch - best_epoch >= self.patience or elapsed > self.max_seconds:
+                                best=best_epoch)
+                stop = epoch - best_epoch >= self.patience or elapsed > self.max_seconds
+                if self.progress and bar.disable and (epoch % LOG_EVERY == 0 or stop
+                                                      or epoch == self.max_epochs):
+                    log.info("GenRe epoch %d/%d: train loss %.3f, validation loss %.3f (best "
+                             "%.3f at epoch %d), %.0f s elapsed", epoch, self.max_epochs,
+                             train_loss, val_loss, best_val, best_epoch, elapsed)
+                if stop:
                     break
         bar.close()
         model.load_state_dict(best_state)
@@ -310,6 +319,33 @@ class GenRe(RecourseMethod):
             plausible[found] = self.plausibility().predict(out[found]) == 1
         return Options(out, out_prob, out_cost, plausible)
 
+    def recourse(self, people, options: int = 1, *, seed: int = 0, best_k: int | None = None,
+                 id_column: str | None = None):
+        """Recourse for every row of the DataFrame `people` (original units): the table the
+        CLI writes to recourse.csv, with `person` the 0-based row position (see
+        genre.recourse.recourse_table for the columns; genre.changes for the long view).
+        Rows are answered in blocks as `genre recourse` answers a file, so both give the
+        same profiles for the same rows and seed."""
+        import pandas as pd
+
+        from genre.streaming import answer_blocks
+
+        if not hasattr(self, "model_"):
+            raise ModelError("GenRe is not fitted: call genre.fit(...) or genre.load(dir) first")
+        if options < 1:
+            raise InputError(f"options must be at least 1, got {options}")
+        if not isinstance(people, pd.DataFrame):
+            raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
+        id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
+        results = [r for r, _, _ in answer_blocks(self, [people], options=options,
+                                                   best_k=best_k, seed=seed, source="people",
+                                                   id_column=id_column)]
+        if not results:
+            raise InputError("people: no rows")
+        result = pd.concat(results, ignore_index=True)
+        result.attrs["id_column"] = id_column
+        return result
+
     def plausibility(self):
         """LOF (n_neighbors=5, novelty) on the observed favourable training rows."""
         if getattr(self, "_lof", None) is None:
@@ -341,6 +377,9 @@ class GenRe(RecourseMethod):
         elif source is not None:  # a user's .skops / .onnx file travels with the model
             files = [f"classifier{Path(source).suffix.lower()}"]
             shutil.copyfile(source, directory / files[0])
+        elif hasattr(self.classifier_, "save_skops"):  # a scikit-learn object given in Python
+            files = ["classifier.skops"]
+            self.classifier_.save_skops(directory / files[0])
         else:
             raise ModelError("cannot store this classifier with the model: give an MLP h or "
                              "a .skops/.onnx file (classifier_path_)")

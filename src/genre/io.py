@@ -331,6 +331,9 @@ def read_table(path: str | Path):
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
+        from genre.extras import require
+
+        require("pyarrow", "parquet", "reading Parquet")
         try:
             import pyarrow.parquet as pq
 

@@ -2,29 +2,53 @@
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
-from genre.estimator import GenRe
-from genre.explain import changes
+from genre.data.encoder import Encoder, category_key
+from genre.errors import InputError
+from genre.explain import TOL
+
+if TYPE_CHECKING:
+    from genre.estimator import GenRe
+
+# The columns of a profiles table that are not the person's features (or id).
+META_COLUMNS = ("person", "option", "h_probability", "cost", "plausible", "status")
+CHANGE_COLUMNS = ("person", "option", "feature", "from", "to")
 
 
 def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
-                   best_k: int | None = None, seed: int = 0,
-                   source: str = "input") -> tuple[pd.DataFrame, pd.DataFrame]:
+                   best_k: int | None = None, seed: int = 0, source: str = "input",
+                   start: int = 0, id_column: str | None = None
+                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recourse for every row of `people` (original units; validated against the model's
     schema, errors naming `source`, column and row).
 
     Returns (profiles, changes). profiles: one row per person and option with the columns
-    person (the row label: a line number for files read by genre.io.read_table), option
-    (only when options > 1), the features, h_probability, cost (L1, normalised units),
-    plausible (LOF inlier among the training data's favourable rows) and status
-    ('recourse', 'none found', 'already accepted': returned unchanged). changes: the long
-    view person, option, feature, from, to, listing only changed features.
+    person (`start` + the row's position in `people`: the 0-based row index of the file
+    when `people` is a block starting at row `start`), the id column (`id_column`, else the
+    schema's, when set: carried through unchanged), option (only when options > 1), the
+    features, h_probability, cost (L1, normalised units), plausible (LOF inlier among the
+    training data's favourable rows) and status ('recourse', 'none found', 'already
+    accepted': returned unchanged). changes: `profile_changes` of the profiles.
+    Features a profile leaves unchanged keep the input's value exactly; changed numbers
+    are rounded to what the model's float32 arithmetic resolves (no 12.9999996 for 13), and
+    a numeric column given as integers stays integer where every value is whole.
     With options == 1 each person gets the sample h scores highest (GenRe's rule); with K,
     up to K distinct accepted profiles ranked by cost.
     """
     enc = model.encoder_
+    id_column = id_column if id_column is not None else enc.schema_.id_column
+    ids = None
+    if id_column is not None:
+        if id_column not in people.columns:
+            raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
+                             f"{[str(c) for c in people.columns]}")
+        ids = people[id_column].to_numpy()
+        people = people.drop(columns=id_column)
     X = enc.transform(people, source=source)
     p_before = model.classifier_.predict_proba(X)
     accepted = p_before > 0.5
@@ -46,15 +70,18 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
         plausible[rejected] = opts.plausible
     # One row per (person, option); options beyond those found are dropped, but every
     # person keeps option 1 (unchanged where nothing was found, with its status).
-    person = np.repeat(people.index.to_numpy(), options)
+    row = np.repeat(np.arange(N), options)
     option = np.tile(np.arange(1, options + 1), N)
     was_accepted = np.repeat(accepted, options)
     flat = X_plus.reshape(N * options, D)
     found = ~np.isnan(flat).any(axis=1)
-    base = np.repeat(X, options, axis=0)
-    result = enc.inverse_transform(np.where(found[:, None], flat, base))
+    base = X[row]
+    chosen = np.where(found[:, None], flat, base)
+    result = in_input_units(enc, chosen, base, people, row)
     result.insert(0, "option", option)
-    result.insert(0, "person", person)
+    if ids is not None:
+        result.insert(0, id_column, ids[row])
+    result.insert(0, "person", start + row)
     result["h_probability"] = np.round(prob.reshape(-1), 4)
     result["cost"] = np.round(np.where(found, np.abs(flat - base).sum(axis=1), np.nan), 4)
     result["plausible"] = plausible.reshape(-1)
@@ -63,7 +90,72 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     result = result[found | (option == 1)].reset_index(drop=True)
     if options == 1:
         result = result.drop(columns="option")
-    with_recourse = found & ~was_accepted
-    diff = changes(enc, base[with_recourse], flat[with_recourse],
-                   ids=person[with_recourse].tolist(), options=option[with_recourse])
+    diff = profile_changes(people, result, enc.schema_.names, start=start, id_column=id_column)
     return result, diff
+
+
+def float32_decimals(encoder: Encoder, j: int) -> int:
+    """Decimals of feature j that survive GenRe's float32 arithmetic (6 significant digits of
+    the feature's range, at least 0)."""
+    span = float(encoder.hi_[j] - encoder.lo_[j])
+    return max(6 - math.ceil(math.log10(span)), 0) if span > 0 else 6
+
+
+def in_input_units(encoder: Encoder, chosen: np.ndarray, base: np.ndarray,
+                   people: pd.DataFrame, row: np.ndarray) -> pd.DataFrame:
+    """encoder.inverse_transform(chosen), written like the input `people` (row[i]: the
+    person of chosen[i], base[i] their normalised factual): numbers left unchanged keep the
+    input's value, changed ones are rounded to `float32_decimals`, and numeric columns given
+    as integers stay integers where every value is whole."""
+    out = encoder.inverse_transform(chosen)
+    same = np.abs(chosen - base) <= TOL
+    for j, f in enumerate(encoder.schema_.features):
+        if f.is_categorical:
+            continue
+        given = pd.to_numeric(people[f.name]).to_numpy()
+        values = out[f.name].to_numpy(dtype=float)
+        if not f.integer:
+            values = np.round(values, float32_decimals(encoder, j))
+        values = np.where(same[:, j], given[row].astype(float), values)
+        whole = bool(np.all(values == np.rint(values)))
+        if whole and (f.integer or given.dtype.kind in "iu"):
+            out[f.name] = values.astype(np.int64)
+        else:
+            out[f.name] = values
+    return out
+
+
+def profile_changes(people: pd.DataFrame, profiles: pd.DataFrame, features: list[str], *,
+                    start: int = 0, id_column: str | None = None) -> pd.DataFrame:
+    """The long view of `profiles` (a recourse_table result for `people`): one row per
+    (person, option, changed feature) with the input's value (`from`) and the profile's
+    (`to`), for the rows with status 'recourse'. Columns: person, the id column (when given),
+    option, feature, from, to. A profile's person p is row p - start of `people`; numbers are
+    compared as numbers, labels as category keys (1, 1.0 and '1' are the same label)."""
+    rows = profiles[profiles["status"] == "recourse"]
+    pos = rows["person"].to_numpy(dtype=np.int64) - start
+    option = (rows["option"].to_numpy() if "option" in rows.columns
+              else np.ones(len(rows), dtype=np.int64))
+    hits_row, hits_feature = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    before, after = [], []
+    for j, name in enumerate(features):
+        b = people[name].iloc[pos].reset_index(drop=True)
+        a = rows[name].reset_index(drop=True)
+        b_num, a_num = pd.to_numeric(b, errors="coerce"), pd.to_numeric(a, errors="coerce")
+        same = (b_num == a_num).to_numpy() | (b.map(category_key) == a.map(category_key)
+                                               ).to_numpy()
+        moved = np.flatnonzero(~same)
+        hits_row.append(moved)
+        hits_feature.append(np.full(moved.size, j))
+        before.extend(b.iloc[moved].tolist())
+        after.extend(a.iloc[moved].tolist())
+    r, k = np.concatenate(hits_row), np.concatenate(hits_feature)
+    order = np.lexsort((k, r))  # by profile, then in the schema's feature order
+    columns = {"person": rows["person"].to_numpy()[r[order]]}
+    if id_column is not None:
+        columns[id_column] = rows[id_column].to_numpy()[r[order]]
+    columns |= {"option": option[r[order]],
+                "feature": np.asarray(features, dtype=object)[k[order]],
+                "from": np.asarray(before, dtype=object)[order],
+                "to": np.asarray(after, dtype=object)[order]}
+    return pd.DataFrame(columns)

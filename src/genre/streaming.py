@@ -4,26 +4,27 @@
 
 The input (CSV, or Parquet: .parquet/.pq) is read in chunks of `chunk_size` rows; the rows
 are answered by `recourse_table` in blocks of SEED_BLOCK rows and appended to the output
-CSV (header once), so memory stays flat however long the file is. Outputs are written to
-temporary files beside their destinations and renamed only when every row is done: a bad
-row anywhere (say in the seventh chunk) raises an InputError naming its line and leaves no
-output file behind.
+(CSV for .csv, Parquet for .parquet/.pq; header once), so memory stays flat however long the
+file is. Outputs are written to temporary files beside their destinations and renamed only
+when every row is done: a bad row anywhere (say in the seventh chunk) raises an InputError
+naming its line and leaves no output file behind.
 
-Row labels are what `genre.io.read_table` gives: for a CSV the line number (the header is
-line 1), for Parquet the 0-based row number.
+`person` in every output is the 0-based row index of the input (the first data row is
+person 0, for CSV and Parquet alike); errors name CSV rows by their line number.
 
 Seeding: block b (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1 of the file, counted from 0)
 is answered with block_seed(seed, b); block 0 uses `seed` itself. Results therefore do not
 depend on chunk_size, and a file of at most SEED_BLOCK rows gets exactly what
 recourse_table(read_table(path), seed=seed) gives. A bigger file differs from one
 recourse_table call on the whole table only in which random draws each row gets.
+`answer_blocks` is that rule for any stream of DataFrames (GenRe.recourse uses it too).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ import pandas as pd
 
 from genre.errors import InputError, ModelError
 from genre.estimator import GenRe
+from genre.extras import require
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
 from genre.recourse import recourse_table
 
@@ -48,18 +50,49 @@ def block_seed(seed: int, block: int) -> int:
     return int(state[0]) << 32 | int(state[1])
 
 
+def output_format(path: str | Path) -> str:
+    """'csv' or 'parquet' from the file name; InputError for any other suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".csv":
+        return "csv"
+    if suffix in PARQUET_SUFFIXES:
+        return "parquet"
+    raise InputError(f"{path}: unknown output format '{Path(path).suffix}'; give a .csv or "
+                     ".parquet file")
+
+
+def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int = 1,
+                  best_k: int | None = None, seed: int = 0, source: str = "input",
+                  id_column: str | None = None
+                  ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
+    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (block b with
+    block_seed(seed, b), persons numbered from 0 across blocks): yields (profiles, changes,
+    rows in the block)."""
+    start = 0
+    for b, block in enumerate(_blocks(iter(chunks), SEED_BLOCK)):
+        result, diff = recourse_table(model, block, options=options, best_k=best_k,
+                                      seed=block_seed(seed, b), source=source, start=start,
+                                      id_column=id_column)
+        yield result, diff, len(block)
+        start += len(block)
+
+
 def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Path, *,
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
-                    progress: bool = True, show: int = 10, overwrite: bool = True) -> dict:
-    """Recourse for every row of a CSV/Parquet file, written to output_path (CSV).
+                    progress: bool = True, show: int = 10,
+                    id_column: str | None = None, overwrite: bool = True) -> dict:
+    """Recourse for every row of a CSV/Parquet file, written to output_path (.csv or
+    .parquet).
 
-    The output has the columns of recourse_table's profiles (person = line number, ...);
-    changes_path, when given, gets its long changes view. options, best_k and seed mean
-    what they mean for recourse_table (see the module docstring for how seeds are spread
-    over the file). Raises InputError for a missing, empty or unparsable file, columns
-    that do not match the model's schema (checked before any row is answered) or a bad
-    cell (naming its line); nothing is written then. Raises OutputError (before any work)
+    The output has the columns of recourse_table's profiles (person = 0-based row index,
+    the id column when `id_column` or the schema's `id` names one, ...); changes_path, when
+    given, gets its long changes view (in Parquet, `from` and `to` are text: they mix
+    labels and numbers). options, best_k and seed mean what they mean for recourse_table
+    (see the module docstring for how seeds are spread over the file). Raises InputError for
+    a missing, empty or unparsable file, an output that is not .csv/.parquet, columns that
+    do not match the model's schema (checked before any row is answered) or a bad cell
+    (naming its line); nothing is written then. Raises OutputError (before any work)
     for outputs genre.io's policy refuses: an output that is the input or the other output,
     a link, a directory or a device; an existing file unless overwrite.
 
@@ -74,14 +107,24 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     if chunk_size < 1:
         raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
     check_outputs((output_path, changes_path), inputs=(input_path,), overwrite=overwrite)
+    formats = [output_format(p) for p in (output_path, changes_path) if p is not None]
+    if "parquet" in formats:
+        require("pyarrow.parquet", "parquet", "writing Parquet")
     path = Path(input_path)
     source = str(path)
     reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
         _CsvReader(path)
     # Columns first: a wrong header fails before any work, with read_table's and the
     # encoder's messages.
-    model.encoder_._check_columns(pd.DataFrame(columns=reader.columns), allow_target=True,
-                                  source=source)
+    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
+    if id_column is not None and id_column not in reader.columns:
+        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
+                         f"{reader.columns}")
+    model.encoder_._check_columns(
+        pd.DataFrame(columns=[c for c in reader.columns if c != id_column]),
+        allow_target=True, source=source)
+    floats = [f.name for f in model.encoder_.schema_.features
+              if not f.is_categorical and not f.integer]
     counts = dict.fromkeys(("people", "rows", "changes", *STATUSES), 0)
     preview: list[pd.DataFrame] = []
     shown: set = set()
@@ -91,21 +134,18 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     bar = tqdm(total=reader.total_rows(), unit="row", unit_scale=True, desc="recourse",
                leave=False, disable=None if progress else True)
     with contextlib.ExitStack() as stack:
-        out_tmp = stack.enter_context(atomic_path(output_path, overwrite))
-        out = stack.enter_context(out_tmp.open("w", newline=""))
+        out = stack.enter_context(_table_writer(output_path, overwrite, float_columns=floats))
         diff_out = None
         if changes_path is not None:
-            diff_tmp = stack.enter_context(atomic_path(changes_path, overwrite))
-            diff_out = stack.enter_context(diff_tmp.open("w", newline=""))
+            diff_out = stack.enter_context(_table_writer(
+                changes_path, overwrite, text_columns=("feature", "from", "to")))
         stack.callback(bar.close)
-        first = True
-        for b, block in enumerate(_blocks(reader.chunks(chunk_size), SEED_BLOCK)):
-            result, diff = recourse_table(model, block, options=options, best_k=best_k,
-                                          seed=block_seed(seed, b), source=source)
-            result.to_csv(out, header=first, index=False)
+        for result, diff, n in answer_blocks(model, reader.chunks(chunk_size),
+                                             options=options, best_k=best_k, seed=seed,
+                                             source=source, id_column=id_column):
+            out.write(result)
             if diff_out is not None:
-                diff.to_csv(diff_out, header=first, index=False)
-            first = False
+                diff_out.write(diff)
             people = result.drop_duplicates("person")
             statuses = people["status"].value_counts()
             counts["people"] += len(people)
@@ -117,14 +157,81 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
                 keep = list(dict.fromkeys(diff["person"]))[:show - len(shown)]
                 shown.update(keep)
                 preview.append(diff[diff["person"].isin(keep)])
-            bar.update(len(block))
-        if first:  # no data row in the whole file
+            bar.update(n)
+        if counts["people"] == 0:  # no data row in the whole file
             raise InputError(reader.empty_message())
         # Leaving the stack closes each file and then renames it into place; an exception
         # instead deletes the temporary files.
     counts["preview"] = (pd.concat(preview, ignore_index=True) if preview else
                          pd.DataFrame(columns=["person", "option", "feature", "from", "to"]))
     return counts
+
+
+@contextlib.contextmanager
+def _table_writer(path: str | Path, overwrite: bool, float_columns=(),
+                  text_columns=()) -> Iterator[_TableWriter]:
+    """A _TableWriter on a temporary file renamed to `path` when the block ends without an
+    exception (and deleted when it raises)."""
+    with atomic_path(path, overwrite) as tmp:
+        writer = _TableWriter(tmp, Path(path), float_columns, text_columns)
+        try:
+            yield writer
+        finally:
+            writer.close()
+
+
+class _TableWriter:
+    """Appends DataFrames to a CSV or Parquet file (by the destination's suffix).
+
+    Parquet: float_columns are written as float64 and text_columns as text, so that every
+    block has the first block's column types; empty blocks are skipped while others come."""
+
+    def __init__(self, tmp: Path, path: Path, float_columns=(), text_columns=()):
+        self.tmp, self.path, self.format = tmp, path, output_format(path)
+        self.float_columns, self.text_columns = list(float_columns), list(text_columns)
+        self._file = tmp.open("w", newline="") if self.format == "csv" else None
+        self._parquet = None
+        self._empty: pd.DataFrame | None = None
+
+    def write(self, df: pd.DataFrame) -> None:
+        if self.format == "csv":
+            df.to_csv(self._file, header=self._file.tell() == 0, index=False)
+        elif len(df) == 0:
+            self._empty = df
+        else:
+            self._write_parquet(df)
+
+    def _write_parquet(self, df: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        df = df.copy()
+        for c in self.float_columns:
+            if c in df.columns:
+                df[c] = df[c].astype(np.float64)
+        for c in self.text_columns:
+            if c in df.columns:
+                df[c] = df[c].map(lambda v: "" if v is None else str(v)).astype("string")
+        if self._parquet is None:
+            table = pa.Table.from_pandas(df, preserve_index=False)
+            self._parquet = pq.ParquetWriter(self.tmp, table.schema)
+        else:
+            try:
+                table = pa.Table.from_pandas(df, schema=self._parquet.schema,
+                                             preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise InputError(f"{self.path}: a column changes type between blocks of rows "
+                                 f"({exc})") from exc
+        self._parquet.write_table(table)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            return
+        if self._parquet is None and self._empty is not None:
+            self._write_parquet(self._empty)
+        if self._parquet is not None:
+            self._parquet.close()
 
 
 def _blocks(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
@@ -189,12 +296,9 @@ class _ParquetReader:
         self.path = path
         if not path.is_file():
             raise InputError(f"{path}: no such file")
+        pq = require("pyarrow.parquet", "parquet", "reading Parquet")
         try:
-            import pyarrow.parquet as pq
-
             self.file = pq.ParquetFile(path)
-        except ImportError as exc:  # pragma: no cover - pyarrow is a dependency
-            raise InputError(f"{path}: reading Parquet needs pyarrow ({exc})") from exc
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
             raise InputError(f"{path}: cannot read as Parquet ({exc})") from exc
         check_parquet_types(path, self.file.schema_arrow)

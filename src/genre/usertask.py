@@ -7,10 +7,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.classifiers.original_units import OriginalUnitsClassifier, load_classifier
+from genre.classifiers.original_units import (
+    OriginalUnitsClassifier,
+    load_classifier,
+    wrap_estimator,
+)
 from genre.data.encoder import Encoder, category_key, row_label, sort_key
 from genre.data.schema import Schema
-from genre.errors import InputError, ModelError
+from genre.errors import InputError, ModelError, value_repr
 from genre.task import Classifier, RecourseTask
 
 
@@ -21,8 +25,10 @@ def build_user_task(df: pd.DataFrame, schema: Schema,
 
     Labels are ``target == favourable`` (compared by `category_key`). `classifier` may be a
     `Classifier` on normalised rows, a path to a ``.skops`` / ``.onnx`` model on original
-    units (see `load_classifier`), or None to train the protocol's h (the D-10-10-10-1 MLP with
-    balanced class weights, `h_epochs` epochs, seeded). An `OriginalUnitsClassifier` is
+    units (see `load_classifier`), a fitted scikit-learn estimator or pipeline on original
+    units (an object with ``classes_`` and ``predict_proba``, see `wrap_estimator`), or None
+    to train the protocol's h (the D-10-10-10-1 MLP with balanced class weights, `h_epochs`
+    epochs, seeded). An `OriginalUnitsClassifier` is
     re-bound to this task's encoder.
 
     Raises InputError (naming `source`, column and line) if the target column is missing or
@@ -43,6 +49,8 @@ def build_user_task(df: pd.DataFrame, schema: Schema,
         if hasattr(classifier, "path"):
             bound.path = classifier.path
         classifier = bound
+    elif hasattr(classifier, "classes_") and hasattr(classifier, "predict_proba"):
+        classifier = wrap_estimator(classifier, encoder)
     elif not isinstance(classifier, Classifier):
         raise ModelError(f"classifier: expected an object with predict_proba, got "
                          f"{type(classifier).__name__}")
@@ -73,6 +81,6 @@ def target_labels(df: pd.DataFrame, schema: Schema, source: str = "training data
         seen = sorted(set(keys.tolist()), key=sort_key)[:20]
         which = "favourable" if y.sum() == 0 else "unfavourable"
         raise InputError(f"{source}: no row of target '{target}' is {which} (favourable "
-                         f"value {schema.favourable!r}; values present: {seen}); recourse "
-                         "needs both outcomes")
+                         f"value {value_repr(schema.favourable)}; values present: {seen}); "
+                         "recourse needs both outcomes")
     return y

@@ -30,7 +30,8 @@ import pandas as pd
 
 from genre.base import RecourseMethod
 from genre.data.encoder import category_key
-from genre.errors import InputError, ModelError
+from genre.errors import InputError
+from genre.extras import require
 from genre.task import RecourseTask
 
 MODES = ("random", "genetic")
@@ -114,11 +115,7 @@ class DiCE(RecourseMethod):
     def fit(self, task: RecourseTask) -> DiCE:
         if self.mode not in MODES:
             raise InputError(f"DiCE: mode must be one of {MODES}, got {self.mode!r}")
-        try:
-            import dice_ml
-        except ImportError as exc:  # optional dependency: pip install genre-recourse[baselines]
-            raise ModelError("DiCE needs the optional package dice-ml "
-                             "(pip install 'genre-recourse[baselines]')") from exc
+        dice_ml = require("dice_ml", "bench", "the DiCE baseline")
         self.task_ = task
         enc = task.encoder
         df = enc.inverse_transform(task.X_train)

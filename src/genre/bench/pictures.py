@@ -21,6 +21,7 @@ import numpy as np
 from genre.bench.metrics import Report, evaluate
 from genre.bench.protocol import Protocol, build_protocol
 from genre.errors import InputError
+from genre.extras import require
 
 LABELS = {"genre": "GenRe", "nnr": "Nearest neighbour", "wachter": "Wachter",
           "gs": "Growing Spheres", "diffusion": "Guided diffusion", "dice": "DiCE",
@@ -76,8 +77,7 @@ def plot_recourse_2d(dataset: str = "moons",
     method on it, and writes a PNG to `out` with one panel per method. Returns the path and
     each method's Report on the drawn points.
     """
-    import matplotlib
-
+    matplotlib = require("matplotlib", "bench", "drawing pictures")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D

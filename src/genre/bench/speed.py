@@ -47,6 +47,7 @@ import numpy as np
 import typer
 
 from genre.errors import GenreError, InputError
+from genre.extras import require
 from genre.io import atomic_path, check_outputs, results_files, write_text
 
 DEFAULT_OUT = Path("benchmarks/results/speed")
@@ -560,6 +561,7 @@ def markdown(doc: dict) -> str:
 
 
 def _plots(doc: dict, out: Path) -> None:
+    require("matplotlib", "bench", "drawing the speed figures")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

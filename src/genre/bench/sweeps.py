@@ -42,6 +42,7 @@ from genre.bench.benchmark import (
     versions,
 )
 from genre.errors import InputError
+from genre.extras import require
 from genre.io import atomic_path, write_text
 
 RESULTS = Path("benchmarks/results")
@@ -150,6 +151,7 @@ def _errors(table: pd.DataFrame, label) -> list[str]:
 
 
 def _save_png(fig, path: Path) -> None:
+    require("matplotlib", "bench", "drawing the sweep figures")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     FigureCanvasAgg(fig)
@@ -269,6 +271,7 @@ def lambda_markdown(table: pd.DataFrame, meta: dict) -> str:
 
 
 def lambda_plot(table: pd.DataFrame, meta: dict, path: Path) -> None:
+    require("matplotlib", "bench", "drawing the sweep figures")
     from matplotlib.figure import Figure
 
     datasets = [d for d in meta["datasets"] if (table.dataset == d).any()]
@@ -459,6 +462,7 @@ def ablation_markdown(table: pd.DataFrame, meta: dict) -> str:
 
 
 def ablation_plot(table: pd.DataFrame, meta: dict, path: Path) -> None:
+    require("matplotlib", "bench", "drawing the sweep figures")
     from matplotlib.figure import Figure
 
     ok = table[(table.error.fillna("") == "") & (table.factor != "reference")]
@@ -612,6 +616,7 @@ def miscalibration_markdown(table: pd.DataFrame, meta: dict) -> str:
 
 
 def miscalibration_plot(table: pd.DataFrame, meta: dict, path: Path) -> None:
+    require("matplotlib", "bench", "drawing the sweep figures")
     from matplotlib.figure import Figure
 
     ok = table[table.error.fillna("") == ""]

@@ -9,7 +9,8 @@ import pandas as pd
 
 from genre.data.encoder import category_key, is_number
 from genre.data.schema import Schema
-from genre.errors import ModelError
+from genre.errors import ModelError, value_repr
+from genre.extras import require
 
 _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,
@@ -36,10 +37,7 @@ class OnnxModel:
     """
 
     def __init__(self, path: str | Path, schema: Schema):
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # pragma: no cover - onnxruntime is a dependency
-            raise ModelError(f"{path}: running .onnx models needs 'onnxruntime'") from exc
+        ort = require("onnxruntime", "onnx", f"{path}: running .onnx models")
         self.path = Path(path)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
@@ -108,7 +106,8 @@ class OnnxModel:
                     arr = col.to_numpy().astype(dtype)
                 except (TypeError, ValueError) as exc:
                     raise ModelError(f"{self.path}: input '{inp.name}' expects {inp.type}, but "
-                                     f"the feature holds values such as {col.iloc[0]!r}") from exc
+                                     "the feature holds values such as "
+                                     f"{value_repr(col.iloc[0])}") from exc
             feed[inp.name] = arr.reshape(-1, 1) if len(inp.shape) == 2 else arr
         return feed
 

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 
 from genre.classifiers.onnx import OnnxModel
-from genre.classifiers.skops import _load_skops
+from genre.classifiers.skops import _load_skops, skops_bytes
 from genre.data.encoder import Encoder, category_key, is_number
-from genre.errors import GenreError, InputError, ModelError
+from genre.errors import GenreError, InputError, ModelError, value_repr
 
 
 class OriginalUnitsClassifier:
@@ -36,8 +36,8 @@ class OriginalUnitsClassifier:
         keys = [category_key(c) for c in classes]
         fav = category_key(schema.favourable)
         if fav not in keys:
-            raise ModelError(f"the model's classes {list(classes)} do not include the "
-                             f"schema's favourable value {schema.favourable!r}")
+            raise ModelError(f"the model's classes {value_repr(list(classes))} do not include the "
+                             f"schema's favourable value {value_repr(schema.favourable)}")
         self.favourable_index = keys.index(fav)
         names = getattr(model, "feature_names_in_", None)
         if names is not None:
@@ -54,6 +54,12 @@ class OriginalUnitsClassifier:
                                  f"{len(schema.names)}")
             self.columns = None
         self._as_array = names is None and not isinstance(model, OnnxModel)
+
+    def save_skops(self, path: str | Path) -> None:
+        """Store the scikit-learn model as a .skops file (what `load_classifier` reads)."""
+        if isinstance(self.model, OnnxModel):
+            raise ModelError("an ONNX classifier is stored from its file, not re-saved")
+        Path(path).write_bytes(skops_bytes(self.model))
 
     def frame(self, X: np.ndarray) -> pd.DataFrame:
         """Normalised rows -> the DataFrame the model is given (original units and dtypes)."""
@@ -135,14 +141,34 @@ def load_classifier(path: str | Path, encoder: Encoder) -> OriginalUnitsClassifi
         if msg.startswith(str(path)):
             raise
         raise ModelError(f"{path}: {msg}") from exc
+    check_on_probe_rows(clf, probe, str(path))
+    clf.path = path
+    return clf
+
+
+def check_on_probe_rows(clf: OriginalUnitsClassifier, probe: np.ndarray, source: str) -> None:
+    """Ask `clf` about `probe` rows; a ModelError naming `source` if it fails or does not
+    return probabilities."""
     try:
         p = clf.predict_proba(probe)
     except GenreError:
         raise
     except Exception as exc:
-        raise ModelError(f"{path}: the model fails on rows in the schema's format "
+        raise ModelError(f"{source}: the model fails on rows in the schema's format "
                          f"({type(exc).__name__}: {exc})") from exc
     if p.shape != (len(probe),) or not np.all((p >= -1e-6) & (p <= 1 + 1e-6)):
-        raise ModelError(f"{path}: the model's predict_proba does not return probabilities")
-    clf.path = path
+        raise ModelError(f"{source}: the model's predict_proba does not return probabilities")
+
+
+def wrap_estimator(model, encoder: Encoder) -> OriginalUnitsClassifier:
+    """A fitted scikit-learn estimator or pipeline on original-unit DataFrames (given in
+    Python) as a `Classifier`: checked on a few rows in the schema's format and for being
+    storable as .skops (so the GenRe model holding it can be saved)."""
+    name = type(model).__name__
+    try:
+        clf = OriginalUnitsClassifier(model, encoder)
+    except ModelError as exc:
+        raise ModelError(f"classifier {name}: {exc}") from exc
+    check_on_probe_rows(clf, _probe_rows(encoder), f"classifier {name}")
+    skops_bytes(model)
     return clf

@@ -65,6 +65,26 @@ def skops_type_allowed(type_name: str) -> bool:
     return home == "numpy.dtypes" and issubclass(obj, np.dtype)
 
 
+def skops_bytes(model) -> bytes:
+    """`model` (a fitted scikit-learn estimator or pipeline) as .skops bytes (skops.io.dumps),
+    after checking that `_load_skops` will load it back: a ModelError names any type outside
+    the allow-list (a custom function or class), so it fails when given, not when loaded."""
+    import skops.io as sio
+
+    try:
+        data = sio.dumps(model)
+        untrusted = list(sio.get_untrusted_types(data=data))
+    except Exception as exc:  # skops raises several types on objects it cannot store
+        raise ModelError(f"cannot store the {type(model).__name__} as .skops ({exc})") from exc
+    refused = sorted(t for t in untrusted if not skops_type_allowed(t))
+    if refused:
+        raise ModelError(
+            f"the {type(model).__name__} holds types outside the .skops allow-list: "
+            f"{refused}; only scikit-learn estimators and transformers and numpy arrays are "
+            "stored with a model (custom functions and classes are not)")
+    return data
+
+
 def _load_skops(path: Path):
     try:
         import skops.io as sio

@@ -1,23 +1,50 @@
-"""The `genre` command: one module per command group (run `genre --help`)."""
+"""The `genre` command: one module per command group (run `genre --help`).
+
+Start-up stays light: command modules import torch, scikit-learn and pandas inside the
+commands, so `genre --help`, `genre --version` and `genre schema check` load neither torch
+nor scikit-learn.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
+from genre.cli import cache as _cache
 from genre.cli import fit as _fit
 from genre.cli import lab as _lab
 from genre.cli import recourse as _recourse
 from genre.cli import schema as _schema
 from genre.cli import serve as _serve
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
+# rich_markup_mode=None: plain click help, which shows no type for flags (rich's showed
+# `--help <bool>`) and does not import rich's markdown machinery for --help.
+app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=None,
                   help="Generative algorithmic recourse (GenRe) and its baselines.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from genre import __version__
+
+        typer.echo(f"genre-recourse {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="Print the version and exit.")] = False) -> None:
+    """Generative algorithmic recourse (GenRe) and its baselines."""
+
+
 app.command()(_fit.fit)
 app.command()(_recourse.recourse)
 app.add_typer(_schema.schema_app, name="schema")
 app.command()(_serve.serve)
+app.add_typer(_cache.cache_app, name="cache")
 _lab.register(app)
 
 

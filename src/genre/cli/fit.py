@@ -14,7 +14,8 @@ from genre.errors import GenreError
 def fit(
     out: Annotated[Path, typer.Option(help="directory to write the model to")],
     dataset: Annotated[str | None, typer.Option(help="a bundled dataset name")] = None,
-    data: Annotated[Path | None, typer.Option(help="your own training CSV/Parquet")] = None,
+    data: Annotated[Path | None, typer.Option(help="your own training table (CSV or "
+                                              "Parquet)")] = None,
     schema: Annotated[Path | None, typer.Option(help="YAML schema for --data")] = None,
     classifier: Annotated[Path | None, typer.Option(
         help="your classifier on original units (.skops or .onnx); default: train the "
@@ -26,12 +27,18 @@ def fit(
     fast: Annotated[bool, typer.Option(help="the fast demo preset (smaller budget)")] = False,
     overwrite: Annotated[bool, typer.Option(
         help="replace the model directory genre wrote earlier at --out")] = False,
+    id_column: Annotated[str | None, typer.Option(
+        "--id", help="an identifier column of --data: not a feature, carried through to "
+        "every recourse output (the schema's `id:` key does the same)")] = None,
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
     classifier h) or on your own table (--data with --schema, optionally --classifier).
 
     --out must be a new or empty directory, or (with --overwrite) a model directory genre
-    wrote; anything else there is refused before any work."""
+    wrote; anything else there is refused before any work.
+
+    On a terminal a progress bar shows the epoch, train and validation loss, elapsed time
+    and ETA; otherwise one log line per 10 epochs goes to stderr."""
     import time
 
     from genre.estimator import genre_for
@@ -45,12 +52,14 @@ def fit(
         if dataset is not None:
             from genre.bench.protocol import build_protocol
 
-            if schema is not None or classifier is not None:
-                raise GenreError("--schema and --classifier go with --data, not --dataset")
+            if schema is not None or classifier is not None or id_column is not None:
+                raise GenreError("--schema, --classifier and --id go with --data, not --dataset")
             with console.status(f"protocol for {dataset} (seed {seed})"):
                 task = build_protocol(dataset, seed).task(monotone=monotone)
             name = dataset
         else:
+            from dataclasses import replace
+
             from genre.data.schema_file import load_schema
             from genre.io import read_table
             from genre.usertask import build_user_task
@@ -58,6 +67,8 @@ def fit(
             if schema is None:
                 raise GenreError("--data needs --schema (write one with `genre schema infer`)")
             user_schema = load_schema(schema)
+            if id_column is not None:
+                user_schema = replace(user_schema, id_column=id_column)
             table = read_table(data)
             with console.status("checking the data" + ("" if classifier else
                                                        " and training the classifier h")):
@@ -65,6 +76,7 @@ def fit(
                                        source=str(data))
             name = str(data)
         t1 = time.perf_counter()
+        log_progress()
         model = genre_for(dataset or "", fast=fast, seed=seed).fit(task)
         if classifier is not None:
             model.classifier_path_ = classifier
@@ -81,6 +93,19 @@ def fit(
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+
+
+def log_progress() -> None:
+    """Send genre's progress log lines (written when there is no progress bar) to stderr."""
+    import logging
+    import sys
+
+    logger = logging.getLogger("genre")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 def save_atomically(model, out: Path, overwrite: bool = False) -> None:

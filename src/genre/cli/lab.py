@@ -12,6 +12,11 @@ from rich.table import Table
 from genre.cli.common import console, fail
 from genre.errors import GenreError
 
+# The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
+# help needs no import of torch (tests/test_cli_conventions.py keeps the two equal).
+METHOD_NAMES = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
+                "cruds", "diffusion")
+
 
 def register(app: typer.Typer) -> None:
     """Add datasets, evaluate, demo, benchmark and benchmark-speed to `app`."""
@@ -60,7 +65,8 @@ def report_table(rows: dict[str, dict], title: str) -> Table:
 
 def evaluate(
     dataset: Annotated[str, typer.Option(help="bundled dataset name")],
-    method: Annotated[str, typer.Option(help="recourse method, e.g. nnr or genre")] = "nnr",
+    method: Annotated[str, typer.Option(
+        help=f"recourse method: one of {', '.join(METHOD_NAMES)}")] = "nnr",
     n: Annotated[int, typer.Option(help="number of rejected test individuals")] = 200,
     seed: Annotated[int, typer.Option(help="protocol seed")] = 0,
     model: Annotated[Path | None, typer.Option(help="a fitted GenRe model directory")] = None,

@@ -14,12 +14,14 @@ from genre.errors import GenreError
 
 def recourse(
     model: Annotated[Path, typer.Option(help="a fitted GenRe model directory")],
-    input: Annotated[Path, typer.Option("--input", help="CSV of people, original units")],
-    output: Annotated[Path, typer.Option(help="CSV to write the recourse profiles to")],
+    input: Annotated[Path, typer.Option(
+        "--input", help="the people, original units: a CSV or Parquet (.parquet) file")],
+    output: Annotated[Path, typer.Option(
+        help="where to write the recourse profiles: .csv writes CSV, .parquet Parquet")],
     options: Annotated[int, typer.Option(help="up to K distinct recourses per person")] = 1,
     changes_path: Annotated[Path | None, typer.Option(
         "--changes", help="also write the changes only, long format: person, option, "
-        "feature, from, to")] = None,
+        "feature, from, to (.csv or .parquet)")] = None,
     best_k: Annotated[int | None, typer.Option(help="samples per person (default: model's)")]
     = None,
     seed: Annotated[int, typer.Option(help="sampling seed")] = 0,
@@ -28,8 +30,15 @@ def recourse(
                                             "(memory stays flat as the file grows)")] = 50_000,
     overwrite: Annotated[bool, typer.Option(
         help="replace --output/--changes files that already exist")] = False,
+    id_column: Annotated[str | None, typer.Option(
+        "--id", help="an identifier column of --input, carried through to every output "
+        "(default: the schema's `id:`, if any)")] = None,
 ) -> None:
-    """Recourse for each person in --input, in original units.
+    """Recourse for each person in --input (CSV or Parquet), in original units.
+
+    `person` is the 0-based row index of --input (the first data row is person 0). Values
+    a profile leaves unchanged are written as given; changed numbers with the precision the
+    model resolves, integers as integers.
 
     With --options 1 (default) each person gets the sample h scores highest (GenRe's rule);
     with --options K, up to K distinct accepted profiles ranked by cost. Every row carries
@@ -51,7 +60,8 @@ def recourse(
         genre_model = GenRe.load(model)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
-                                  show=show, chunk_size=chunk_size, overwrite=overwrite)
+                                  show=show, chunk_size=chunk_size, overwrite=overwrite,
+                                  id_column=id_column)
     except GenreError as exc:
         fail(exc)
     except OSError as exc:

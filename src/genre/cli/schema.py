@@ -21,6 +21,9 @@ def schema_infer(
     out: Annotated[Path, typer.Option(help="YAML file to write")],
     favourable: Annotated[str | None, typer.Option(help="the favourable label")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace --out if it exists")] = False,
+    id_column: Annotated[str | None, typer.Option(
+        "--id", help="an identifier column: not a feature, written as the schema's `id:`")]
+    = None,
 ) -> None:
     """Write a starting schema for --data; edit it (immutable, monotone, bounds) before fit."""
     from genre.data.schema_file import infer_schema, save_schema
@@ -29,7 +32,7 @@ def schema_infer(
     try:
         check_outputs([out], inputs=[data], overwrite=overwrite)
         table = read_table(data)
-        inferred = infer_schema(table, target, parse_label(favourable))
+        inferred = infer_schema(table, target, parse_label(favourable), id_column=id_column)
         save_schema(inferred, out)
     except GenreError as exc:
         fail(exc)

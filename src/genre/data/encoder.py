@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key
-from genre.errors import InputError
+from genre.errors import InputError, value_repr
 
 
 def is_number(v) -> bool:
@@ -65,8 +65,7 @@ class Encoder:
                 top = float(f.max) if f.max is not None else float(values.max())
                 hi.append(top if top > lo[-1] else lo[-1] + 1.0)
             feats.append(f)
-        self.schema_ = Schema(tuple(feats), self.schema.target, self.schema.favourable,
-                              self.schema.name)
+        self.schema_ = replace(self.schema, features=tuple(feats), extra={})
         self.lo_ = np.asarray(lo)
         self.hi_ = np.asarray(hi)
         self._keys = [
@@ -106,7 +105,8 @@ class Encoder:
                     p = bad[0]
                     raise InputError(
                         f"{source}: column '{f.name}', {row_label(df.index, p)}: unknown category "
-                        f"{col.iloc[p]!r}; expected one of {list(f.categories)}"
+                        f"{value_repr(col.iloc[p])}; expected one of "
+                        f"{value_repr(list(f.categories))}"
                     )
                 values = codes.astype(float)
             else:
@@ -225,6 +225,8 @@ class Encoder:
         if missing:
             raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
         allowed = set(names) | ({self.schema.target} if allow_target else set())
+        if self.schema.id_column is not None:  # carried through, never a feature
+            allowed.add(self.schema.id_column)
         extra = [c for c in cols if c not in allowed]
         if extra:
             raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names}"
@@ -248,7 +250,7 @@ class Encoder:
         if bad.size:
             p = bad[0]
             raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: expected a "
-                             f"number, got {col.iloc[p]!r}")
+                             f"number, got {value_repr(col.iloc[p])}")
         huge = np.flatnonzero(np.abs(values) > FLOAT32_MAX)
         if huge.size:
             p = huge[0]
@@ -260,7 +262,7 @@ class Encoder:
             if frac.size:
                 p = frac[0]
                 raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
-                                 f"expected an integer, got {col.iloc[p]!r}")
+                                 f"expected an integer, got {value_repr(col.iloc[p])}")
         if check_bounds:
             for bound, bad_mask, word in ((f.min, values < (f.min or 0), "below the minimum"),
                                           (f.max, values > (f.max or 0), "above the maximum")):

@@ -3,19 +3,27 @@
 A Schema is plain data (JSON/YAML round-trippable). It says, per feature, its kind
 (numeric or categorical with its categories), whether it is immutable, its monotone
 direction, optional bounds and whether it is integer-valued; plus the target column and
-its favourable value.
+its favourable value; optionally an identifier column (`id_column`, the YAML key `id`)
+that is carried through to every output and never used as a feature.
+
+Reading, writing and inferring schemas: `Schema.from_yaml`, `Schema.to_yaml`,
+`Schema.infer` (implemented in genre.data.schema_file).
 """
 
 from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from genre.errors import SchemaError
+from genre.errors import SchemaError, value_repr
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Kind = Literal["numeric", "categorical"]
 Monotone = Literal["increase", "decrease"] | None
@@ -99,6 +107,7 @@ class Schema:
     favourable: Any = 1
     name: str = "custom"
     extra: dict = field(default_factory=dict, compare=False)
+    id_column: str | None = None
 
     def __post_init__(self) -> None:
         names = [f.name for f in self.features]
@@ -109,6 +118,37 @@ class Schema:
             raise SchemaError(f"schema lists features more than once: {dup}")
         if self.target in names:
             raise SchemaError(f"target column '{self.target}' is also listed as a feature")
+        if self.id_column == self.target:
+            raise SchemaError(f"id column '{self.id_column}' is also the target")
+        if self.id_column in names:
+            raise SchemaError(f"id column '{self.id_column}' is also listed as a feature; an "
+                              "identifier is carried through, never a feature: remove it from "
+                              "`features`")
+
+    # --- files and inference (genre.data.schema_file) -----------------------------------
+    @classmethod
+    def infer(cls, df: pd.DataFrame, target: str, favourable: Any = None,
+              id_column: str | None = None) -> Schema:
+        """A starting schema guessed from `df` (see genre.data.schema_file.infer_schema);
+        the guesses worth checking are in ``schema.extra["notes"]``."""
+        from genre.data.schema_file import infer_schema
+
+        return infer_schema(df, target, favourable, id_column=id_column)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> Schema:
+        """Read a schema YAML file (SchemaError naming the file, line and key at fault)."""
+        from genre.data.schema_file import load_schema
+
+        return load_schema(path)
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        """The schema as YAML text; written (atomically) to `path` when one is given."""
+        from genre.data.schema_file import save_schema, schema_yaml
+
+        if path is not None:
+            save_schema(self, path)
+        return schema_yaml(self)
 
     @property
     def names(self) -> list[str]:
@@ -129,7 +169,7 @@ class Schema:
         if enabled:
             return self
         feats = tuple(Feature(**{**asdict(f), "monotone": None}) for f in self.features)
-        return Schema(feats, self.target, self.favourable, self.name)
+        return replace(self, features=feats)
 
     # --- (de)serialisation: the YAML/JSON form documented in the README -----------------
     def to_dict(self) -> dict:
@@ -145,17 +185,22 @@ class Schema:
                 if getattr(f, key) is not None:
                     d[key] = getattr(f, key)
             feats[f.name] = d
-        return {"name": self.name, "target": self.target, "favourable": self.favourable,
-                "features": feats}
+        out = {"name": self.name, "target": self.target, "favourable": self.favourable,
+               "features": feats}
+        if self.id_column is not None:
+            out["id"] = self.id_column
+        return out
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "schema") -> Schema:
         if not isinstance(d, dict):
             raise SchemaError(f"{source}: expected a mapping with 'target' and 'features'")
-        unknown = set(d) - {"name", "target", "favourable", "features"}
+        unknown = set(d) - {"name", "target", "favourable", "features", "id"}
         if unknown:
             raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown)}; "
-                              "expected target, favourable, features")
+                              "expected target, favourable, features (and optionally id)")
+        if "id" in d and not isinstance(d["id"], str):
+            raise SchemaError(f"{source}: 'id' (the identifier column's name) must be text")
         if "target" not in d or not isinstance(d["target"], str):
             raise SchemaError(f"{source}: 'target' (the label column name) is required")
         feats = d.get("features")
@@ -178,7 +223,8 @@ class Schema:
             for key in ("min", "max"):
                 if key in spec and (isinstance(spec[key], bool)
                                     or not isinstance(spec[key], int | float)):
-                    raise SchemaError(f"{where}: '{key}' must be a number, got {spec[key]!r}")
+                    raise SchemaError(f"{where}: '{key}' must be a number, got "
+                                      f"{value_repr(spec[key])}")
             cats = spec.get("categories")
             if cats is not None and not isinstance(cats, list):
                 raise SchemaError(f"{where}: 'categories' must be a list")
@@ -188,4 +234,5 @@ class Schema:
                 immutable=spec.get("immutable", False), monotone=spec.get("monotone"),
                 min=spec.get("min"), max=spec.get("max"), integer=spec.get("integer", False),
             ))
-        return cls(tuple(out), d["target"], d.get("favourable", 1), d.get("name", "custom"))
+        return cls(tuple(out), d["target"], d.get("favourable", 1), d.get("name", "custom"),
+                   id_column=d.get("id"))

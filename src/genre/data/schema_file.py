@@ -4,6 +4,7 @@
 
       target: approved
       favourable: 1
+      id: applicant_id          # optional: an identifier column, carried through, not a feature
       features:
         age:        {type: numeric, integer: true, monotone: increase, min: 18, max: 100}
         income:     {type: numeric}
@@ -36,7 +37,7 @@ import yaml
 
 from genre.data.encoder import category_key, sort_key
 from genre.data.schema import Feature, Schema
-from genre.errors import InputError, SchemaError
+from genre.errors import InputError, SchemaError, value_repr
 
 # ======================================================================= schema files
 
@@ -151,7 +152,7 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
     if isinstance(data, dict):
         if "favourable" in data and not isinstance(data["favourable"], _SCALAR):
             raise SchemaError(f"{source}: 'favourable' must be a single value (a label or a "
-                              f"number), got {data['favourable']!r}")
+                              f"number), got {value_repr(data['favourable'])}")
         feats = data.get("features")
         if isinstance(feats, dict):
             for name, spec in feats.items():
@@ -162,7 +163,7 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
                     bad = [c for c in cats if not isinstance(c, _SCALAR)]
                     if bad:
                         raise SchemaError(f"{source}: feature '{name}': categories must be "
-                                          f"labels or numbers, got {bad[0]!r}")
+                                          f"labels or numbers, got {value_repr(bad[0])}")
                 if isinstance(spec, dict) and "type" in spec and not isinstance(spec["type"], str):
                     raise SchemaError(f"{source}: feature '{name}': type must be 'numeric' or "
                                       f"'categorical', got {spec['type']!r}")
@@ -179,6 +180,8 @@ def schema_yaml(schema: Schema) -> str:
     """The YAML text of `schema` (notes in ``schema.extra["notes"]`` become comments)."""
     d = schema.to_dict()
     out: dict[str, Any] = {"target": d["target"], "favourable": _plain(d["favourable"])}
+    if "id" in d:
+        out["id"] = d["id"]
     if d.get("name", "custom") != "custom":
         out["name"] = d["name"]
     out["features"] = {}
@@ -213,7 +216,8 @@ _CATEGORICAL_MAX_INTS = 10  # integer columns with at most this many values are 
 _MANY_CATEGORIES = 50
 
 
-def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None) -> Schema:
+def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
+                 id_column: str | None = None) -> Schema:
     """Guess a starting schema from a table; the user should check and edit it.
 
     Rules: a numeric column (not boolean) with more than 10 distinct values, or holding
@@ -222,7 +226,8 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None) -> Schem
     their values as sorted categories. Nothing is marked immutable or monotone: only the user
     knows that. Without `favourable`, the target's favourable value is 1 when the target holds
     exactly 0 and 1, else the lexicographically last of its values (compared as text).
-    Each guess worth checking is described in ``schema.extra["notes"]``.
+    Each guess worth checking is described in ``schema.extra["notes"]``. `id_column` names
+    an identifier column: left out of the features, written as the schema's ``id``.
 
     Raises InputError if the target column is missing or holds fewer than 2 distinct values,
     if `favourable` is not one of the target's values, or if a column is entirely empty.
@@ -235,18 +240,21 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None) -> Schem
         raise InputError(f"column names must be text, got {bad_names[:5]}")
     if target not in cols:
         raise InputError(f"target column '{target}' not found; the columns are {cols}")
+    if id_column is not None and id_column not in cols:
+        raise InputError(f"id column '{id_column}' not found; the columns are {cols}")
     if len(df) == 0:
         raise InputError("the table has no rows")
     notes: list[str] = []
     fav = _infer_favourable(df[target], target, favourable, notes)
-    feats = [_infer_feature(name, df[name], notes) for name in cols if name != target]
+    feats = [_infer_feature(name, df[name], notes) for name in cols
+             if name not in (target, id_column)]
     if not feats:
         raise InputError(f"the table has no columns besides the target '{target}'")
     notes.append("Nothing is marked immutable or monotone: add `immutable: true` to features "
                  "a person cannot change (e.g. age, country) and `monotone: increase` (or "
                  "decrease) to those that can only move one way (e.g. education).")
     return Schema(features=tuple(feats), target=target, favourable=fav,
-                  extra={"notes": notes})
+                  extra={"notes": notes}, id_column=id_column)
 
 
 def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[str]) -> Any:
@@ -259,7 +267,7 @@ def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[
     if favourable is not None:
         key = category_key(favourable)
         if key not in values:
-            raise InputError(f"favourable value {favourable!r} does not occur in target "
+            raise InputError(f"favourable value {value_repr(favourable)} does not occur in target "
                              f"column '{target}' (values: {shown[:20]})")
         fav = values[key]
     elif set(values) == {"0", "1"}:
@@ -268,12 +276,12 @@ def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[
                      "`favourable:` if 0 is the outcome people want.")
     else:
         fav = values[max(values)]
-        notes.append(f"favourable: guessed {fav!r}, the last of target '{target}''s values "
-                     f"{shown[:20]} in alphabetical order; set `favourable:` to the outcome "
+        notes.append(f"favourable: guessed {value_repr(fav)}, the last of target '{target}''s "
+                     f"values {shown[:20]} in alphabetical order; set `favourable:` to the outcome "
                      "people want.")
     if len(values) > 2:
         notes.append(f"target '{target}' has {len(values)} distinct values: every value other "
-                     f"than {fav!r} counts as unfavourable.")
+                     f"than {value_repr(fav)} counts as unfavourable.")
     n_na = int(col.isna().sum())
     if n_na:
         notes.append(f"target '{target}' is missing in {n_na} rows; fill or drop them.")

@@ -1,0 +1,75 @@
+"""The Python API in original units: a DataFrame and a schema in, recourse DataFrames out.
+
+    schema = genre.Schema.infer(df, target="approved")
+    model = genre.fit(df, schema, classifier=pipeline, max_epochs=50)
+    result = model.recourse(people)              # GenRe.recourse: the CLI's recourse.csv
+    diff = genre.changes(people, result)         # person, option, feature, from, to
+    model.save("model"); genre.load("model")
+
+These are thin: the work is done by usertask.build_user_task, GenRe and genre.recourse.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from genre.data.schema import Schema
+from genre.errors import InputError
+
+
+def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *,
+        seed: int = 0, h_epochs: int = 100, **params):
+    """Fit GenRe on your table `df` (original units, target column included).
+
+    schema: a `genre.Schema` or the path of a schema YAML file. classifier: None (train the
+    protocol's MLP h on `df`, `h_epochs` epochs), a fitted scikit-learn estimator or
+    pipeline that takes DataFrames in original units (stored as .skops when the model is
+    saved), or the path of a .skops/.onnx file. params: GenRe hyper-parameters (e.g.
+    max_epochs=50); seed seeds h and GenRe. Returns the fitted `genre.GenRe`.
+    """
+    from genre.estimator import GenRe
+    from genre.usertask import build_user_task
+
+    if isinstance(schema, str | Path):
+        schema = Schema.from_yaml(schema)
+    elif not isinstance(schema, Schema):
+        raise InputError(f"schema: expected a genre.Schema or a YAML path, got "
+                         f"{type(schema).__name__}")
+    known = GenRe().get_params()
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        raise InputError(f"unknown GenRe parameters {unknown}; known: {sorted(known)}")
+    task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs)
+    model = GenRe(**(params | {"seed": seed})).fit(task)
+    path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
+    if path is not None:
+        model.classifier_path_ = Path(path)
+    return model
+
+
+def load(path: str | Path):
+    """A GenRe model saved by `model.save(path)` or `genre fit --out path`."""
+    from genre.estimator import GenRe
+
+    return GenRe.load(path)
+
+
+def changes(df: pd.DataFrame, result: pd.DataFrame, id_column: str | None = None
+            ) -> pd.DataFrame:
+    """The long view of `result = model.recourse(df, ...)`: one row per changed feature of
+    each profile with status 'recourse', with the columns person, the id column (when the
+    result carries one), option, feature, from (df's value) and to (the profile's value)."""
+    from genre.recourse import META_COLUMNS, profile_changes
+
+    if not isinstance(df, pd.DataFrame) or not isinstance(result, pd.DataFrame):
+        raise InputError("changes(df, result): expected two pandas DataFrames")
+    id_column = id_column if id_column is not None else result.attrs.get("id_column")
+    missing = [c for c in ("person", "status") if c not in result.columns]
+    if missing:
+        raise InputError(f"result: missing columns {missing}; pass what model.recourse returns")
+    features = [c for c in result.columns
+                if c in df.columns and c not in META_COLUMNS and c != id_column]
+    return profile_changes(df, result, features, id_column=id_column)
