@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from genre.classifiers.original_units import (
@@ -12,9 +11,9 @@ from genre.classifiers.original_units import (
     load_classifier,
     wrap_estimator,
 )
-from genre.data.encoder import Encoder, category_key, row_label, sort_key
+from genre.data.encoder import Encoder, target_labels
 from genre.data.schema import Schema
-from genre.errors import InputError, ModelError, value_repr
+from genre.errors import ModelError
 from genre.task import Classifier, RecourseTask
 
 
@@ -55,32 +54,3 @@ def build_user_task(df: pd.DataFrame, schema: Schema,
         raise ModelError(f"classifier: expected an object with predict_proba, got "
                          f"{type(classifier).__name__}")
     return RecourseTask(encoder, X, y, classifier, name="custom", seed=seed)
-
-
-def target_labels(df: pd.DataFrame, schema: Schema, source: str = "training data") -> np.ndarray:
-    """The labels ``target == favourable`` (compared by `category_key`) of a training table.
-
-    Raises InputError (naming `source`, column and line) if the target column is missing or
-    has missing values, or if no row is favourable or none is unfavourable.
-    """
-    if not isinstance(df, pd.DataFrame):
-        raise InputError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
-    target = schema.target
-    if target not in df.columns:
-        raise InputError(f"{source}: target column '{target}' not found; the columns "
-                         f"are {list(df.columns)}")
-    col = df[target]
-    na = np.flatnonzero(col.isna().to_numpy())
-    if na.size:
-        raise InputError(f"{source}: column '{target}', {row_label(df.index, na[0])}: missing "
-                         f"target value (NaN); fill or drop {na.size} such rows")
-    fav = category_key(schema.favourable)
-    keys = col.map(category_key)
-    y = (keys == fav).to_numpy().astype(np.int64)
-    if y.sum() == 0 or y.sum() == len(y):
-        seen = sorted(set(keys.tolist()), key=sort_key)[:20]
-        which = "favourable" if y.sum() == 0 else "unfavourable"
-        raise InputError(f"{source}: no row of target '{target}' is {which} (favourable "
-                         f"value {value_repr(schema.favourable)}; values present: {seen}); "
-                         "recourse needs both outcomes")
-    return y

@@ -52,9 +52,9 @@ def schema_check(
     """Validate a schema file (and optionally a table against it: every cell, and, when the
     table holds the target column, that both the favourable value and another occur)."""
     from genre.data import Encoder
+    from genre.data.encoder import target_labels
     from genre.data.schema_file import load_schema
     from genre.io import read_table
-    from genre.usertask import target_labels
 
     try:
         loaded = load_schema(schema)
