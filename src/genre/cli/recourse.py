@@ -65,7 +65,7 @@ def recourse(
     except GenreError as exc:
         fail(exc)
     except OSError as exc:
-        fail(f"cannot write {exc.filename or output}: {exc.strerror or exc}")
+        fail(f"{exc.filename or output}: {exc.strerror or exc}")
     _print_changes(summary["preview"], show)
     console.print(f"wrote {output}: {summary['people']} people; {summary['recourse']} with "
                   f"recourse, {summary['none found']} without, {summary['already accepted']} "

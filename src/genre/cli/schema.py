@@ -37,7 +37,7 @@ def schema_infer(
     except GenreError as exc:
         fail(exc)
     except OSError as exc:
-        fail(f"cannot write {exc.filename or out}: {exc.strerror or exc}")
+        fail(f"{exc.filename or out}: {exc.strerror or exc}")
     for note in inferred.extra.get("notes", []):
         console.print(f"note: {escape(note)}")
     console.print(f"wrote {out}: {inferred.n_features} features; review it, then "
