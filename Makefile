@@ -14,7 +14,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[dev,baselines]"
+	$(BIN)/pip install --quiet -e ".[dev,baselines,serve,ray]"
 	touch $(STAMP)
 
 demo: $(STAMP)
