@@ -66,6 +66,8 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
         raise InputError(f"labels must be 'row' or 'line', got {labels!r}")
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     ds = ds.materialize()  # read once; its blocks, in order, number the rows
+    if ds.count() == 0:
+        raise InputError(f"{source}: has no data rows")
     check_columns(GenRe.load(model_dir).encoder_.schema_, ds.schema().names, source)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
