@@ -11,7 +11,7 @@ $(BIN)/python:
 
 # The package asks for torch>=2.2; installing the local CPU wheel first keeps pip from
 # fetching a multi-GB CUDA build (an installed torch that satisfies the range is kept).
-EXTRAS ?= dev,onnx,parquet,bench
+EXTRAS ?= dev,onnx,parquet,bench,serve,ray
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"

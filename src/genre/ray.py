@@ -11,9 +11,9 @@ or from the command line, one file in and one file out:
 Same answers as the single-process run. `genre recourse` answers block b of SEED_BLOCK rows
 (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1, counted from 0) with one recourse_table call
 seeded block_seed(seed, b) (genre.streaming). Here every row is numbered by its position in
-the dataset, the rows are grouped by seed block (groupby on the block number), and each
-group is answered by the same recourse_table call with the same seed, in a pool of actors
-that each load the model once. The output is therefore row for row what `genre recourse`
+the dataset, the rows are re-cut into Ray blocks of whole seed blocks, and each seed block
+is answered by the same recourse_table call with the same seed, in a pool of actors that
+each load the model once. The output is therefore row for row what `genre recourse`
 writes for the same rows and seed, whatever the cluster, its number of workers or the
 dataset's block sizes.
 
@@ -64,8 +64,11 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
         raise InputError(f"options must be at least 1, got {options}")
     if labels not in ("row", "line"):
         raise InputError(f"labels must be 'row' or 'line', got {labels!r}")
-    check_columns(GenRe.load(model_dir).encoder_.schema_, ds.columns(), source)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
+    ds = ds.materialize()  # read once; its blocks, in order, number the rows
+    if ds.count() == 0:
+        raise InputError(f"{source}: has no data rows")
+    check_columns(GenRe.load(model_dir).encoder_.schema_, ds.schema().names, source)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
     aligned = seed_aligned(ds, workers)
@@ -81,8 +84,9 @@ def seed_aligned(ds, workers: int = 1, max_blocks: int = 10):
     """`ds` re-cut into Ray blocks of whole seed blocks (up to max_blocks * SEED_BLOCK rows,
     starting at multiples of SEED_BLOCK), each row numbered by its position (column ROW).
 
-    The dataset is materialised first (its blocks, in order, give the positions); the
-    re-cut blocks are computed before returning, so no task waits behind the actors.
+    The dataset is materialised first (its blocks, in order, give the positions; a no-op
+    for a materialised one); the re-cut blocks are computed before returning, so no task
+    waits behind the actors.
     """
     import ray
 
@@ -191,19 +195,19 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         ctx.execution_options.preserve_order = True
+        if hasattr(ctx, "raise_original_map_exception"):  # Ray >= 2.4x: our InputError
+            ctx.raise_original_map_exception = True
         try:
             ds = ray.data.read_parquet(str(path)) if parquet else ray.data.read_csv(str(path))
             result = recourse_dataset(ds, model_dir, options=options, best_k=best_k,
                                       seed=seed, workers=workers, source=str(path),
                                       labels="row" if parquet else "line")
             return _write_csv(result, output_path, atomic_path)
-        except GenreError:
-            raise
         except Exception as exc:  # a Ray error: surface the GenreError it wraps, if any
             cause = _genre_cause(exc)
-            if cause is not None:
-                raise cause from None
-            raise
+            if cause is None or cause is exc:
+                raise
+            raise cause from None
     finally:
         if started:
             ray.shutdown()
@@ -232,14 +236,18 @@ def _write_csv(result, output_path, atomic_path) -> dict:
 
 
 def _genre_cause(exc: BaseException) -> GenreError | None:
-    """The GenreError a Ray task raised, found through Ray's wrapping exceptions."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, GenreError):
+    """The GenreError behind `exc`, unwrapped from Ray's exceptions (a RayTaskError keeps
+    the task's exception in .cause; it may itself subclass the original's type)."""
+    for _ in range(10):
+        inner = getattr(exc, "cause", None)
+        if isinstance(inner, BaseException):
+            exc = inner
+        elif isinstance(exc, GenreError):
             return exc
-        cause = getattr(exc, "cause", None)
-        exc = cause if isinstance(cause, BaseException) else (exc.__cause__ or exc.__context__)
-        seen += 1
+        elif exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            return None
     return None
 
 

@@ -51,14 +51,14 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
 
     Raises ModelError if the directory does not hold a model.
     """
-    from fastapi import FastAPI, HTTPException, Request
+    from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
     from genre.estimator import GenRe
 
     if max_records < 1 or max_bytes < 1:
-        raise ModelError(f"max_records and max_bytes must be positive, got {max_records}, "
+        raise InputError(f"max_records and max_bytes must be positive, got {max_records}, "
                          f"{max_bytes}")
     model = GenRe.load(model_dir)
     model.plausibility()  # build the LOF now, not in the first request
@@ -99,8 +99,8 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
                 profiles, diff = recourse_records(model, table, options=body.options,
                                                   seed=body.seed)
         except InputError as exc:  # what the request model cannot see (rare)
-            raise HTTPException(422, detail=[{"loc": ["body", "records"], "msg": str(exc),
-                                              "type": "value_error"}]) from exc
+            return JSONResponse(status_code=422, content={"message": str(exc), "detail": [
+                {"loc": ["body", "records"], "msg": str(exc), "type": "value_error"}]})
         return {"results": answer(profiles, diff, schema.names, ids)}
 
     # The body's type exists only now (built from the schema): set it before FastAPI reads it.

@@ -33,6 +33,13 @@ def recourse(
     id_column: Annotated[str | None, typer.Option(
         "--id", help="an identifier column of --input, carried through to every output "
         "(default: the schema's `id:`, if any)")] = None,
+    ray: Annotated[bool, typer.Option("--ray", help="answer on a Ray cluster (the [ray] extra); "
+                                      "the output is identical to the single-process one")]
+    = False,
+    ray_address: Annotated[str | None, typer.Option(
+        help="Ray cluster to join (default: start a local one)")] = None,
+    ray_workers: Annotated[int | None, typer.Option(
+        help="Ray actors, each loading the model once (default: one per CPU)")] = None,
 ) -> None:
     """Recourse for each person in --input (CSV or Parquet), in original units.
 
@@ -57,6 +64,13 @@ def recourse(
         fail(GenreError("--options must be at least 1"))
     try:
         check_outputs((output, changes_path), inputs=(input, model), overwrite=overwrite)
+    except GenreError as exc:
+        fail(exc)
+    if ray:
+        _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, ray_address,
+                         ray_workers)
+        return
+    try:
         genre_model = GenRe.load(model)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
@@ -71,6 +85,27 @@ def recourse(
                   f"recourse, {summary['none found']} without, {summary['already accepted']} "
                   "already accepted (returned unchanged)"
                   + (f"; changes in {changes_path}" if changes_path else ""))
+
+
+def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, address,
+                     workers) -> None:
+    if changes_path is not None:
+        fail(GenreError("--changes is not available with --ray (the profiles carry every "
+                        "feature's before and after value)"))
+    try:
+        import ray as _  # noqa: F401
+    except ImportError as exc:
+        fail(f"--ray needs the [ray] extra: pip install 'genre-recourse[ray]' ({exc})")
+    from genre.ray import recourse_file
+
+    try:
+        summary = recourse_file(model, input, output, options=options, best_k=best_k,
+                                seed=seed, address=address, workers=workers)
+    except GenreError as exc:
+        fail(exc)
+    console.print(f"wrote {output} (on Ray): {summary['people']} people; {summary['recourse']} "
+                  f"with recourse, {summary['none found']} without, "
+                  f"{summary['already accepted']} already accepted (returned unchanged)")
 
 
 def _print_changes(diff, show: int) -> None:

@@ -1,0 +1,133 @@
+"""Scaling of batch recourse on Ray: rows/s with 1 and 2 actors on one machine, against the
+single-process `genre recourse` (stream_recourse) on the same rows, and each actor's peak
+memory.
+
+    genre fit --dataset compas --fast --out /tmp/m
+    python benchmarks/ray_scaling.py --model /tmp/m --dataset compas --rows 100000
+
+The rows are the bundled dataset's test rows tiled to --rows (a Parquet file in a temporary
+directory). Each Ray run is timed from recourse_dataset to the last answered row
+(materialised in the object store), actor start-up and the model loads included; Ray itself
+is started once beforehand (ray.init(num_cpus=C)). Peak memory: the largest resident set
+of any actor process, sampled every 0.2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from genre.data.datasets import load
+from genre.estimator import GenRe
+from genre.io import write_text
+from genre.streaming import stream_recourse
+
+
+class PeakActorMemory:
+    """Largest RSS of a Ray actor process running BlockRecourse, while active."""
+
+    def __init__(self):
+        import psutil
+
+        self.psutil, self.peak, self._stop = psutil, 0, threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            for proc in self.psutil.process_iter(["cmdline"]):
+                try:
+                    if "BlockRecourse" in " ".join(proc.info["cmdline"] or []):
+                        self.peak = max(self.peak, proc.memory_info().rss)
+                except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
+                    pass
+            time.sleep(0.2)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--model", type=Path, required=True)
+    ap.add_argument("--dataset", default="compas")
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--cpus", type=int, default=2, help="CPUs given to the local Ray")
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ray/results.md"))
+    ap.add_argument("--note", default="", help="a line about the machine's state")
+    args = ap.parse_args(argv)
+
+    import ray
+
+    from genre.ray import recourse_dataset
+
+    test = load(args.dataset).test
+    table = pd.concat([test] * (args.rows // len(test) + 1), ignore_index=True)
+    table = table.iloc[:args.rows]
+    model = GenRe.load(args.model)
+    p = model.classifier_.predict_proba(model.encoder_.transform(table))
+    rejected = float((p <= 0.5).mean())
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "people.parquet"
+        table.to_parquet(src, index=False)
+        t0 = time.perf_counter()
+        stream_recourse(model, src, Path(tmp) / "single.csv", seed=0, progress=False)
+        single = time.perf_counter() - t0
+        print(f"single process: {single:.1f} s", flush=True)
+        ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
+                 logging_level="error")
+        ray.data.DataContext.get_current().enable_progress_bars = False
+        try:
+            for workers in args.workers:
+                with PeakActorMemory() as mem:
+                    t0 = time.perf_counter()
+                    out = recourse_dataset(ray.data.read_parquet(str(src)), args.model,
+                                           seed=0, workers=workers).materialize()
+                    seconds = time.perf_counter() - t0
+                assert out.count() == args.rows
+                rows.append((workers, seconds, mem.peak))
+                print(f"{workers} actor(s): {seconds:.1f} s, peak actor RSS "
+                      f"{mem.peak / 2**20:.0f} MiB", flush=True)
+        finally:
+            ray.shutdown()
+
+    lines = ["# Batch recourse on Ray: 1 vs 2 actors on one machine", "", "```",
+             "python " + " ".join(shlex.quote(a) for a in sys.argv), "```", "",
+             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+             f"{platform.python_version()}, Ray {ray.__version__}. {args.note}".rstrip(), "",
+             f"Data: {args.rows:,} rows (the {args.dataset} test split tiled; "
+             f"{rejected:.0%} rejected by h, so answered by sampling; the rest come back "
+             f"unchanged), one Parquet file. Model: GenRe fitted on {args.dataset} "
+             f"(`genre fit --fast`), options 1, seed 0. Ray: a local instance with "
+             f"{args.cpus} CPUs, one CPU per actor; times include reading, numbering the rows, "
+             "actor start-up and model loads.", "",
+             "| run | seconds | rows/s | speed-up vs 1 actor | peak RSS per actor |",
+             "|---|---|---|---|---|",
+             f"| single process (`genre recourse`) | {single:.1f} | {args.rows / single:,.0f} "
+             "| | |"]
+    base = rows[0][1]
+    for workers, seconds, peak in rows:
+        lines.append(f"| Ray, {workers} actor{'s' if workers > 1 else ''} | {seconds:.1f} | "
+                     f"{args.rows / seconds:,.0f} | {base / seconds:.2f} | "
+                     f"{peak / 2**20:,.0f} MiB |")
+    write_text(args.out, "\n".join(lines) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
