@@ -537,6 +537,10 @@ def check_config(meta, path: Path) -> Schema:
     except (GenreError, TypeError, ValueError) as exc:
         raise ModelError(str(exc) if str(exc).startswith(str(path))
                          else f"{path}: schema: {exc}") from None
+    open_ended = [f.name for f in schema.features if f.is_categorical and not f.categories]
+    if open_ended:
+        raise ModelError(f"{path}: schema: categorical features {open_ended} list no "
+                         "categories (a saved model's schema lists them all)")
     D = len(schema.features)
     if D != transformer["n_features"]:
         raise ModelError(f"{path}: the schema has {D} features but transformer.n_features is "
