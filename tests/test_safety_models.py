@@ -226,6 +226,8 @@ CASES = {
                            stale_file="h.json"),
     "manifest garbage": Case(write(MANIFEST, b"\x00\xff"), MANIFEST, "",
                              stale="not readable JSON", resign=False),
+    "manifest skips config": Case(lambda d: resign(d, ["h.json"]), MANIFEST, "",
+                                  stale="does not cover config.json", resign=False),
     "manifest escapes": Case(write(MANIFEST, json.dumps({
         "format": "genre-recourse/manifest", "files": {"../x": {"sha256": "0", "bytes": 0}}
     }).encode()), MANIFEST, "", stale="which is not a file name", resign=False),

@@ -32,6 +32,7 @@ from genre.data.encoder import Encoder
 from genre.data.schema import Schema
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
+    MANIFEST,
     load_tensors,
     module_shapes,
     read_json,
@@ -383,6 +384,10 @@ class GenRe(RecourseMethod):
                 or meta.get("version") != FORMAT_VERSION):
             raise ModelError(f"{cfg_path}: not a GenRe model of format version {FORMAT_VERSION}")
         manifest = verify_manifest(directory, required=require_manifest)
+        if manifest is not None and not {"config.json", "model.safetensors"} <= set(
+                manifest["files"]):
+            raise ModelError(f"{directory / MANIFEST}: does not cover config.json and "
+                             "model.safetensors")
         if manifest is None:
             warnings.warn(f"{directory}: saved without an integrity manifest (by an older "
                           "genre); loaded after checking its config and tensor shapes. Save "
