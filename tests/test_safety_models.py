@@ -17,6 +17,7 @@ import io
 import json
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -183,6 +184,8 @@ CASES = {
                                    "the schema has 3 features but transformer.n_features is 4"),
     "schema bad type": Case(config(lambda c: c["schema"]["features"]["x1"].update(type="x")),
                             C, "feature 'x1'"),
+    "schema categories null": Case(config(lambda c: c["schema"]["features"]["colour"].update(
+        categories=None)), C, "categorical features ['colour'] list no categories"),
     "train_log string": Case(config(lambda c: c.update(train_log="x")), C, "train_log"),
     "categories reordered": Case(config(reorder_colour), C, "", resign=False),
     "config not JSON": Case(write(C, b"{"), C, "not readable JSON", stale="not readable JSON"),
@@ -223,6 +226,8 @@ CASES = {
                            stale_file="h.json"),
     "manifest garbage": Case(write(MANIFEST, b"\x00\xff"), MANIFEST, "",
                              stale="not readable JSON", resign=False),
+    "manifest skips config": Case(lambda d: resign(d, ["h.json"]), MANIFEST, "",
+                                  stale="does not cover config.json", resign=False),
     "manifest escapes": Case(write(MANIFEST, json.dumps({
         "format": "genre-recourse/manifest", "files": {"../x": {"sha256": "0", "bytes": 0}}
     }).encode()), MANIFEST, "", stale="which is not a file name", resign=False),
@@ -329,6 +334,26 @@ def test_legacy_directory_loads_with_a_warning(saved, tmp_path):
         X, seed=1))
     with pytest.raises(ModelError, match="manifest.json: missing"):
         GenRe.load(legacy, require_manifest=True)
+
+
+def test_legacy_directory_warns_on_one_line_in_the_cli(saved, tmp_path, monkeypatch):
+    from genre.cli import common
+
+    saved_dir, people = saved
+    legacy = tmp_path / "legacy"
+    shutil.copytree(saved_dir, legacy)
+    (legacy / MANIFEST).unlink()
+    (tmp_path / "people.csv").write_text(people)
+    monkeypatch.setattr(warnings, "showwarning", common.show_warning)  # pytest replaces it
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", GenreWarning)
+        result = runner.invoke(app, ["recourse", "--model", str(legacy), "--input",
+                                     str(tmp_path / "people.csv"), "--output",
+                                     str(tmp_path / "out.csv")])
+    assert result.exit_code == 0, result.output
+    lines = [ln for ln in result.output.splitlines() if "integrity manifest" in ln]
+    assert len(lines) == 1 and lines[0].startswith(f"warning: {legacy}: saved without")
+    assert len(pd.read_csv(tmp_path / "out.csv")) == 5
 
 
 def test_an_added_classifier_file_is_not_used(saved, tmp_path):

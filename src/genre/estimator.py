@@ -33,6 +33,7 @@ from genre.data.encoder import Encoder
 from genre.data.schema import Schema
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
+    MANIFEST,
     load_tensors,
     module_shapes,
     read_json,
@@ -422,6 +423,10 @@ class GenRe(RecourseMethod):
                 or meta.get("version") != FORMAT_VERSION):
             raise ModelError(f"{cfg_path}: not a GenRe model of format version {FORMAT_VERSION}")
         manifest = verify_manifest(directory, required=require_manifest)
+        if manifest is not None and not {"config.json", "model.safetensors"} <= set(
+                manifest["files"]):
+            raise ModelError(f"{directory / MANIFEST}: does not cover config.json and "
+                             "model.safetensors")
         if manifest is None:
             warnings.warn(f"{directory}: saved without an integrity manifest (by an older "
                           "genre); loaded after checking its config and tensor shapes. Save "
@@ -576,6 +581,10 @@ def check_config(meta, path: Path) -> Schema:
     except (GenreError, TypeError, ValueError) as exc:
         raise ModelError(str(exc) if str(exc).startswith(str(path))
                          else f"{path}: schema: {exc}") from None
+    open_ended = [f.name for f in schema.features if f.is_categorical and not f.categories]
+    if open_ended:
+        raise ModelError(f"{path}: schema: categorical features {open_ended} list no "
+                         "categories (a saved model's schema lists them all)")
     D = len(schema.features)
     if D != transformer["n_features"]:
         raise ModelError(f"{path}: the schema has {D} features but transformer.n_features is "

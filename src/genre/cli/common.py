@@ -33,7 +33,7 @@ def parse_label(value: str | None):
         return value
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """GenreWarnings as one `warning: ...` line on stderr; others as Python prints them."""
     if issubclass(category, GenreWarning):
         err.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True,
@@ -43,4 +43,4 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 _python_show_warning = warnings.showwarning
-warnings.showwarning = _show_warning
+warnings.showwarning = show_warning
