@@ -4,11 +4,18 @@ A Schema is plain data (JSON/YAML round-trippable). It says, per feature, its ki
 (numeric or categorical with its categories), whether it is immutable, its monotone
 direction, optional bounds and whether it is integer-valued; plus the target column and
 its favourable value.
+
+Effort keys (optional; without them recourse is judged by the paper's plain L1 cost):
+per feature `cost: w` (w >= 0, default 1) is the effort of moving a numeric feature across
+its whole range, or of any change of a categorical one; a categorical with `ordered: true`
+may use its order (a move of m steps among n categories costs w * m / (n - 1)), and its
+order is also what `monotone` follows. Top level `max_changes: K` caps the number of
+features a recourse changes, `sparsity: s` (s >= 0) is the effort of each changed feature.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from genre.errors import SchemaError
@@ -16,7 +23,9 @@ from genre.errors import SchemaError
 Kind = Literal["numeric", "categorical"]
 Monotone = Literal["increase", "decrease"] | None
 
-_FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer"}
+_FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer", "cost",
+                 "ordered"}
+_TOP_KEYS = {"name", "target", "favourable", "features", "max_changes", "sparsity"}
 
 
 @dataclass(frozen=True)
@@ -29,9 +38,17 @@ class Feature:
     min: float | None = None
     max: float | None = None
     integer: bool = False
+    cost: float | None = None  # effort weight; None = not given (1)
+    ordered: bool = False  # categorical only: the category order means something
 
     def __post_init__(self) -> None:
         where = f"feature '{self.name}'"
+        if self.cost is not None and (isinstance(self.cost, bool)
+                                      or not isinstance(self.cost, int | float)
+                                      or not self.cost >= 0 or self.cost == float("inf")):
+            raise SchemaError(f"{where}: cost must be a finite number >= 0, got {self.cost!r}")
+        if self.ordered and self.kind != "categorical":
+            raise SchemaError(f"{where}: ordered applies to categorical features only")
         if self.kind not in ("numeric", "categorical"):
             raise SchemaError(
                 f"{where}: type must be 'numeric' or 'categorical', got {self.kind!r}"
@@ -60,6 +77,11 @@ class Feature:
     def is_categorical(self) -> bool:
         return self.kind == "categorical"
 
+    @property
+    def weight(self) -> float:
+        """The effort weight: `cost` when given, else 1."""
+        return 1.0 if self.cost is None else float(self.cost)
+
 
 @dataclass(frozen=True)
 class Schema:
@@ -68,8 +90,19 @@ class Schema:
     favourable: Any = 1
     name: str = "custom"
     extra: dict = field(default_factory=dict, compare=False)
+    max_changes: int | None = None  # no recourse changes more than this many features
+    sparsity: float | None = None  # effort of each changed feature (None = not given, 0)
 
     def __post_init__(self) -> None:
+        if self.max_changes is not None and (isinstance(self.max_changes, bool)
+                                             or not isinstance(self.max_changes, int)
+                                             or self.max_changes < 1):
+            raise SchemaError(f"max_changes must be a whole number >= 1, got "
+                              f"{self.max_changes!r}")
+        if self.sparsity is not None and (isinstance(self.sparsity, bool)
+                                          or not isinstance(self.sparsity, int | float)
+                                          or not 0 <= self.sparsity < float("inf")):
+            raise SchemaError(f"sparsity must be a finite number >= 0, got {self.sparsity!r}")
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("schema has no features")
@@ -93,12 +126,19 @@ class Schema:
                 return f
         raise KeyError(name)
 
+    @property
+    def has_effort(self) -> bool:
+        """Whether any effort key is given (cost, ordered, max_changes, sparsity): recourse
+        is then judged by `effort` rather than the paper's plain L1 cost."""
+        return (self.max_changes is not None or self.sparsity is not None
+                or any(f.cost is not None or f.ordered for f in self.features))
+
     def with_monotone(self, enabled: bool) -> Schema:
         """The same schema with every monotone constraint kept (True) or dropped (False)."""
         if enabled:
             return self
         feats = tuple(Feature(**{**asdict(f), "monotone": None}) for f in self.features)
-        return Schema(feats, self.target, self.favourable, self.name)
+        return replace(self, features=feats)
 
     # --- (de)serialisation: the YAML/JSON form documented in the README -----------------
     def to_dict(self) -> dict:
@@ -107,24 +147,29 @@ class Schema:
             d: dict[str, Any] = {"type": f.kind}
             if f.categories is not None:
                 d["categories"] = list(f.categories)
-            for key in ("immutable", "integer"):
+            for key in ("immutable", "integer", "ordered"):
                 if getattr(f, key):
                     d[key] = True
-            for key in ("monotone", "min", "max"):
+            for key in ("monotone", "min", "max", "cost"):
                 if getattr(f, key) is not None:
                     d[key] = getattr(f, key)
             feats[f.name] = d
-        return {"name": self.name, "target": self.target, "favourable": self.favourable,
-                "features": feats}
+        out = {"name": self.name, "target": self.target, "favourable": self.favourable,
+               "features": feats}
+        for key in ("max_changes", "sparsity"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "schema") -> Schema:
         if not isinstance(d, dict):
             raise SchemaError(f"{source}: expected a mapping with 'target' and 'features'")
-        unknown = set(d) - {"name", "target", "favourable", "features"}
+        unknown = set(d) - _TOP_KEYS
         if unknown:
             raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown)}; "
-                              "expected target, favourable, features")
+                              "expected target, favourable, features (optionally name, "
+                              "max_changes, sparsity)")
         if "target" not in d or not isinstance(d["target"], str):
             raise SchemaError(f"{source}: 'target' (the label column name) is required")
         feats = d.get("features")
@@ -141,10 +186,10 @@ class Schema:
                                   f"{sorted(_FEATURE_KEYS)}")
             if "type" not in spec:
                 raise SchemaError(f"{where}: 'type' is required (numeric or categorical)")
-            for key in ("immutable", "integer"):
+            for key in ("immutable", "integer", "ordered"):
                 if key in spec and not isinstance(spec[key], bool):
                     raise SchemaError(f"{where}: '{key}' must be true or false")
-            for key in ("min", "max"):
+            for key in ("min", "max", "cost"):
                 if key in spec and (isinstance(spec[key], bool)
                                     or not isinstance(spec[key], int | float)):
                     raise SchemaError(f"{where}: '{key}' must be a number, got {spec[key]!r}")
@@ -156,5 +201,13 @@ class Schema:
                 categories=tuple(cats) if cats is not None else None,
                 immutable=spec.get("immutable", False), monotone=spec.get("monotone"),
                 min=spec.get("min"), max=spec.get("max"), integer=spec.get("integer", False),
+                cost=spec.get("cost"), ordered=spec.get("ordered", False),
             ))
-        return cls(tuple(out), d["target"], d.get("favourable", 1), d.get("name", "custom"))
+        for key in ("max_changes", "sparsity"):
+            if key in d and d[key] is not None and (isinstance(d[key], bool) or not isinstance(
+                    d[key], int if key == "max_changes" else int | float)):
+                raise SchemaError(f"{source}: '{key}' must be a "
+                                  f"{'whole number' if key == 'max_changes' else 'number'}, "
+                                  f"got {d[key]!r}")
+        return cls(tuple(out), d["target"], d.get("favourable", 1), d.get("name", "custom"),
+                   max_changes=d.get("max_changes"), sparsity=d.get("sparsity"))
