@@ -34,7 +34,13 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from genre.base import RecourseMethod
-from genre.classifiers.mlp import load_mlp, save_mlp
+from genre.classifiers.mlp import (
+    is_saveable_sklearn,
+    load_mlp,
+    load_sklearn_h,
+    save_mlp,
+    save_sklearn,
+)
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
 from genre.errors import InputError, ModelError
@@ -381,6 +387,8 @@ class GenRe(RecourseMethod):
         source = getattr(self, "classifier_path_", None)
         if isinstance(self.classifier_, TorchClassifier):
             save_mlp(self.classifier_, directory, stem="h")
+        elif is_saveable_sklearn(self.classifier_):  # a default h chosen for user data
+            save_sklearn(self.classifier_.model, directory / "h.skops")
         elif source is not None:  # a user's .skops / .onnx file travels with the model
             shutil.copyfile(source, directory / f"classifier{Path(source).suffix.lower()}")
         else:
@@ -431,12 +439,15 @@ class GenRe(RecourseMethod):
             self.classifier_ = classifier
         elif (directory / "h.json").exists():
             self.classifier_ = load_mlp(directory, "h")
+        elif (directory / "h.skops").exists():
+            self.classifier_ = load_sklearn_h(directory / "h.skops")
         else:
             from genre.classifiers.original_units import load_classifier
 
             files = sorted(directory.glob("classifier.*"))
             if not files:
-                raise ModelError(f"{directory}: no classifier (h.json or classifier.skops/.onnx)")
+                raise ModelError(f"{directory}: no classifier (h.json, h.skops or "
+                                 "classifier.skops/.onnx)")
             self.classifier_ = load_classifier(files[0], self.encoder_)
             self.classifier_path_ = files[0]
         return self
