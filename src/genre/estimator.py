@@ -14,8 +14,9 @@ see genre.data.schema): Q(x+|x) weighs targets by exp(-lambda * effort) instead 
 source is also offered sparse targets (itself with a few features copied from one of its
 SPARSE_NEIGHBOURS nearest favourable rows, kept where h > gamma), targets changing more than
 max_changes features are not paired; sampling stops changing features once max_changes have
-moved; generate returns the cheapest (by effort) sample h accepts (the highest-scored one
-when h accepts none); options are ranked by effort.
+moved, and a sampled bin next to the factual's keeps the factual value (EFFORT_STAY_RADIUS);
+generate returns the cheapest (by effort) sample h accepts (the highest-scored one when h
+accepts none); options are ranked by effort.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from genre.data.schema import Schema
 from genre.errors import InputError, ModelError
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, sparse_targets, split_holdout
+from genre.plausibility import PlausibilityFlag
 from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
 
@@ -55,6 +57,10 @@ REFERENCE = "genre.reference"
 SPARSE_NEIGHBOURS = 3  # real neighbours per source that sparse targets are copied from
 SPARSE_COPIES = 4  # sparse targets tried per (source, neighbour)
 SPARSE_DEFAULT_CHANGES = 3  # at most this many copied features when max_changes is not set
+# With effort keys, a sampled bin this close to the factual's own keeps the factual value (with
+# stay_in_bin): the soft-bin loss spreads "unchanged" over about a bin either side, and a
+# sub-bin move is noise that would count as a change.
+EFFORT_STAY_RADIUS = 1
 
 
 def bin_representatives(targets: np.ndarray, n_bins: int, how: str) -> np.ndarray:
@@ -295,6 +301,8 @@ class GenRe(RecourseMethod):
                                      stay_in_bin=self.stay_in_bin,
                                      group=n_samples,
                                      max_changes=self.encoder_.schema_.max_changes,
+                                     stay_radius=(EFFORT_STAY_RADIUS
+                                                  if self.encoder_.schema_.has_effort else 0),
                                      ).double().numpy()
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
         # to categories / integers / bounds, and a monotone feature that stayed inside its
@@ -361,12 +369,12 @@ class GenRe(RecourseMethod):
             plausible[found] = self.plausibility().predict(out[found]) == 1
         return Options(out, out_prob, out_cost, plausible)
 
-    def plausibility(self):
-        """LOF (n_neighbors=5, novelty) on the observed favourable training rows."""
+    def plausibility(self) -> PlausibilityFlag:
+        """The plausible flag: distance to the nearest observed favourable training rows,
+        its threshold calibrated so that about 5% of held-out favourable rows are flagged
+        (see genre.plausibility). Built on first use, the same after save and load."""
         if getattr(self, "_lof", None) is None:
-            from sklearn.neighbors import LocalOutlierFactor
-
-            self._lof = LocalOutlierFactor(n_neighbors=5, novelty=True).fit(self.reference_)
+            self._lof = PlausibilityFlag(seed=self.seed).fit(self.reference_)
         return self._lof
 
     def _check_fitted(self, X: np.ndarray) -> None:

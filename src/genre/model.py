@@ -205,7 +205,7 @@ class RecourseTransformer(nn.Module):
                bin_mask: Tensor | None = None, fixed: Tensor | None = None,
                generator: torch.Generator | None = None, use_cache: bool = True,
                bin_values: Tensor | None = None, stay_in_bin: bool = False,
-               group: int = 1, max_changes: int | None = None) -> Tensor:
+               group: int = 1, max_changes: int | None = None, stay_radius: int = 0) -> Tensor:
         """One x+ per row of x, shape (B, D).
 
         bin_mask (B, D, n_bins) or (D, n_bins): False bins are forbidden (a feature with no
@@ -215,6 +215,8 @@ class RecourseTransformer(nn.Module):
         sampled bin that holds the factual's own value keeps that value (no change).
         max_changes: once that many features of a row differ from x, every later feature of
         the row may take only the bin holding x's value, and keeps x's value exactly.
+        stay_radius: with stay_in_bin, a bin at most this many bins from x's own also keeps
+        x's value (the soft-bin loss spreads "unchanged" over about one bin either side).
 
         use_cache=True (the fast path) decodes about SAMPLE_ROWS rows at a time with
         preallocated keys/values; use_cache=False re-runs the whole prefix at every step (the
@@ -232,22 +234,25 @@ class RecourseTransformer(nn.Module):
                 bin_mask = bin_mask.to(x.device).bool().expand(B, D, self.cfg.n_bins)
             if not use_cache:
                 return self._sample_uncached(x, temperature, sigma, bin_mask, fixed,
-                                             generator, bin_values, stay_in_bin, max_changes)
+                                             generator, bin_values, stay_in_bin, max_changes,
+                                             stay_radius)
             if group < 1 or B % group or not torch.equal(
                     x.view(-1, group, D), x[::group, None].expand(-1, group, D)):
                 group = 1
             return self._sample_cached(x, temperature, sigma, bin_mask, fixed, generator,
-                                       bin_values, stay_in_bin, group, max_changes)
+                                       bin_values, stay_in_bin, group, max_changes,
+                                       stay_radius)
         finally:
             self.train(was_training)
 
     def _value(self, x: Tensor, j: int, idx: Tensor, bin_values: Tensor | None,
                stay_in_bin: bool, noise: Tensor | None, sigma: float,
-               fixed: Tensor | None) -> Tensor:
+               fixed: Tensor | None, stay_radius: int = 0) -> Tensor:
         """The value feature j takes given its sampled bins idx (B,)."""
         value = self.bins[idx] if bin_values is None else bin_values[j, idx]
         if stay_in_bin:
-            value = torch.where(idx == self._own_bin(x, j), x[:, j].to(value.dtype), value)
+            stay = (idx - self._own_bin(x, j)).abs() <= stay_radius
+            value = torch.where(stay, x[:, j].to(value.dtype), value)
         if noise is not None:
             value = value + sigma * noise
         value = value.clamp(0, 1).to(x.dtype)
@@ -289,7 +294,7 @@ class RecourseTransformer(nn.Module):
         return logits
 
     def _sample_uncached(self, x, temperature, sigma, bin_mask, fixed, generator, bin_values,
-                         stay_in_bin, max_changes=None) -> Tensor:
+                         stay_in_bin, max_changes=None, stay_radius=0) -> Tensor:
         B, D = x.shape
         memory = self.encode(x)
         tokens = torch.ones_like(x[:, :1])  # [y+]
@@ -304,13 +309,15 @@ class RecourseTransformer(nn.Module):
             noise = None
             if sigma > 0:
                 noise = torch.randn(B, generator=generator, device=x.device, dtype=value_dtype)
-            value = self._value(x, j, idx, bin_values, stay_in_bin, noise, sigma, fixed)
+            value = self._value(x, j, idx, bin_values, stay_in_bin, noise, sigma, fixed,
+                                stay_radius)
             value = self._count(x, j, value, changed, max_changes)
             tokens = torch.cat([tokens, value[:, None]], dim=1)
         return tokens[:, 1:]
 
     def _sample_cached(self, x, temperature, sigma, bin_mask, fixed, generator, bin_values,
-                       stay_in_bin, group: int = 1, max_changes: int | None = None) -> Tensor:
+                       stay_in_bin, group: int = 1, max_changes: int | None = None,
+                       stay_radius: int = 0) -> Tensor:
         B, D = x.shape
         n_bins, H = self.cfg.n_bins, self.cfg.n_heads
         dtype = self.bins.dtype
@@ -362,7 +369,7 @@ class RecourseTransformer(nn.Module):
                     idx = torch.argmax(torch.softmax(logits, dim=-1) / expo[j, s], dim=-1)
                     value = self._value(xs, j, idx, bin_values, stay_in_bin,
                                         None if gauss is None else gauss[j, s], sigma,
-                                        None if fixed is None else fixed[s])
+                                        None if fixed is None else fixed[s], stay_radius)
                     value = self._count(xs, j, value, changed, max_changes)
                 out[s, j] = value
                 token = value[:, None]

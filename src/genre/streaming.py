@@ -61,7 +61,8 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     that do not match the model's schema (checked before any row is answered) or a bad
     cell (naming its line); nothing is written then.
 
-    Returns counts: people, rows (output rows), changes (change rows), and the number of
+    Returns counts: people, rows (output rows), profiles (output rows with a recourse),
+    changes (change rows: changed features, summed over profiles), and the number of
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
     change rows of the first `show` people with changes (a DataFrame, for display).
     """
@@ -79,7 +80,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     # encoder's messages.
     model.encoder_._check_columns(pd.DataFrame(columns=reader.columns), allow_target=True,
                                   source=source)
-    counts = dict.fromkeys(("people", "rows", "changes", *STATUSES), 0)
+    counts = dict.fromkeys(("people", "rows", "profiles", "changes", *STATUSES), 0)
     preview: list[pd.DataFrame] = []
     shown: set = set()
     from tqdm.auto import tqdm
@@ -108,6 +109,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
             counts["people"] += len(people)
             counts["rows"] += len(result)
             counts["changes"] += len(diff)
+            counts["profiles"] += int((result["status"] == "recourse").sum())
             for status in STATUSES:
                 counts[status] += int(statuses.get(status, 0))
             if len(shown) < show and len(diff):
