@@ -152,7 +152,13 @@ def main(argv: list[str] | None = None) -> None:
     for r in rows:
         lines.append(f"| {r['dataset']} | {r['flag']} | {r['n_reference']} | {r['n_real']} | "
                      f"{r['real_flagged']:.3f} | {r['random_flagged']:.3f} |")
-    lines += ["", "![flagged shares](plausibility.png)", ""]
+    lines += ["", "On these tables LOF's own threshold already flagged most random profiles; "
+              "what it lacked is calibration: it flagged 2% to 17% of real favourable rows "
+              "depending on the data, a share nobody chose. The credit data on which the "
+              "issue measured 91% of random profiles passing is not available here, and the "
+              "synthetic credit-like table does not reproduce that failure. The calibrated "
+              "flag holds its chosen share of real rows (about 5%) on every table.", "",
+              "![flagged shares](plausibility.png)", ""]
     write_text(args.out / "results.md", "\n".join(lines))
     write_text(args.out / "results.json",
                json.dumps({"command": command, "rows": rows}, indent=2) + "\n")

@@ -62,6 +62,7 @@ def test_every_registered_method_gives_a_valid_row(quick_run):
         assert 1 <= r.found <= N
         assert r.imm_violations == 0, r.method
         assert r.ms_per_individual > 0 and r.fit_seconds >= 0
+        assert 0 < r.changes <= 7, r.method  # compas has 7 features
 
 
 def test_results_files(quick_run):
@@ -74,7 +75,8 @@ def test_results_files(quick_run):
 
     md = (out / "results.md").read_text()
     assert "```\nrun_benchmark(datasets=['compas'], methods=['all'], n=5" in md
-    header = ["Method"] + [f"compas {c}" for c in ("Cost", "Val", "LOF", "Score", "ms/indiv")]
+    header = ["Method"] + [f"compas {c}" for c in ("Cost", "Val", "LOF", "Score", "Changes",
+                                                   "ms/indiv")]
     assert "| " + " | ".join(header) + " |" in md
     for name in table.method:
         assert f"\n| {name} | " in md

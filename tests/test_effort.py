@@ -169,3 +169,12 @@ def test_options_distinct_change_sets_first(make_mixed_task):
         cost = opts.cost[i, found]
         assert (np.diff(cost[:n_distinct]) >= -1e-9).all()
         assert (np.diff(cost[n_distinct:]) >= -1e-9).all()
+
+
+def test_mean_changes_counts_changed_features_of_found_recourses():
+    from genre.bench.metrics import mean_changes
+
+    X = np.zeros((3, 4))
+    X_plus = np.array([[0, 0.5, 0, 1e-9], [1, 1, 1, 0], [np.nan] * 4])
+    assert mean_changes(X, X_plus) == pytest.approx(2.0)  # (1 + 3) / 2; 1e-9 is no change
+    assert np.isnan(mean_changes(X[:1], X_plus[2:]))
