@@ -18,12 +18,13 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     Returns (profiles, changes). profiles: one row per person and option with the columns
     person (the row label: a line number for files read by genre.io.read_table), option
     (only when options > 1), the features, h_probability, cost (L1, normalised units),
-    plausible (near the training data's favourable rows, by a calibrated
-    threshold: see genre.plausibility) and status ('recourse', 'none found', 'already accepted': returned
-    unchanged). changes: the long
-    view person, option, feature, from, to, listing only changed features.
-    With options == 1 each person gets the sample h scores highest (GenRe's rule); with K,
-    up to K distinct accepted profiles ranked by cost.
+    plausible (near the training data's favourable rows, by a calibrated threshold: see
+    genre.plausibility) and status ('recourse', 'none found', 'already accepted': returned
+    unchanged). changes: the long view person, option, feature, from, to, listing only
+    changed features.
+    With options == 1 each person gets the sample h scores highest (GenRe's rule; with
+    effort keys in the schema, the cheapest sample h accepts); with K, up to K distinct
+    accepted profiles ranked by the schema's effort, distinct sets of changes first.
     """
     enc = model.encoder_
     X = enc.transform(people, source=source)

@@ -73,14 +73,15 @@ HOLDOUT = 0.2  # share of rows held out (stratified) to choose and judge the def
 MIN_PER_CLASS = 5  # fewer rows of a class: no held-out choice, the MLP is trained on all
 
 
-def choose_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0,
-                      h_epochs: int = 100) -> tuple[Classifier, dict]:
+def choose_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0, h_epochs: int = 100,
+                      refit: bool = True) -> tuple[Classifier, dict]:
     """The default h for a user's data: the better of two by held-out ROC AUC.
 
     A stratified 20% of the rows is held out; the protocol's MLP (D-10-10-10-1, balanced
     class weights, `h_epochs` epochs) and scikit-learn's HistGradientBoostingClassifier
     (seeded) are trained on the rest; the one with the higher AUC on the held-out rows
-    wins (the MLP on a tie) and is refitted on all rows. Returns it and a report: kind
+    wins (the MLP on a tie) and is refitted on all rows (unless refit is False: then the
+    winner trained on 80% is returned). Returns it and a report: kind
     ("mlp" or "hgb"), auc and accuracy (of the winner trained on 80%, on the held-out
     rows), majority (the accuracy of always answering the majority class there), auc_mlp,
     auc_hgb, n_holdout. With fewer than 5 rows in a class there is nothing to hold out:
@@ -113,4 +114,4 @@ def choose_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0,
                "accuracy": float(np.mean((p[kind] > 0.5) == y_ho)),
                "majority": float(max(y_ho.mean(), 1 - y_ho.mean())),
                "auc_mlp": auc["mlp"], "auc_hgb": auc["hgb"], "n_holdout": len(y_ho)}
-    return fit(kind, X, y), report
+    return (fit(kind, X, y) if refit else fitted[kind]), report
