@@ -131,7 +131,7 @@ def test_recourse_prefers_the_cheap_feature():
 
 
 @pytest.mark.parametrize("cap", [1, 2])
-def test_max_changes_is_never_exceeded(make_mixed_task, cap):
+def test_max_changes_is_never_exceeded(make_mixed_task, cap, tmp_path):
     """Property: over random individuals (not only rejected ones) and many samples, no
     sample changes more than max_changes features, with the cached and reference samplers."""
     task = make_mixed_task()
@@ -151,6 +151,10 @@ def test_max_changes_is_never_exceeded(make_mixed_task, cap):
     opts = model.options(X, 3)
     found = ~np.isnan(opts.X_plus).any(axis=2)
     assert (enc.n_changes(np.repeat(X[:, None], 3, 1)[found], opts.X_plus[found]) <= cap).all()
+    back = GenRe.load(model.save(tmp_path / "m"), classifier=task.classifier)
+    assert back.encoder_.schema_ == model.encoder_.schema_
+    assert back.encoder_.schema_.max_changes == cap
+    np.testing.assert_array_equal(back.sample(X, 2, seed=5), model.sample(X, 2, seed=5))
 
 
 def test_options_distinct_change_sets_first(make_mixed_task):

@@ -168,7 +168,7 @@ def sparse_targets(X_src: np.ndarray, X_tgt: np.ndarray, neighbours: np.ndarray,
     Returns (extra (m, D), owner (m,)): each kept target and the source row it belongs to.
     Copies of a feasible neighbour stay feasible: every copied value is the neighbour's.
     """
-    n, D = X_src.shape
+    D = X_src.shape[1]
     src_rows = np.nonzero(neighbours >= 0)[0]
     src_rows = np.repeat(src_rows, per_neighbour)
     nbr = X_tgt[np.repeat(neighbours[neighbours >= 0], per_neighbour)]
