@@ -62,6 +62,7 @@ def test_every_registered_method_gives_a_valid_row(quick_run):
         assert 1 <= r.found <= N
         assert r.imm_violations == 0, r.method
         assert r.ms_per_individual > 0 and r.fit_seconds >= 0
+        assert 0 < r.changes <= 7, r.method  # compas has 7 features
 
 
 def test_results_files(quick_run):
@@ -74,7 +75,8 @@ def test_results_files(quick_run):
 
     md = (out / "results.md").read_text()
     assert "```\nrun_benchmark(datasets=['compas'], methods=['all'], n=5" in md
-    header = ["Method"] + [f"compas {c}" for c in ("Cost", "Val", "LOF", "Score", "ms/indiv")]
+    header = ["Method"] + [f"compas {c}" for c in ("Cost", "Val", "LOF", "Score", "Changes",
+                                                   "ms/indiv")]
     assert "| " + " | ".join(header) + " |" in md
     for name in table.method:
         assert f"\n| {name} | " in md
@@ -225,10 +227,10 @@ def test_three_seed_markdown_is_mean_and_sd():
     rows = []
     for s, (score, cost) in enumerate([(1.8, 0.2), (1.6, 0.4), (1.7, 0.3)]):
         rows.append({"method": "genre", "dataset": "compas", "seed": s, "cost": cost,
-                     "val": 1.0, "lof": 1.0, "score": score, "ms_per_individual": 1.0,
-                     "error": ""})
+                     "val": 1.0, "lof": 1.0, "score": score, "changes": 2.0 + s,
+                     "ms_per_individual": 1.0, "error": ""})
         rows.append({"method": "nnr", "dataset": "compas", "seed": s, "cost": 0.1, "val": 0.5,
-                     "lof": 1.0, "score": 1.4, "ms_per_individual": 0.1,
+                     "lof": 1.0, "score": 1.4, "changes": 1.0, "ms_per_individual": 0.1,
                      "error": "" if s else "ValueError: boom"})
     table = pd.DataFrame(rows)
     summary = bench.summarise(table).set_index("method")
@@ -240,6 +242,7 @@ def test_three_seed_markdown_is_mean_and_sd():
             "command": "genre benchmark --seeds 0 1 2", "date": "d", "n": 200, "quick": False,
             "monotone": False}
     md = bench.markdown(table, meta)
-    assert "| genre | 0.30 ± 0.10 | 1.00 ± 0.00 | 1.00 ± 0.00 | **1.70 ± 0.10** |" in md
+    assert ("| genre | 0.30 ± 0.10 | 1.00 ± 0.00 | 1.00 ± 0.00 | **1.70 ± 0.10** | 3.0 ± 1.0 |"
+            in md)
     assert "protocol seeds 0, 1, 2 (mean ± sd over the seeds)" in md
     assert "nnr on compas: ValueError: boom" in md

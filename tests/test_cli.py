@@ -68,6 +68,7 @@ def test_fit_then_recourse_in_original_units(compas, tmp_path):
     assert got["status"].iloc[6] == "already accepted" and got["cost"].iloc[6] == 0
     recoursed = got["status"] == "recourse"
     assert (got.loc[recoursed, "h_probability"] > 0.5).all()
+    assert "features changed per recourse:" in result.output
 
 
 def test_recourse_options_and_changes_view(compas, tmp_path):
@@ -84,10 +85,19 @@ def test_recourse_options_and_changes_view(compas, tmp_path):
     assert result.exit_code == 0, result.output
     got = pd.read_csv(out)
     assert got.groupby("person")["option"].max().max() <= 3
-    for _, group in got[got["status"] == "recourse"].groupby("person"):
-        assert group["cost"].is_monotonic_increasing  # ranked cheapest first
+    people.index = range(2, 7)  # the input file's line numbers
+    for person, group in got[got["status"] == "recourse"].groupby("person"):
         feats = group[list(people.columns)].astype(str).agg("|".join, axis=1)
         assert feats.is_unique  # genuinely different options
+        # Distinct sets of changed features first, then variations; cheapest first in each.
+        before = people.loc[person, list(people.columns)].astype(str)
+        sets = [tuple(row != before) for _, row in
+                group[list(people.columns)].astype(str).iterrows()]
+        new_set = [s not in sets[:i] for i, s in enumerate(sets)]
+        assert new_set == sorted(new_set, reverse=True)
+        n_new = sum(new_set)
+        assert group["cost"].iloc[:n_new].is_monotonic_increasing
+        assert group["cost"].iloc[n_new:].is_monotonic_increasing
     assert got["plausible"].dtype == bool
     changes = pd.read_csv(diff)
     assert list(changes.columns) == ["person", "option", "feature", "from", "to"]

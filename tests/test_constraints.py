@@ -392,3 +392,50 @@ def test_genre_refuses_data_with_no_feasible_pair():
     with pytest.raises(InputError, match="feasible favourable target"):
         GenRe(d_model=8, n_heads=1, n_enc_layers=1, n_dec_layers=1, d_ff=8, max_epochs=1,
               k=5, gamma=0.5, progress=False).fit(task)
+
+
+# ------------------------------------------------------------ effort keys and max_changes
+@pytest.mark.filterwarnings("ignore:n_neighbors")
+@settings(max_examples=20, deadline=None, print_blob=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(problem=problems(), data=st.data())
+def test_max_changes_and_effort_keys_hold_for_any_schema(problem, data):
+    """Any schema with random costs, ordered flags, sparsity and max_changes: every sample,
+    answer and option respects the schema and changes at most max_changes features."""
+    from dataclasses import replace
+
+    cap = data.draw(st.integers(1, 3), label="max_changes")
+    feats = tuple(replace(f, cost=data.draw(st.sampled_from([None, 0.0, 0.1, 1.0, 10.0]),
+                                            label=f"cost {f.name}"),
+                          ordered=f.is_categorical and data.draw(st.booleans(),
+                                                                 label=f"ordered {f.name}"))
+                  for f in problem.schema.features)
+    schema = replace(problem.schema, features=feats, max_changes=cap,
+                     sparsity=data.draw(st.sampled_from([None, 0.0, 0.5]), label="sparsity"))
+    task, gamma = _task(Problem(schema, problem.train, problem.queries, problem.seed))
+    enc = task.encoder
+    params = dict(d_model=8, n_heads=1, n_enc_layers=1, n_dec_layers=1, d_ff=8, batch_size=64,
+                  max_epochs=1, k=data.draw(st.integers(1, 20), label="k"),
+                  n_bins=data.draw(st.sampled_from([2, 7, 50]), label="n_bins"),
+                  stay_in_bin=data.draw(st.booleans(), label="stay_in_bin"),
+                  sigma=data.draw(st.sampled_from([0.0, 0.3]), label="sigma"),
+                  best_k=3, gamma=gamma, seed=problem.seed % 1000, progress=False)
+    try:
+        model = GenRe(**params).fit(task)
+    except InputError as exc:
+        assert "feasible favourable target" in str(exc)
+        assume(False)
+    X = enc.transform(problem.queries)
+    S = model.sample(X, 4, seed=1, use_cache=data.draw(st.booleans(), label="use_cache"))
+    flat = S.reshape(-1, enc.n_features)
+    Xr = np.repeat(X, 4, axis=0)
+    assert_respects_schema(enc, Xr, flat)
+    assert (Encoder.n_changes(Xr, flat) <= cap).all()
+    G = model.generate(X, seed=2)
+    assert_respects_schema(enc, X, G)
+    assert (Encoder.n_changes(X, G) <= cap).all()
+    opts = model.options(X, k=2, n_samples=6, seed=3)
+    for i in range(2):
+        found = ~np.isnan(opts.X_plus[:, i]).any(axis=1)
+        assert_respects_schema(enc, X, opts.X_plus[:, i])
+        assert (Encoder.n_changes(X[found], opts.X_plus[found, i]) <= cap).all()

@@ -13,7 +13,7 @@ from genre.data import Encoder
 from genre.data.schema_file import infer_schema, load_schema, save_schema
 from genre.errors import InputError, ModelError, SchemaError
 from genre.io import read_table
-from genre.task import TorchClassifier
+from genre.task import SklearnClassifier, TorchClassifier
 from genre.usertask import build_user_task
 
 EXAMPLE = """\
@@ -239,7 +239,8 @@ def test_build_user_task_trains_h(table, schema):
     assert task.name == "custom" and task.X_train.shape == (400, 4)
     assert task.X_train.min() >= 0 and task.X_train.max() <= 1
     np.testing.assert_array_equal(task.y_train, (table["decision"] == "approved").to_numpy())
-    assert isinstance(task.classifier, TorchClassifier)
+    assert isinstance(task.classifier, TorchClassifier | SklearnClassifier)
+    assert task.classifier_report["kind"] in ("mlp", "hgb")
     accuracy = np.mean((task.classifier.predict_proba(task.X_train) > 0.5) == task.y_train)
     assert accuracy > 0.6
     back = task.encoder.inverse_transform(task.X_train)

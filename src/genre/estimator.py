@@ -8,6 +8,15 @@ fit:      sources = training rows with h(x) <= gamma, targets = rows with h(x) >
 generate: best_k samples per individual, decoded with immutables fixed and forbidden bins
           masked (monotone direction, bounds), snapped to the schema's grid, and the one h
           scores highest is returned.
+
+With effort keys in the schema (feature `cost`/`ordered`, top-level `max_changes`/`sparsity`,
+see genre.data.schema): Q(x+|x) weighs targets by exp(-lambda * effort) instead of L1, each
+source is also offered sparse targets (itself with a few features copied from one of its
+SPARSE_NEIGHBOURS nearest favourable rows, kept where h > gamma), targets changing more than
+max_changes features are not paired; sampling stops changing features once max_changes have
+moved, and a sampled bin next to the factual's keeps the factual value (EFFORT_STAY_RADIUS);
+generate returns the cheapest (by effort) sample h accepts (the highest-scored one when h
+accepts none); options are ranked by effort.
 """
 
 from __future__ import annotations
@@ -28,8 +37,14 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from genre.base import RecourseMethod
-from genre.classifiers.mlp import load_mlp, save_mlp
-from genre.data.encoder import Encoder
+from genre.classifiers.mlp import (
+    is_saveable_sklearn,
+    load_mlp,
+    load_sklearn_h,
+    save_mlp,
+    save_sklearn,
+)
+from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
@@ -42,7 +57,8 @@ from genre.integrity import (
     write_manifest,
 )
 from genre.model import RecourseTransformer, TransformerConfig
-from genre.pairs import PairSampler, split_holdout
+from genre.pairs import PairSampler, sparse_targets, split_holdout
+from genre.plausibility import PlausibilityFlag
 from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
 
@@ -51,6 +67,13 @@ LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LO
 log = logging.getLogger(__name__)
 BIN_VALUES = "genre.bin_values"  # extra tensors stored beside the transformer's weights
 REFERENCE = "genre.reference"
+SPARSE_NEIGHBOURS = 3  # real neighbours per source that sparse targets are copied from
+SPARSE_COPIES = 4  # sparse targets tried per (source, neighbour)
+SPARSE_DEFAULT_CHANGES = 3  # at most this many copied features when max_changes is not set
+# With effort keys, a sampled bin this close to the factual's own keeps the factual value (with
+# stay_in_bin): the soft-bin loss spreads "unchanged" over about a bin either side, and a
+# sub-bin move is noise that would count as a change.
+EFFORT_STAY_RADIUS = 1
 
 
 def bin_representatives(targets: np.ndarray, n_bins: int, how: str) -> np.ndarray:
@@ -73,7 +96,8 @@ def bin_representatives(targets: np.ndarray, n_bins: int, how: str) -> np.ndarra
 
 @dataclass
 class Options:
-    """Several recourses per person: (N, k, D) profiles, h's probability, L1 cost, LOF flag."""
+    """Several recourses per person: (N, k, D) profiles, h's probability, cost (the schema's
+    effort: the L1 cost when the schema has no effort keys), LOF flag."""
 
     X_plus: np.ndarray
     probability: np.ndarray
@@ -157,19 +181,18 @@ class GenRe(RecourseMethod):
                              f"favourable with h > {self.gamma})")
         s_tr, s_val = split_holdout(len(sources), self.val_frac, rng)
         t_tr, t_val = split_holdout(len(targets), self.val_frac, rng)
-        pairs = PairSampler(sources[s_tr], targets[t_tr], enc.immutable_mask, self.lambda_,
-                            self.k, enc.monotone)
+        pairs, tgt_rows = self._pairs(task, sources[s_tr], targets[t_tr], rng)
         if len(pairs.source_index_) == 0:
             raise InputError(f"{task.name}: no training row with h <= {self.gamma} has a "
                              "feasible favourable target (same immutables, monotone features "
-                             "moved only the allowed way) to learn from")
-        val_pairs = PairSampler(sources[s_val], targets[t_val], enc.immutable_mask,
-                                self.lambda_, self.k, enc.monotone)
+                             "moved only the allowed way, at most max_changes changes) to "
+                             "learn from")
+        val_pairs, v_tgt_rows = self._pairs(task, sources[s_val], targets[t_val], rng)
         src = torch.as_tensor(sources[s_tr][pairs.source_index_], dtype=torch.float32)
-        tgt = torch.as_tensor(targets[t_tr], dtype=torch.float32)
+        tgt = torch.as_tensor(tgt_rows, dtype=torch.float32)
         # Validation pairs are drawn once, so the validation loss is comparable across epochs.
         v_src = torch.as_tensor(sources[s_val][val_pairs.source_index_], dtype=torch.float32)
-        v_tgt = torch.as_tensor(targets[t_val][val_pairs.sample(rng)], dtype=torch.float32)
+        v_tgt = torch.as_tensor(v_tgt_rows[val_pairs.sample(rng)], dtype=torch.float32)
 
         self.bin_values_ = bin_representatives(targets, self.n_bins, self.bin_value)
         self.config_ = TransformerConfig(enc.n_features, self.n_bins, self.d_model,
@@ -224,6 +247,29 @@ class GenRe(RecourseMethod):
                              len(src), len(v_src), history)
         return self
 
+    def _pairs(self, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
+               rng: np.random.Generator) -> tuple[PairSampler, np.ndarray]:
+        """Q(x+|x) for these sources and targets, and the rows its indices refer to (the
+        targets, then any sparse targets). Without effort keys: the paper's L1 pairs."""
+        enc = task.encoder
+        schema = enc.schema_
+        if not schema.has_effort:
+            return PairSampler(sources, targets, enc.immutable_mask, self.lambda_, self.k,
+                               enc.monotone), targets
+        effort = enc.effort_terms()
+        near = PairSampler(sources, targets, enc.immutable_mask, self.lambda_,
+                           SPARSE_NEIGHBOURS, enc.monotone, effort=effort)
+        neighbours = np.full((len(sources), near.neighbours_.shape[1]), -1, dtype=np.int64)
+        neighbours[near.source_index_] = near.neighbours_
+        cap = schema.max_changes or SPARSE_DEFAULT_CHANGES
+        extra, owner = sparse_targets(
+            sources, targets, neighbours,
+            lambda Z: task.classifier.predict_proba(Z) > self.gamma, cap, SPARSE_COPIES, rng)
+        pairs = PairSampler(sources, targets, enc.immutable_mask, self.lambda_, self.k,
+                            enc.monotone, effort=effort, max_changes=schema.max_changes,
+                            extra=extra, extra_owner=owner)
+        return pairs, np.vstack([targets, extra])
+
     @torch.no_grad()
     def _loss(self, model: RecourseTransformer, x: torch.Tensor, x_plus: torch.Tensor) -> float:
         model.eval()
@@ -272,35 +318,52 @@ class GenRe(RecourseMethod):
                                      fixed, gen, use_cache=use_cache,
                                      bin_values=torch.as_tensor(self.bin_values_),
                                      stay_in_bin=self.stay_in_bin,
-                                     group=n_samples).double().numpy()
+                                     group=n_samples,
+                                     max_changes=self.encoder_.schema_.max_changes,
+                                     stay_radius=(EFFORT_STAY_RADIUS
+                                                  if self.encoder_.schema_.has_effort else 0),
+                                     ).double().numpy()
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
         # to categories / integers / bounds, and a monotone feature that stayed inside its
         # factual's bin keeps the factual value.
         out = self.encoder_.project(out, factual=Xr)
+        if self.encoder_.schema_.has_effort:  # kept values exactly the factual's, for effort
+            out = np.where(np.abs(out - Xr) <= 1e-6, Xr, out)
         return out.reshape(len(X), n_samples, -1)
 
     def generate(self, X: np.ndarray, best_k: int | None = None, *,
                  seed: int | None = None) -> np.ndarray:
-        """One recourse per row: of best_k samples, the one h scores highest."""
+        """One recourse per row: of best_k samples, the one h scores highest (the paper's
+        rule). With effort keys in the schema: the cheapest (by the schema's effort) sample
+        h accepts, or the one h scores highest when h accepts none."""
         best_k = self.best_k if best_k is None else best_k
         cands = self.sample(X, best_k, seed=seed)
         N, K, D = cands.shape
         p = self.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
-        return cands[np.arange(N), p.argmax(axis=1)]
+        pick = p.argmax(axis=1)
+        if self.encoder_.schema_.has_effort:
+            effort = self.encoder_.effort(np.asarray(X, dtype=float)[:, None, :], cands)
+            cheapest = np.where(p > 0.5, effort, np.inf).argmin(axis=1)
+            pick = np.where((p > 0.5).any(axis=1), cheapest, pick)
+        return cands[np.arange(N), pick]
 
     def options(self, X: np.ndarray, k: int = 3, n_samples: int | None = None, *,
                 seed: int | None = None) -> Options:
-        """Up to k distinct recourses per row that h accepts, cheapest first.
+        """Up to k distinct recourses per row that h accepts, cheapest first, diverse.
 
         Draws n_samples candidates (default max(best_k, 10 k)) per person, keeps the distinct
-        ones h scores favourable, ranks them by L1 cost. Padding is NaN.
+        ones h scores favourable and ranks them by the schema's effort (L1 cost without
+        effort keys): first the cheapest profile of each distinct set of changed features,
+        cheapest first; then the other profiles (near-copies), cheapest first. Padding is NaN.
         """
         n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
         cands = self.sample(X, n_samples, seed=seed)
         N, S, D = cands.shape
         flat = cands.reshape(N * S, D)
         prob = self.classifier_.predict_proba(flat).reshape(N, S)
-        cost = np.abs(cands - np.asarray(X, dtype=float)[:, None, :]).sum(axis=2)
+        X = np.asarray(X, dtype=float)
+        cost = self.encoder_.effort(X[:, None, :], cands)
+        moved = np.abs(cands - X[:, None, :]) > CHANGE_TOL
         out = np.full((N, k, D), np.nan)
         out_prob = np.full((N, k), np.nan)
         out_cost = np.full((N, k), np.nan)
@@ -310,7 +373,12 @@ class GenRe(RecourseMethod):
                 continue
             _, first = np.unique(np.round(cands[i, ok], 9), axis=0, return_index=True)
             keep = ok[first]
-            keep = keep[np.argsort(cost[i, keep], kind="stable")][:k]
+            keep = keep[np.argsort(cost[i, keep], kind="stable")]
+            # The first (cheapest) profile of each set of changed features leads.
+            _, lead = np.unique(moved[i, keep], axis=0, return_index=True)
+            leads = np.zeros(len(keep), dtype=bool)
+            leads[lead] = True
+            keep = np.concatenate([keep[leads], keep[~leads]])[:k]
             out[i, :len(keep)] = cands[i, keep]
             out_prob[i, :len(keep)] = prob[i, keep]
             out_cost[i, :len(keep)] = cost[i, keep]
@@ -347,12 +415,12 @@ class GenRe(RecourseMethod):
         result.attrs["id_column"] = id_column
         return result
 
-    def plausibility(self):
-        """LOF (n_neighbors=5, novelty) on the observed favourable training rows."""
+    def plausibility(self) -> PlausibilityFlag:
+        """The plausible flag: distance to the nearest observed favourable training rows,
+        its threshold calibrated so that about 5% of held-out favourable rows are flagged
+        (see genre.plausibility). Built on first use, the same after save and load."""
         if getattr(self, "_lof", None) is None:
-            from sklearn.neighbors import LocalOutlierFactor
-
-            self._lof = LocalOutlierFactor(n_neighbors=5, novelty=True).fit(self.reference_)
+            self._lof = PlausibilityFlag(seed=self.seed).fit(self.reference_)
         return self._lof
 
     def _check_fitted(self, X: np.ndarray) -> None:
@@ -375,6 +443,9 @@ class GenRe(RecourseMethod):
         if isinstance(self.classifier_, TorchClassifier):
             save_mlp(self.classifier_, directory, stem="h")
             files = ["h.json", "h.safetensors"]
+        elif is_saveable_sklearn(self.classifier_):  # a default h chosen for user data
+            save_sklearn(self.classifier_.model, directory / "h.skops")
+            files = ["h.skops"]
         elif source is not None:  # a user's .skops / .onnx file travels with the model
             files = [f"classifier{Path(source).suffix.lower()}"]
             shutil.copyfile(source, directory / files[0])
@@ -455,13 +526,16 @@ class GenRe(RecourseMethod):
             self.classifier_ = classifier
         elif _saved_file(directory, "h.json", saved):
             self.classifier_ = load_mlp(directory, "h", n_features=D)
+        elif _saved_file(directory, "h.skops", saved):
+            self.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"))
         else:
             from genre.classifiers.original_units import load_classifier
 
             files = [p for p in sorted(directory.glob("classifier.*"))
                      if _saved_file(directory, p.name, saved)]
             if not files:
-                raise ModelError(f"{directory}: no classifier (h.json or classifier.skops/.onnx)")
+                raise ModelError(f"{directory}: no classifier (h.json, h.skops or "
+                                 "classifier.skops/.onnx)")
             self.classifier_ = load_classifier(regular_file(files[0]), self.encoder_)
             self.classifier_path_ = files[0]
         return self

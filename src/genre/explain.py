@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from genre.data.encoder import CHANGE_TOL as TOL
 from genre.data.encoder import Encoder
-
-TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
 
 
 def changes(encoder: Encoder, X: np.ndarray, X_plus: np.ndarray, ids: list | None = None,

@@ -205,7 +205,7 @@ class RecourseTransformer(nn.Module):
                bin_mask: Tensor | None = None, fixed: Tensor | None = None,
                generator: torch.Generator | None = None, use_cache: bool = True,
                bin_values: Tensor | None = None, stay_in_bin: bool = False,
-               group: int = 1) -> Tensor:
+               group: int = 1, max_changes: int | None = None, stay_radius: int = 0) -> Tensor:
         """One x+ per row of x, shape (B, D).
 
         bin_mask (B, D, n_bins) or (D, n_bins): False bins are forbidden (a feature with no
@@ -213,6 +213,10 @@ class RecourseTransformer(nn.Module):
         copy x exactly, and the decoder conditions on them. bin_values (D, n_bins): the value
         a sampled bin stands for (default: its left edge, as in the paper). stay_in_bin: a
         sampled bin that holds the factual's own value keeps that value (no change).
+        max_changes: once that many features of a row differ from x, every later feature of
+        the row may take only the bin holding x's value, and keeps x's value exactly.
+        stay_radius: with stay_in_bin, a bin at most this many bins from x's own also keeps
+        x's value (the soft-bin loss spreads "unchanged" over about one bin either side).
 
         use_cache=True (the fast path) decodes about SAMPLE_ROWS rows at a time with
         preallocated keys/values; use_cache=False re-runs the whole prefix at every step (the
@@ -230,28 +234,55 @@ class RecourseTransformer(nn.Module):
                 bin_mask = bin_mask.to(x.device).bool().expand(B, D, self.cfg.n_bins)
             if not use_cache:
                 return self._sample_uncached(x, temperature, sigma, bin_mask, fixed,
-                                             generator, bin_values, stay_in_bin)
+                                             generator, bin_values, stay_in_bin, max_changes,
+                                             stay_radius)
             if group < 1 or B % group or not torch.equal(
                     x.view(-1, group, D), x[::group, None].expand(-1, group, D)):
                 group = 1
             return self._sample_cached(x, temperature, sigma, bin_mask, fixed, generator,
-                                       bin_values, stay_in_bin, group)
+                                       bin_values, stay_in_bin, group, max_changes,
+                                       stay_radius)
         finally:
             self.train(was_training)
 
     def _value(self, x: Tensor, j: int, idx: Tensor, bin_values: Tensor | None,
                stay_in_bin: bool, noise: Tensor | None, sigma: float,
-               fixed: Tensor | None) -> Tensor:
+               fixed: Tensor | None, stay_radius: int = 0) -> Tensor:
         """The value feature j takes given its sampled bins idx (B,)."""
         value = self.bins[idx] if bin_values is None else bin_values[j, idx]
         if stay_in_bin:
-            own = (x[:, j] * self.cfg.n_bins).floor().clamp(0, self.cfg.n_bins - 1)
-            value = torch.where(idx == own.long(), x[:, j].to(value.dtype), value)
+            stay = (idx - self._own_bin(x, j)).abs() <= stay_radius
+            value = torch.where(stay, x[:, j].to(value.dtype), value)
         if noise is not None:
             value = value + sigma * noise
         value = value.clamp(0, 1).to(x.dtype)
         if fixed is not None:  # immutables: the decoder must condition on the true value
             value = torch.where(fixed[:, j], x[:, j], value)
+        return value
+
+    def _own_bin(self, x: Tensor, j: int) -> Tensor:
+        """(B,) the bin holding x[:, j]."""
+        return (x[:, j] * self.cfg.n_bins).floor().clamp(0, self.cfg.n_bins - 1).long()
+
+    def _cap(self, x: Tensor, j: int, logits: Tensor, changed: Tensor | None,
+             max_changes: int | None) -> Tensor:
+        """max_changes: rows that have changed max_changes features may take only x's bin."""
+        if changed is None:
+            return logits
+        full = (changed >= max_changes)[:, None]
+        own = torch.arange(self.cfg.n_bins, device=x.device) == self._own_bin(x, j)[:, None]
+        # x's bin alone, even where another mask had forbidden it: the value is x's anyway.
+        only_own = torch.zeros_like(logits).masked_fill(~own, float("-inf"))
+        return torch.where(full, only_own, logits)
+
+    @staticmethod
+    def _count(x: Tensor, j: int, value: Tensor, changed: Tensor | None,
+               max_changes: int | None) -> Tensor:
+        """max_changes: full rows keep x[:, j] exactly; count the rows whose value moved."""
+        if changed is None:
+            return value
+        value = torch.where(changed >= max_changes, x[:, j], value)
+        changed += value != x[:, j]
         return value
 
     def _masked_logits(self, logits: Tensor, temperature: float,
@@ -263,24 +294,30 @@ class RecourseTransformer(nn.Module):
         return logits
 
     def _sample_uncached(self, x, temperature, sigma, bin_mask, fixed, generator, bin_values,
-                         stay_in_bin) -> Tensor:
+                         stay_in_bin, max_changes=None, stay_radius=0) -> Tensor:
         B, D = x.shape
         memory = self.encode(x)
         tokens = torch.ones_like(x[:, :1])  # [y+]
         value_dtype = (self.bins if bin_values is None else bin_values).dtype
+        changed = None if max_changes is None else torch.zeros(B, dtype=torch.long,
+                                                                device=x.device)
         for j in range(D):
             logits = self._masked_logits(self.decode(tokens, memory)[:, -1], temperature,
                                          None if bin_mask is None else bin_mask[:, j])
+            logits = self._cap(x, j, logits, changed, max_changes)
             idx = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)[:, 0]
             noise = None
             if sigma > 0:
                 noise = torch.randn(B, generator=generator, device=x.device, dtype=value_dtype)
-            value = self._value(x, j, idx, bin_values, stay_in_bin, noise, sigma, fixed)
+            value = self._value(x, j, idx, bin_values, stay_in_bin, noise, sigma, fixed,
+                                stay_radius)
+            value = self._count(x, j, value, changed, max_changes)
             tokens = torch.cat([tokens, value[:, None]], dim=1)
         return tokens[:, 1:]
 
     def _sample_cached(self, x, temperature, sigma, bin_mask, fixed, generator, bin_values,
-                       stay_in_bin, group: int = 1) -> Tensor:
+                       stay_in_bin, group: int = 1, max_changes: int | None = None,
+                       stay_radius: int = 0) -> Tensor:
         B, D = x.shape
         n_bins, H = self.cfg.n_bins, self.cfg.n_heads
         dtype = self.bins.dtype
@@ -315,6 +352,8 @@ class RecourseTransformer(nn.Module):
                 forbidden = ~(allowed | ~allowed.any(dim=-1, keepdim=True))
             # Features fixed in every row of the slice copy x: no need for their logits.
             copied = [False] * D if fixed is None else fixed[s].all(dim=0).tolist()
+            changed = None if max_changes is None else torch.zeros(b, dtype=torch.long,
+                                                                    device=x.device)
             token = torch.ones_like(xs[:, :1])  # [y+]
             for j in range(D):
                 h = self.dec_embed(token, j)
@@ -326,10 +365,12 @@ class RecourseTransformer(nn.Module):
                     logits = self.head(h)[:, -1] * temperature
                     if forbidden is not None:
                         logits = logits.masked_fill(forbidden[:, j], float("-inf"))
+                    logits = self._cap(xs, j, logits, changed, max_changes)
                     idx = torch.argmax(torch.softmax(logits, dim=-1) / expo[j, s], dim=-1)
                     value = self._value(xs, j, idx, bin_values, stay_in_bin,
                                         None if gauss is None else gauss[j, s], sigma,
-                                        None if fixed is None else fixed[s])
+                                        None if fixed is None else fixed[s], stay_radius)
+                    value = self._count(xs, j, value, changed, max_changes)
                 out[s, j] = value
                 token = value[:, None]
         return out

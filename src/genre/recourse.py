@@ -31,14 +31,16 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     person (`start` + the row's position in `people`: the 0-based row index of the file
     when `people` is a block starting at row `start`), the id column (`id_column`, else the
     schema's, when set: carried through unchanged), option (only when options > 1), the
-    features, h_probability, cost (L1, normalised units), plausible (LOF inlier among the
-    training data's favourable rows) and status ('recourse', 'none found', 'already
-    accepted': returned unchanged). changes: `profile_changes` of the profiles.
+    features, h_probability, cost (L1, normalised units), plausible (near the training
+    data's favourable rows, by a calibrated threshold: see genre.plausibility) and status
+    ('recourse', 'none found', 'already accepted': returned unchanged). changes:
+    `profile_changes` of the profiles.
     Features a profile leaves unchanged keep the input's value exactly; changed numbers
     are rounded to what the model's float32 arithmetic resolves (no 12.9999996 for 13), and
     a numeric column given as integers stays integer where every value is whole.
-    With options == 1 each person gets the sample h scores highest (GenRe's rule); with K,
-    up to K distinct accepted profiles ranked by cost.
+    With options == 1 each person gets the sample h scores highest (GenRe's rule; with
+    effort keys in the schema, the cheapest sample h accepts); with K, up to K distinct
+    accepted profiles ranked by the schema's effort, distinct sets of changes first.
     """
     enc = model.encoder_
     id_column = id_column if id_column is not None else enc.schema_.id_column

@@ -96,7 +96,8 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     for outputs genre.io's policy refuses: an output that is the input or the other output,
     a link, a directory or a device; an existing file unless overwrite.
 
-    Returns counts: people, rows (output rows), changes (change rows), and the number of
+    Returns counts: people, rows (output rows), profiles (output rows with a recourse),
+    changes (change rows: changed features, summed over profiles), and the number of
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
     change rows of the first `show` people with changes (a DataFrame, for display).
     """
@@ -125,7 +126,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
         allow_target=True, source=source)
     floats = [f.name for f in model.encoder_.schema_.features
               if not f.is_categorical and not f.integer]
-    counts = dict.fromkeys(("people", "rows", "changes", *STATUSES), 0)
+    counts = dict.fromkeys(("people", "rows", "profiles", "changes", *STATUSES), 0)
     preview: list[pd.DataFrame] = []
     shown: set = set()
     from tqdm.auto import tqdm
@@ -151,6 +152,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
             counts["people"] += len(people)
             counts["rows"] += len(result)
             counts["changes"] += len(diff)
+            counts["profiles"] += int((result["status"] == "recourse").sum())
             for status in STATUSES:
                 counts[status] += int(statuses.get(status, 0))
             if len(shown) < show and len(diff):

@@ -64,6 +64,7 @@ class RecourseTask:
     classifier: Classifier
     name: str = "task"
     seed: int = 0
+    classifier_report: dict | None = None  # held-out figures of a default h we chose
 
     @property
     def n_features(self) -> int:

@@ -8,8 +8,11 @@ DiCE sees wraps h: it encodes DiCE's DataFrames back to the normalised space and
 desired_class=1 and features_to_vary = the mutable features; monotone features, when the
 task enforces them, get a permitted range on their allowed side. Of the `total_cfs`
 counterfactuals DiCE returns (its post-hoc sparsified ones), the cheapest (L1, normalised)
-that h accepts after projection is kept, else the cheapest. A DiCE failure or an empty answer
-for one individual gives that individual a NaN row; `n_failed_` counts them.
+that h accepts after projection is kept, else the cheapest. With effort keys in the schema,
+"cheapest" is by the schema's effort, and max_changes is applied post hoc: counterfactuals
+changing more features are dropped (DiCE itself cannot cap the number of changes). A DiCE
+failure or an empty answer for one individual gives that individual a NaN row; `n_failed_`
+counts them.
 
 Modes: "random" (DiCE's random sampling, seeded through `random_seed`) and "genetic" (its
 genetic algorithm; it takes no seed argument, so numpy's and Python's global generators are
@@ -197,7 +200,12 @@ class DiCE(RecourseMethod):
                 self.n_failed_ += 1
                 continue
             C = enc.project(C, factual=np.repeat(X[i:i + 1], len(C), axis=0))
-            cost = np.abs(C - X[i]).sum(axis=1)
+            if enc.schema_.max_changes is not None:
+                C = C[enc.n_changes(X[i], C) <= enc.schema_.max_changes]
+                if len(C) == 0:
+                    self.n_failed_ += 1
+                    continue
+            cost = enc.effort(X[i], C)
             valid = self.task_.classifier.predict_proba(C) > 0.5
             pick = np.where(valid, cost, cost + 1e9).argmin()
             out[i] = C[pick]

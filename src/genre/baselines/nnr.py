@@ -2,7 +2,9 @@
 
 Candidates are training points with h(x) > 0.5; a candidate is feasible for a query when its
 immutable features are equal (and, when the task enforces them, monotone features moved
-only their allowed way). The search is the one pair synthesis uses, with k = 1.
+only their allowed way). The search is the one pair synthesis uses, with k = 1: with effort
+keys in the schema "closest" is by the schema's effort, and a candidate changing more than
+max_changes features is not feasible.
 """
 
 from __future__ import annotations
@@ -29,8 +31,10 @@ class NearestNeighbourRecourse(RecourseMethod):
 
     def generate(self, X: np.ndarray) -> np.ndarray:
         enc = self.task_.encoder
+        effort = enc.effort_terms() if enc.schema_.has_effort else None
         search = PairSampler(X, self.candidates_, enc.immutable_mask, lambda_=1.0, k=1,
-                             monotone=enc.monotone, block_size=self.block_size)
+                             monotone=enc.monotone, block_size=self.block_size, effort=effort,
+                             max_changes=enc.schema_.max_changes)
         out = np.full(X.shape, np.nan)
         out[search.source_index_] = self.candidates_[search.neighbours_[:, 0]]
         return out

@@ -50,9 +50,11 @@ DEFAULT_OUT = Path("benchmarks/results/table")
 # other files there are never touched.
 RESULT_FILES = ("results.csv", "results.md", "results.json")
 
-COLUMNS = ("method", "dataset", "seed", "cost", "val", "val_h", "lof", "score", "ms_per_individual")
+COLUMNS = ("method", "dataset", "seed", "cost", "val", "val_h", "lof", "score", "changes",
+           "ms_per_individual")
 EXTRA_COLUMNS = ("found", "fit_seconds", "imm_violations", "mono_violations", "error")
-METRICS = ("cost", "val", "val_h", "lof", "score", "ms_per_individual", "fit_seconds")
+METRICS = ("cost", "val", "val_h", "lof", "score", "changes", "ms_per_individual",
+           "fit_seconds")
 
 # --quick: caps on the heavy hyper-parameters (iterations, samples, VAE epochs, GenRe's
 # size and epochs), for demos and smoke tests. Figures from a quick run are not the paper's.
@@ -210,6 +212,7 @@ def _row(method: str, dataset: str, report=None, fit_seconds: float = math.nan,
     return {"method": method, "dataset": dataset, "seed": seed, "cost": report.cost,
             "val": report.val,
             "val_h": report.val_h, "lof": report.lof, "score": report.score,
+            "changes": report.changes,
             "ms_per_individual": 1000.0 * report.seconds / max(report.n, 1),
             "found": report.found, "fit_seconds": fit_seconds,
             "imm_violations": report.violations.immutable,
@@ -401,7 +404,7 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
     metrics, error (the first seed's error, "" when every seed ran). A cell where some seed
     failed keeps the error and the figures of the seeds that ran.
     """
-    metrics = ["cost", "val", "lof", "score", "ms_per_individual"]
+    metrics = ["cost", "val", "lof", "score", "changes", "ms_per_individual"]
     out = []
     for (method, dataset), g in table.groupby(["method", "dataset"], sort=False):
         ok = g[g.error.fillna("") == ""]
@@ -449,10 +452,11 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
             "(the run is still going, or it stopped early)"]),
         "- Cost: mean L1 in normalised space (lower is better); Val: fraction valid under the "
         "gold model; LOF: fraction of inliers; Score = Val + LOF - Cost/D (best in bold); "
-        "ms/indiv: generation time per individual.", "",
+        "Changes: mean number of features changed; ms/indiv: generation time per individual.",
+        "",
     ]
     header = ["Method"] + [f"{d} {c}" for d in datasets
-                           for c in ("Cost", "Val", "LOF", "Score", "ms/indiv")]
+                           for c in ("Cost", "Val", "LOF", "Score", "Changes", "ms/indiv")]
     lines.append("| " + " | ".join(header) + " |")
     lines.append("|---|" + "---:|" * (len(header) - 1))
     summary = summarise(table) if len(table) else pd.DataFrame(
@@ -465,18 +469,18 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
         for d in datasets:
             r = cells.get((name, d))
             if r is None:  # not run yet (a partial table)
-                row += ["-"] * 5
+                row += ["-"] * 6
                 continue
             if r.error:
                 errors.append(f"- {name} on {d}: {r.error}")
                 if r.n_seeds == 0:
-                    row += ["error"] + [""] * 4
+                    row += ["error"] + [""] * 5
                     continue
             score = _cell(r, "score")
             if np.isfinite(best[d]) and r.score == best[d]:
                 score = f"**{score}**"
             row += [_cell(r, "cost"), _cell(r, "val"), _cell(r, "lof"), score,
-                    _cell(r, "ms_per_individual", 1)]
+                    _cell(r, "changes", 1), _cell(r, "ms_per_individual", 1)]
         lines.append("| " + " | ".join(row) + " |")
     if errors:
         lines += ["", "Errors:", ""] + errors
@@ -506,7 +510,7 @@ def rich_table(table: pd.DataFrame, title: str = "benchmark"):
     t = Table(title=title)
     t.add_column("method")
     for d in datasets:
-        for c in ("Cost", "Val", "LOF", "Score", "ms/ind"):
+        for c in ("Cost", "Val", "LOF", "Score", "Chg", "ms/ind"):
             t.add_column(f"{d}\n{c}", justify="right")
     cells = {(r.method, r.dataset): r for r in summary.itertuples(index=False)}
     for name in methods:
@@ -514,10 +518,10 @@ def rich_table(table: pd.DataFrame, title: str = "benchmark"):
         for d in datasets:
             r = cells.get((name, d))
             if r is None or r.n_seeds == 0:
-                row += ["[red]error[/]"] + [""] * 4
+                row += ["[red]error[/]"] + [""] * 5
             else:
                 row += [_cell(r, "cost"), _cell(r, "val"), _cell(r, "lof"), _cell(r, "score"),
-                        _cell(r, "ms_per_individual", 1)]
+                        _cell(r, "changes", 1), _cell(r, "ms_per_individual", 1)]
         t.add_row(*row)
     return t
 
@@ -681,7 +685,7 @@ def benchmark_command(
     from rich.console import Console
     from rich.markup import escape
 
-    # The table is wide (5 columns per dataset); when output is not a terminal (a log, CI)
+    # The table is wide (6 columns per dataset); when output is not a terminal (a log, CI)
     # rich would assume 80 columns.
     console = Console(width=None if sys.stdout.isatty() else 160)
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)

@@ -25,6 +25,12 @@ def cost(X: np.ndarray, X_plus: np.ndarray) -> float:
     return float(np.abs(X[ok] - X_plus[ok]).sum(axis=1).mean()) if ok.any() else float("nan")
 
 
+def mean_changes(X: np.ndarray, X_plus: np.ndarray) -> float:
+    """Mean number of features changed, over individuals with a recourse (nan if none)."""
+    ok = found_mask(X_plus)
+    return float(Encoder.n_changes(X[ok], X_plus[ok]).mean()) if ok.any() else float("nan")
+
+
 def validity(clf: Classifier, X_plus: np.ndarray) -> float:
     """Fraction of all individuals whose recourse clf scores favourable (P > 0.5)."""
     ok = found_mask(X_plus)
@@ -87,6 +93,7 @@ class Report:
     score: float
     violations: Violations
     seconds: float
+    changes: float = float("nan")  # mean number of features changed (found recourses)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -104,4 +111,5 @@ def evaluate(X: np.ndarray, X_plus: np.ndarray, *, encoder: Encoder, gold: Class
         val_h=validity(h, X_plus), lof=lof_frac,
         score=score(val, lof_frac, c, X.shape[1]),
         violations=violations(encoder, X, X_plus), seconds=seconds,
+        changes=mean_changes(X, X_plus),
     )

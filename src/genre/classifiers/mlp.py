@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from genre.errors import ModelError
-from genre.task import TorchClassifier
+from genre.task import SklearnClassifier, TorchClassifier
 from genre.threads import torch_threads
 
 
@@ -185,3 +185,30 @@ def load_sklearn(path: Path, trusted: set[str] = TRUSTED_SKLEARN_TYPES):
         return sio.load(path, trusted=sorted(untrusted))
     except Exception as exc:  # a damaged file can fail anywhere inside skops
         raise ModelError(f"{path}: cannot load the .skops file ({exc})") from exc
+
+
+def is_saveable_sklearn(clf) -> bool:
+    """Whether `clf` is an h that `save_sklearn` / `load_sklearn_h` store with a model: a
+    SklearnClassifier around a HistGradientBoostingClassifier (the default h for user data
+    may be one)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return (isinstance(clf, SklearnClassifier) and clf.favourable_index == 1
+            and isinstance(clf.model, HistGradientBoostingClassifier))
+
+
+def load_sklearn_h(path: Path):
+    """An h saved by `save_sklearn` beside a model, as a SklearnClassifier on normalised rows.
+    Types outside genre.classifiers.skops's allow-list are refused (nothing is unpickled)."""
+    import skops.io as sio
+
+    from genre.classifiers.skops import skops_type_allowed
+
+    try:
+        untrusted = set(sio.get_untrusted_types(file=Path(path)))
+    except Exception as exc:  # skops raises several types on a corrupt file
+        raise ModelError(f"{path}: not a readable .skops file ({exc})") from exc
+    model = load_sklearn(path, trusted={t for t in untrusted if skops_type_allowed(t)})
+    if not hasattr(model, "predict_proba"):
+        raise ModelError(f"{path}: the saved {type(model).__name__} is not a classifier")
+    return SklearnClassifier(model)

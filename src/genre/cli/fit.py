@@ -71,10 +71,12 @@ def fit(
                 user_schema = replace(user_schema, id_column=id_column)
             table = read_table(data)
             with console.status("checking the data" + ("" if classifier else
-                                                       " and training the classifier h")):
+                                                       " and choosing the classifier h")):
                 task = build_user_task(table, user_schema, classifier, seed=seed,
                                        source=str(data))
             name = str(data)
+            if task.classifier_report is not None:
+                print_classifier_report(task.classifier_report)
         t1 = time.perf_counter()
         log_progress()
         model = genre_for(dataset or "", fast=fast, seed=seed).fit(task)
@@ -93,6 +95,25 @@ def fit(
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+
+
+def print_classifier_report(report: dict) -> None:
+    """What `genre fit` says about the default h it chose (see usertask.choose_classifier)."""
+    names = {"mlp": "the protocol's MLP", "hgb": "HistGradientBoosting"}
+    if report.get("auc") is None:
+        console.print(f"classifier h: {names[report['kind']]}, trained on all rows (too few "
+                      "rows of one class to hold any out: its accuracy is unknown)")
+        return
+    other = "hgb" if report["kind"] == "mlp" else "mlp"
+    console.print(f"classifier h: {names[report['kind']]}, chosen by held-out ROC AUC "
+                  f"({report['auc']:.3f} vs {report[f'auc_{other}']:.3f} for "
+                  f"{names[other]}) on {report['n_holdout']} held-out rows, then refitted on "
+                  f"all rows; held-out accuracy {report['accuracy']:.3f}, majority-class "
+                  f"baseline {report['majority']:.3f}")
+    if report["accuracy"] <= report["majority"]:
+        console.print("[yellow]warning:[/] h is no more accurate than always answering the "
+                      "majority class; recourse explains this h, so consider giving your own "
+                      "--classifier")
 
 
 def log_progress() -> None:

@@ -19,6 +19,8 @@ import pandas as pd
 from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key
 from genre.errors import InputError, value_repr
 
+CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
+
 
 def is_number(v) -> bool:
     """A real number (Python or numpy), not a bool."""
@@ -178,6 +180,36 @@ class Encoder:
         return np.array([1.0 if f.max is None else
                          ((np.floor(f.max) if f.integer else f.max) - self.lo_[j]) /
                          (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
+
+    def effort_terms(self) -> tuple[np.ndarray, np.ndarray]:
+        """(per_unit, per_change), each (D,): effort = sum_j per_unit_j * |x+_j - x_j| +
+        sum_j per_change_j * [x_j changed], in normalised units.
+
+        Without effort keys in the schema this is the paper's L1 cost (per_unit 1, per_change
+        0). With them: a numeric or `ordered` categorical feature costs its weight per unit
+        of its normalised range, any change of an unordered categorical costs its weight
+        (never a code distance), and every changed feature adds the schema's `sparsity`.
+        """
+        D = self.n_features
+        if not self.schema_.has_effort:
+            return np.ones(D), np.zeros(D)
+        w = np.array([f.weight for f in self.schema_.features])
+        unordered = np.array([f.is_categorical and not f.ordered for f in self.schema_.features])
+        per_change = np.where(unordered, w, 0.0) + (self.schema_.sparsity or 0.0)
+        return np.where(unordered, 0.0, w), per_change
+
+    def effort(self, X: np.ndarray, X_plus: np.ndarray) -> np.ndarray:
+        """The schema's effort of moving from X to X_plus (broadcast over leading axes; see
+        `effort_terms`). Equals the L1 cost when the schema has no effort keys."""
+        per_unit, per_change = self.effort_terms()
+        d = np.abs(np.asarray(X_plus, dtype=float) - np.asarray(X, dtype=float))
+        return d @ per_unit + (d > CHANGE_TOL) @ per_change
+
+    @staticmethod
+    def n_changes(X: np.ndarray, X_plus: np.ndarray) -> np.ndarray:
+        """Number of features X_plus changes from X (broadcast over leading axes)."""
+        d = np.abs(np.asarray(X_plus, dtype=float) - np.asarray(X, dtype=float))
+        return (d > CHANGE_TOL).sum(axis=-1)
 
     def project(self, X: np.ndarray, factual: np.ndarray | None = None) -> np.ndarray:
         """Snap normalised points onto what the schema allows.

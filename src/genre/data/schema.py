@@ -6,6 +6,13 @@ direction, optional bounds and whether it is integer-valued; plus the target col
 its favourable value; optionally an identifier column (`id_column`, the YAML key `id`)
 that is carried through to every output and never used as a feature.
 
+Effort keys (optional; without them recourse is judged by the paper's plain L1 cost):
+per feature `cost: w` (w >= 0, default 1) is the effort of moving a numeric feature across
+its whole range, or of any change of a categorical one; a categorical with `ordered: true`
+may use its order (a move of m steps among n categories costs w * m / (n - 1)), and its
+order is also what `monotone` follows. Top level `max_changes: K` caps the number of
+features a recourse changes, `sparsity: s` (s >= 0) is the effort of each changed feature.
+
 Reading, writing and inferring schemas: `Schema.from_yaml`, `Schema.to_yaml`,
 `Schema.infer` (implemented in genre.data.schema_file).
 """
@@ -28,7 +35,9 @@ if TYPE_CHECKING:
 Kind = Literal["numeric", "categorical"]
 Monotone = Literal["increase", "decrease"] | None
 
-_FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer"}
+_FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer", "cost",
+                 "ordered"}
+_TOP_KEYS = {"name", "target", "favourable", "features", "id", "max_changes", "sparsity"}
 # The model computes in float32: numbers (bounds, cells) beyond its range are refused.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -52,9 +61,17 @@ class Feature:
     min: float | None = None
     max: float | None = None
     integer: bool = False
+    cost: float | None = None  # effort weight; None = not given (1)
+    ordered: bool = False  # categorical only: the category order means something
 
     def __post_init__(self) -> None:
         where = f"feature '{self.name}'"
+        if self.cost is not None and (isinstance(self.cost, bool)
+                                      or not isinstance(self.cost, int | float)
+                                      or not self.cost >= 0 or self.cost == float("inf")):
+            raise SchemaError(f"{where}: cost must be a finite number >= 0, got {self.cost!r}")
+        if self.ordered and self.kind != "categorical":
+            raise SchemaError(f"{where}: ordered applies to categorical features only")
         if self.kind not in ("numeric", "categorical"):
             raise SchemaError(
                 f"{where}: type must be 'numeric' or 'categorical', got {self.kind!r}"
@@ -92,6 +109,11 @@ class Feature:
     def is_categorical(self) -> bool:
         return self.kind == "categorical"
 
+    @property
+    def weight(self) -> float:
+        """The effort weight: `cost` when given, else 1."""
+        return 1.0 if self.cost is None else float(self.cost)
+
 
 def _finite32(x) -> bool:
     try:
@@ -108,8 +130,19 @@ class Schema:
     name: str = "custom"
     extra: dict = field(default_factory=dict, compare=False)
     id_column: str | None = None
+    max_changes: int | None = None  # no recourse changes more than this many features
+    sparsity: float | None = None  # effort of each changed feature (None = not given, 0)
 
     def __post_init__(self) -> None:
+        if self.max_changes is not None and (isinstance(self.max_changes, bool)
+                                             or not isinstance(self.max_changes, int)
+                                             or self.max_changes < 1):
+            raise SchemaError(f"max_changes must be a whole number >= 1, got "
+                              f"{self.max_changes!r}")
+        if self.sparsity is not None and (isinstance(self.sparsity, bool)
+                                          or not isinstance(self.sparsity, int | float)
+                                          or not 0 <= self.sparsity < float("inf")):
+            raise SchemaError(f"sparsity must be a finite number >= 0, got {self.sparsity!r}")
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("schema has no features")
@@ -164,6 +197,13 @@ class Schema:
                 return f
         raise KeyError(name)
 
+    @property
+    def has_effort(self) -> bool:
+        """Whether any effort key is given (cost, ordered, max_changes, sparsity): recourse
+        is then judged by `effort` rather than the paper's plain L1 cost."""
+        return (self.max_changes is not None or self.sparsity is not None
+                or any(f.cost is not None or f.ordered for f in self.features))
+
     def with_monotone(self, enabled: bool) -> Schema:
         """The same schema with every monotone constraint kept (True) or dropped (False)."""
         if enabled:
@@ -178,10 +218,10 @@ class Schema:
             d: dict[str, Any] = {"type": f.kind}
             if f.categories is not None:
                 d["categories"] = list(f.categories)
-            for key in ("immutable", "integer"):
+            for key in ("immutable", "integer", "ordered"):
                 if getattr(f, key):
                     d[key] = True
-            for key in ("monotone", "min", "max"):
+            for key in ("monotone", "min", "max", "cost"):
                 if getattr(f, key) is not None:
                     d[key] = getattr(f, key)
             feats[f.name] = d
@@ -189,16 +229,20 @@ class Schema:
                "features": feats}
         if self.id_column is not None:
             out["id"] = self.id_column
+        for key in ("max_changes", "sparsity"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     @classmethod
     def from_dict(cls, d: Any, source: str = "schema") -> Schema:
         if not isinstance(d, dict):
             raise SchemaError(f"{source}: expected a mapping with 'target' and 'features'")
-        unknown = set(d) - {"name", "target", "favourable", "features", "id"}
+        unknown = set(d) - _TOP_KEYS
         if unknown:
             raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown)}; "
-                              "expected target, favourable, features (and optionally id)")
+                              "expected target, favourable, features (optionally name, id, "
+                              "max_changes, sparsity)")
         if "id" in d and not isinstance(d["id"], str):
             raise SchemaError(f"{source}: 'id' (the identifier column's name) must be text")
         if "target" not in d or not isinstance(d["target"], str):
@@ -217,10 +261,10 @@ class Schema:
                                   f"{sorted(_FEATURE_KEYS)}")
             if "type" not in spec:
                 raise SchemaError(f"{where}: 'type' is required (numeric or categorical)")
-            for key in ("immutable", "integer"):
+            for key in ("immutable", "integer", "ordered"):
                 if key in spec and not isinstance(spec[key], bool):
                     raise SchemaError(f"{where}: '{key}' must be true or false")
-            for key in ("min", "max"):
+            for key in ("min", "max", "cost"):
                 if key in spec and (isinstance(spec[key], bool)
                                     or not isinstance(spec[key], int | float)):
                     raise SchemaError(f"{where}: '{key}' must be a number, got "
@@ -233,6 +277,14 @@ class Schema:
                 categories=tuple(cats) if cats is not None else None,
                 immutable=spec.get("immutable", False), monotone=spec.get("monotone"),
                 min=spec.get("min"), max=spec.get("max"), integer=spec.get("integer", False),
+                cost=spec.get("cost"), ordered=spec.get("ordered", False),
             ))
+        for key in ("max_changes", "sparsity"):
+            if key in d and d[key] is not None and (isinstance(d[key], bool) or not isinstance(
+                    d[key], int if key == "max_changes" else int | float)):
+                raise SchemaError(f"{source}: '{key}' must be a "
+                                  f"{'whole number' if key == 'max_changes' else 'number'}, "
+                                  f"got {d[key]!r}")
         return cls(tuple(out), d["target"], d.get("favourable", 1), d.get("name", "custom"),
-                   id_column=d.get("id"))
+                   id_column=d.get("id"), max_changes=d.get("max_changes"),
+                   sparsity=d.get("sparsity"))

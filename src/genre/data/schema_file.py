@@ -12,6 +12,11 @@
         country:    {type: categorical, immutable: true}
 
   Every key but `type` is optional; categories left out are taken from the training data.
+  Effort keys (optional): per feature `cost: w` (w >= 0, default 1: the effort of moving a
+  numeric feature across its range, or of any change of a categorical one) and `ordered:
+  true` (a categorical whose order means something: a move costs w times the steps over
+  n - 1, and `monotone` follows that order); top level `max_changes: K` (no recourse changes
+  more than K features) and `sparsity: s` (effort added per changed feature).
   The file is read with a safe YAML loader that follows YAML 1.2 for booleans: only
   true/false are booleans, so a category written `yes`, `no`, `on` or `off` stays a string;
   a date stays a string too. A key given twice is an error rather than silently overwritten.
@@ -184,12 +189,15 @@ def schema_yaml(schema: Schema) -> str:
         out["id"] = d["id"]
     if d.get("name", "custom") != "custom":
         out["name"] = d["name"]
+    for key in ("max_changes", "sparsity"):
+        if key in d:
+            out[key] = _plain(d[key])
     out["features"] = {}
     for name, spec in d["features"].items():
         spec = dict(spec)
         if "categories" in spec:
             spec["categories"] = [_plain(c) for c in spec["categories"]]
-        for key in ("min", "max"):
+        for key in ("min", "max", "cost"):
             if key in spec:
                 spec[key] = _plain(spec[key])
         out["features"][name] = _FlowMap(spec)
@@ -253,6 +261,12 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
     notes.append("Nothing is marked immutable or monotone: add `immutable: true` to features "
                  "a person cannot change (e.g. age, country) and `monotone: increase` (or "
                  "decrease) to those that can only move one way (e.g. education).")
+    notes.append("Effort (optional): `cost: w` on a feature is the effort of moving it across "
+                 "its whole range (numeric) or of any change (categorical; default 1); "
+                 "categories are unordered unless you add `ordered: true`, and only then "
+                 "does a move cost more for being longer; `monotone` on a categorical follows "
+                 "the order of its categories. Top level `max_changes: K` caps how many "
+                 "features one recourse may change; `sparsity: s` adds s per changed feature.")
     return Schema(features=tuple(feats), target=target, favourable=fav,
                   extra={"notes": notes}, id_column=id_column)
 
