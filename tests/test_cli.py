@@ -85,7 +85,7 @@ def test_recourse_options_and_changes_view(compas, tmp_path):
     assert result.exit_code == 0, result.output
     got = pd.read_csv(out)
     assert got.groupby("person")["option"].max().max() <= 3
-    people.index = range(2, 7)  # the input file's line numbers
+    people.index = range(5)  # person: the input's 0-based row index
     for person, group in got[got["status"] == "recourse"].groupby("person"):
         feats = group[list(people.columns)].astype(str).agg("|".join, axis=1)
         assert feats.is_unique  # genuinely different options

@@ -9,7 +9,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from genre.bench.benchmark import _genre_key, benchmark_command
+from genre.bench.benchmark import benchmark_command, genre_cache_key
 from genre.bench.sweeps import (
     carriers,
     robustness,
@@ -80,12 +80,12 @@ def test_substituted_h_changes_individuals_and_cache_key(compas):
     model = GenRe(gamma=0.5)
     # Training sees h only through which rows lie above gamma: scaling at gamma 0.5 keeps the
     # model, moving the threshold does not; at gamma 0.7 scaling changes the pairs too.
-    assert _genre_key(model, same, False) == _genre_key(model, compas, False)
-    assert _genre_key(model, scaled, False) == _genre_key(
+    assert genre_cache_key(model, same, False) == genre_cache_key(model, compas, False)
+    assert genre_cache_key(model, scaled, False) == genre_cache_key(
         model, compas.with_classifier(distorted(compas.h, scale=0.5), "logits x0.5"), False)
-    assert _genre_key(model, strict, False) != _genre_key(model, scaled, False)
+    assert genre_cache_key(model, strict, False) != genre_cache_key(model, scaled, False)
     model7 = GenRe(gamma=0.7)
-    assert _genre_key(model7, scaled, False) != _genre_key(
+    assert genre_cache_key(model7, scaled, False) != genre_cache_key(
         model7, compas.with_classifier(distorted(compas.h, scale=0.5), "logits x0.5"), False)
 
 

@@ -78,7 +78,7 @@ GENRE_CACHE_VERSION = "v1"
 
 
 # ------------------------------------------------------------------------- names
-def _split(names) -> list[str]:
+def split_names(names) -> list[str]:
     """Comma- and/or space-separated names (a string or an iterable of strings), deduplicated."""
     if names is None:
         return []
@@ -96,7 +96,7 @@ def resolve_methods(methods: list[str] | str = "all") -> list[str]:
     """The method names a run will use; "all" = every registered one, in the paper's order."""
     from genre.baselines import METHODS
 
-    names = _split(methods)
+    names = split_names(methods)
     if not names or "all" in names:
         return ([m for m in PAPER_METHODS if m in METHODS]
                 + [m for m in METHODS if m not in PAPER_METHODS])
@@ -113,7 +113,7 @@ def resolve_methods(methods: list[str] | str = "all") -> list[str]:
 def resolve_datasets(datasets: list[str] | str) -> list[str]:
     from genre.data import DATASETS
 
-    names = _split(datasets)
+    names = split_names(datasets)
     if not names:
         raise InputError("no dataset given")
     unknown = [d for d in names if d not in DATASETS]
@@ -147,7 +147,7 @@ def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict
         name, **kwargs)
 
 
-def _genre_key(model, protocol, monotone: bool) -> str:
+def genre_cache_key(model, protocol, monotone: bool) -> str:
     from genre.bench.protocol import CACHE_VERSION
     from genre.estimator import FORMAT_VERSION
 
@@ -174,7 +174,7 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
     from genre.cache import cache_dir, report_rebuild
     from genre.estimator import GenRe
 
-    where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, monotone)
+    where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, monotone)
     if use_cache and (where.exists() or where.is_symlink()):
         try:
             loaded = GenRe.load(where, classifier=protocol.h, require_manifest=True)
@@ -200,7 +200,7 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
 
 
 # ------------------------------------------------------------------------ one cell
-def _row(method: str, dataset: str, report=None, fit_seconds: float = math.nan,
+def result_row(method: str, dataset: str, report=None, fit_seconds: float = math.nan,
          error: str = "", cached: bool = False, train_seconds: float = math.nan,
          seed: int = 0) -> dict:
     if report is None:
@@ -220,7 +220,7 @@ def _row(method: str, dataset: str, report=None, fit_seconds: float = math.nan,
             "cached_fit": cached, "train_seconds": train_seconds}
 
 
-def _error(exc: BaseException) -> str:
+def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")[:500]
 
 
@@ -245,9 +245,9 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
             cached = bool(getattr(info, "cached", False))
             train_seconds = float(getattr(info, "train_seconds", fit_seconds))
     except Exception as exc:  # noqa: BLE001 - one failing cell must not end the run
-        return _row(name, protocol.name, fit_seconds=time.perf_counter() - t0,
-                    error=_error(exc), seed=protocol.seed)
-    return _row(name, protocol.name, report, fit_seconds, cached=cached,
+        return result_row(name, protocol.name, fit_seconds=time.perf_counter() - t0,
+                    error=error_text(exc), seed=protocol.seed)
+    return result_row(name, protocol.name, report, fit_seconds, cached=cached,
                 train_seconds=train_seconds, seed=protocol.seed)
 
 
@@ -287,14 +287,15 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
     seed_list = list(dict.fromkeys(int(s) for s in seeds)) if seeds else [seed]
     out = Path(out)
     if command is None:
-        command = (f"run_benchmark(datasets={dataset_names!r}, methods={_split(methods) or 'all'!r}"
-                   f", n={n}, seeds={seed_list!r}, out={str(out)!r}, quick={quick}, "
+        command = (f"run_benchmark(datasets={dataset_names!r}, "
+                   f"methods={split_names(methods) or 'all'!r}, n={n}, seeds={seed_list!r}, "
+                   f"out={str(out)!r}, quick={quick}, "
                    f"monotone={monotone}" + (f", params={params!r}" if params else "") + ")")
     started = _dt.datetime.now().astimezone()
     meta = _meta(command, started, dataset_names, method_names, n, seed_list, quick, monotone,
                  params)
     rows: list[dict] = []
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("benchmark", total=len(dataset_names) * len(seed_list)
                             * len(method_names))
         for dataset in dataset_names:
@@ -307,8 +308,8 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
                     if len(X) == 0:
                         raise InputError(f"{dataset}: h rejects no test individual")
                 except Exception as exc:  # noqa: BLE001 - the other datasets still run
-                    msg = f"protocol: {_error(exc)}"
-                    rows += [_row(m, dataset, seed=s, error=msg) for m in method_names]
+                    msg = f"protocol: {error_text(exc)}"
+                    rows += [result_row(m, dataset, seed=s, error=msg) for m in method_names]
                     bar.advance(task, len(method_names))
                     _save(rows, meta, out, started, complete=False)
                     continue
@@ -335,7 +336,7 @@ def _save(rows: list[dict], meta: dict, out: Path, started, complete: bool) -> p
     return table
 
 
-def _progress_bar(enabled: bool):
+def progress_bar(enabled: bool):
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -381,7 +382,7 @@ def _meta(command, started, datasets, methods, n, seeds, quick, monotone, params
             "machine": machine()}
 
 
-def _plain(v):
+def plain(v):
     """JSON-safe scalar: NaN/NA -> None, numpy scalars -> Python."""
     if v is None or v is pd.NA:
         return None
@@ -392,7 +393,7 @@ def _plain(v):
     return v
 
 
-def _fmt(v, digits: int = 2) -> str:
+def fmt(v, digits: int = 2) -> str:
     return "-" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) \
         else f"{v:.{digits}f}"
 
@@ -421,8 +422,8 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
 def _cell(r, metric: str, digits: int = 2) -> str:
     mean, sd = getattr(r, metric), getattr(r, f"{metric}_sd")
     if sd is None or (isinstance(sd, float) and math.isnan(sd)):
-        return _fmt(mean, digits)
-    return f"{_fmt(mean, digits)} ± {_fmt(sd, digits)}"
+        return fmt(mean, digits)
+    return f"{fmt(mean, digits)} ± {fmt(sd, digits)}"
 
 
 def markdown(table: pd.DataFrame, meta: dict) -> str:
@@ -494,8 +495,8 @@ def write_results(table: pd.DataFrame, full: pd.DataFrame, meta: dict, out: Path
     with atomic_path(out / csv_name) as tmp:
         table.to_csv(tmp, index=False)
     write_text(out / md_name, markdown(table, meta))
-    rows = [{k: _plain(v) for k, v in r.items()} for r in full.to_dict(orient="records")]
-    doc = {k: _plain(v) if not isinstance(v, (dict, list)) else v for k, v in meta.items()}
+    rows = [{k: plain(v) for k, v in r.items()} for r in full.to_dict(orient="records")]
+    doc = {k: plain(v) if not isinstance(v, (dict, list)) else v for k, v in meta.items()}
     doc["rows"] = rows
     write_text(out / json_name, json.dumps(doc, indent=2, allow_nan=False) + "\n")
 
@@ -534,7 +535,7 @@ def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
 
     method_names = set(METHODS) | set(PAPER_METHODS) | {"all"}
     ds, ms, nums = [], [], []
-    for name in _split(extras):
+    for name in split_names(extras):
         if name in DATASETS:
             ds.append(name)
         elif name in method_names:
@@ -691,15 +692,16 @@ def benchmark_command(
     err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
     try:
         extra_ds, extra_ms, numbers = _sort_extras(names or [])
-        ds = _split(datasets or []) + [d for d in extra_ds if d not in _split(datasets or [])]
-        ms = _split(methods or []) + [m for m in extra_ms if m not in _split(methods or [])]
+        given_ds, given_ms = split_names(datasets or []), split_names(methods or [])
+        ds = given_ds + [d for d in extra_ds if d not in given_ds]
+        ms = given_ms + [m for m in extra_ms if m not in given_ms]
         ds = ds or list(PAPER_DATASETS)
         seed_list: list[int] = []
         if seeds and not sweep_lambda:  # `--seeds 0 1 2`: the bare numbers are seeds
-            seed_list, numbers = _parse_seeds(_split(seeds) + numbers), []
+            seed_list, numbers = _parse_seeds(split_names(seeds) + numbers), []
         elif seeds:
-            seed_list = _parse_seeds(_split(seeds))
-        lambdas = _split(sweep_lambda or []) + numbers
+            seed_list = _parse_seeds(split_names(seeds))
+        lambdas = split_names(sweep_lambda or []) + numbers
         experiment = _experiment(bool(sweep_lambda), ablation, miscalibrated, numbers)
         if experiment and len(seed_list) > 1:
             raise InputError("--seeds applies to the table; the experiments take one --seed")

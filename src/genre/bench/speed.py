@@ -110,11 +110,11 @@ def timed(fn: Callable[[], object], min_seconds: float = 0.5, max_runs: int = 5,
 # ------------------------------------------------------------------- per dataset
 def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
     """(GenRe, from the cache?, training seconds, its directory in the cache or None)."""
-    from genre.bench.benchmark import GENRE_CACHE, _genre_key, fit_genre_cached, make
+    from genre.bench.benchmark import GENRE_CACHE, fit_genre_cached, genre_cache_key, make
     from genre.cache import cache_dir
 
     model = make("genre", dataset, seed, quick)
-    where = cache_dir() / GENRE_CACHE / _genre_key(model, protocol, False)
+    where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, False)
     model, cached, train_seconds = fit_genre_cached(model, protocol, use_cache=use_cache)
     saved = where if use_cache and (where / "config.json").exists() else None
     return model, cached, train_seconds, saved
@@ -647,11 +647,11 @@ def speed_command(
     decoding and streaming memory; write OUT/speed.md, throughput.png, features.png.
 
     Replacing those (or the --json file) needs --overwrite."""
-    from genre.bench.benchmark import _split
+    from genre.bench.benchmark import split_names
 
     try:
-        ds = _split(datasets or []) + [d for d in _split(names or [])
-                                       if d not in _split(datasets or [])]
+        ds = split_names(datasets or []) + [d for d in split_names(names or [])
+                                       if d not in split_names(datasets or [])]
         ds = ds or ["compas", "adult", "heloc"]
         check_outputs([*results_files(out, SPEED_FILES), json_path], overwrite=overwrite)
         command = shlex.join(["genre", "benchmark-speed", "--datasets", *ds, "--n", str(n),

@@ -28,16 +28,16 @@ import numpy as np
 import pandas as pd
 
 from genre.bench.benchmark import (
-    _error,
-    _fmt,
-    _plain,
-    _progress_bar,
-    _row,
+    error_text,
     fit_genre_cached,
+    fmt,
     machine,
     make,
+    plain,
+    progress_bar,
     resolve_datasets,
     resolve_methods,
+    result_row,
     run_cell,
     versions,
 )
@@ -105,7 +105,7 @@ class Recorder:
         """Error rows for every cell of a dataset whose protocol could not be built."""
         for cell in cells:
             for m in methods:
-                self.add(_row(m, dataset, error=f"protocol: {_error(exc)}") | cell)
+                self.add(result_row(m, dataset, error=f"protocol: {error_text(exc)}") | cell)
         return len(cells) * len(methods)
 
     def save(self, complete: bool) -> pd.DataFrame:
@@ -115,8 +115,8 @@ class Recorder:
         self.out.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.out / "results.csv") as tmp:
             table.to_csv(tmp, index=False)
-        doc = {k: v if isinstance(v, dict | list) else _plain(v) for k, v in meta.items()}
-        doc["rows"] = [{k: _plain(v) for k, v in r.items()} for r in self.rows]
+        doc = {k: v if isinstance(v, dict | list) else plain(v) for k, v in meta.items()}
+        doc["rows"] = [{k: plain(v) for k, v in r.items()} for r in self.rows]
         write_text(self.out / "results.json", json.dumps(doc, indent=2, allow_nan=False) + "\n")
         write_text(self.out / "results.md", self.markdown(table, meta))
         if complete and len(table):
@@ -194,7 +194,7 @@ def run_lambda_sweep(datasets: Sequence[str] | str, lambdas: Sequence[float] = D
         {"datasets": dataset_names, "methods": names, "lambdas": lambdas, "n": n,
          "seed": seed, "quick": quick, "genre_budget": _budget_meta(dataset_names, quick)},
         lambda_markdown, lambda_plot)
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("lambda sweep", total=len(dataset_names) * len(lambdas) * len(names))
         for dataset in dataset_names:
             try:
@@ -253,7 +253,7 @@ def lambda_markdown(table: pd.DataFrame, meta: dict) -> str:
                     cells.append("error")
                 else:
                     r = r.iloc[0]
-                    cells.append(f"{_fmt(r.score)} / {_fmt(r.val)} / {_fmt(r.cost)}")
+                    cells.append(f"{fmt(r.score)} / {fmt(r.val)} / {fmt(r.cost)}")
             lines.append(f"| {m} | " + " | ".join(cells) + " |")
         lines.append("")
     rob = robustness(table)
@@ -262,9 +262,9 @@ def lambda_markdown(table: pd.DataFrame, meta: dict) -> str:
                   "| dataset | method | Score min..max | Score spread | Val min..max | "
                   "Cost min..max |", "|---|---|---:|---:|---:|---:|"]
         for r in rob.sort_values(["dataset", "score_spread"]).itertuples():
-            lines.append(f"| {r.dataset} | {r.method} | {_fmt(r.score_min)}..{_fmt(r.score_max)}"
-                         f" | {_fmt(r.score_spread)} | {_fmt(r.val_min)}..{_fmt(r.val_max)} | "
-                         f"{_fmt(r.cost_min)}..{_fmt(r.cost_max)} |")
+            lines.append(f"| {r.dataset} | {r.method} | {fmt(r.score_min)}..{fmt(r.score_max)}"
+                         f" | {fmt(r.score_spread)} | {fmt(r.val_min)}..{fmt(r.val_max)} | "
+                         f"{fmt(r.cost_min)}..{fmt(r.cost_max)} |")
     lines += _errors(table, lambda r: f"{r['method']} on {r['dataset']} at lambda "
                      f"{r['lambda']:g}")
     return "\n".join(lines) + "\n"
@@ -345,13 +345,13 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
     def evaluate(model, protocol, X, factor, value, reference, fit_seconds, cached):
         try:
             report, _, _ = run_method(model, protocol, len(X), fitted=True, X=X)
-            row = _row("genre", protocol.name, report, fit_seconds, cached=cached)
+            row = result_row("genre", protocol.name, report, fit_seconds, cached=cached)
         except Exception as exc:  # noqa: BLE001 - one failing cell must not end the run
-            row = _row("genre", protocol.name, error=_error(exc))
+            row = result_row("genre", protocol.name, error=error_text(exc))
         rec.add(row | {"factor": factor, "value": str(value), "reference": reference})
 
     total = sum(len(v) + 1 for v in (sampling | training).values()) * len(dataset_names)
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("ablation", total=total)
         for dataset in dataset_names:
             bar.update(task, description=f"{dataset}: reference")
@@ -363,7 +363,7 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
                 ref, cached, _ = fit_genre_cached(ref, protocol, use_cache=use_cache)
                 ref_fit = time.perf_counter() - t0
             except Exception as exc:  # noqa: BLE001 - the other datasets still run
-                rec.add(_row("genre", dataset, error=_error(exc))
+                rec.add(result_row("genre", dataset, error=error_text(exc))
                         | {"factor": "reference", "value": "", "reference": True})
                 bar.advance(task, total // len(dataset_names))
                 continue
@@ -391,7 +391,7 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
                             model, hit, _ = fit_genre_cached(model, protocol,
                                                              use_cache=use_cache)
                         except Exception as exc:  # noqa: BLE001
-                            rec.add(_row("genre", dataset, error=_error(exc))
+                            rec.add(result_row("genre", dataset, error=error_text(exc))
                                     | {"factor": factor, "value": str(value),
                                        "reference": False})
                         else:
@@ -445,7 +445,7 @@ def ablation_markdown(table: pd.DataFrame, meta: dict) -> str:
                     continue
                 r = r.iloc[0]
                 star = "*" if r.reference else ""
-                cells += [f"{_fmt(r.score, 3)}{star}", _fmt(r.val), _fmt(r.lof), _fmt(r.cost)]
+                cells += [f"{fmt(r.score, 3)}{star}", fmt(r.val), fmt(r.lof), fmt(r.cost)]
             lines.append(f"| {value} | " + " | ".join(cells) + " |")
         lines.append("")
     car = carriers(table)
@@ -455,8 +455,8 @@ def ablation_markdown(table: pd.DataFrame, meta: dict) -> str:
                   "| dataset | factor | Score min | Score max | range | best value |",
                   "|---|---|---:|---:|---:|---|"]
         for r in car.itertuples():
-            lines.append(f"| {r.dataset} | {r.factor} | {_fmt(r.min, 3)} | {_fmt(r.max, 3)} | "
-                         f"{_fmt(r.range, 3)} | {r.best_value} |")
+            lines.append(f"| {r.dataset} | {r.factor} | {fmt(r.min, 3)} | {fmt(r.max, 3)} | "
+                         f"{fmt(r.range, 3)} | {r.best_value} |")
     lines += _errors(table, lambda r: f"{r['dataset']} {r['factor']}={r['value']}")
     return "\n".join(lines) + "\n"
 
@@ -531,7 +531,7 @@ def run_miscalibration(datasets: Sequence[str] | str,
          "variants": {k: {"scale": s, "threshold": t} for k, (s, t) in variants.items()},
          "classifiers": {}, "genre_budget": _budget_meta(dataset_names, quick)},
         miscalibration_markdown, miscalibration_plot)
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("miscalibration",
                             total=len(dataset_names) * len(variants) * len(names))
         for dataset in dataset_names:
@@ -588,9 +588,9 @@ def miscalibration_markdown(table: pd.DataFrame, meta: dict) -> str:
                   "Brier | rejected test rows |", "|---|---|---:|---:|---:|---:|---:|"]
         for d, per in meta["classifiers"].items():
             for v, f in per.items():
-                lines.append(f"| {d} | {v} | {_fmt(f['accuracy'], 3)} | {_fmt(f['accepts'], 3)}"
-                             f" | {_fmt(f['gold_accepts_of_accepted'], 3)} | "
-                             f"{_fmt(f['brier'], 3)} | {f['rejected_individuals']} |")
+                lines.append(f"| {d} | {v} | {fmt(f['accuracy'], 3)} | {fmt(f['accepts'], 3)}"
+                             f" | {fmt(f['gold_accepts_of_accepted'], 3)} | "
+                             f"{fmt(f['brier'], 3)} | {f['rejected_individuals']} |")
         lines.append("")
     if not len(table):
         return "\n".join(lines) + "\n"
@@ -608,7 +608,7 @@ def miscalibration_markdown(table: pd.DataFrame, meta: dict) -> str:
                 for v in variants:
                     r = part[(part.method == m) & (part.variant == v)]
                     cells.append("-" if not len(r) else "error" if r.error.iloc[0]
-                                 else _fmt(r[col].iloc[0]))
+                                 else fmt(r[col].iloc[0]))
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
             lines.append("")
     lines += _errors(table, lambda r: f"{r['method']} on {r['dataset']} ({r['variant']})")

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from genre.classifiers.onnx import OnnxModel
-from genre.classifiers.skops import _load_skops, skops_bytes
+from genre.classifiers.skops import load_skops, skops_bytes
 from genre.data.encoder import Encoder, category_key, is_number
 from genre.errors import GenreError, InputError, ModelError, value_repr
 
@@ -125,7 +125,7 @@ def load_classifier(path: str | Path, encoder: Encoder) -> OriginalUnitsClassifi
     probe = _probe_rows(encoder)
     try:
         if ext == ".skops":
-            model = _load_skops(path)
+            model = load_skops(path)
         else:
             model = OnnxModel(path, encoder.schema_)
             try:

@@ -67,7 +67,7 @@ def skops_type_allowed(type_name: str) -> bool:
 
 def skops_bytes(model) -> bytes:
     """`model` (a fitted scikit-learn estimator or pipeline) as .skops bytes (skops.io.dumps),
-    after checking that `_load_skops` will load it back: a ModelError names any type outside
+    after checking that `load_skops` will load it back: a ModelError names any type outside
     the allow-list (a custom function or class), so it fails when given, not when loaded."""
     import skops.io as sio
 
@@ -85,7 +85,7 @@ def skops_bytes(model) -> bytes:
     return data
 
 
-def _load_skops(path: Path):
+def load_skops(path: Path):
     try:
         import skops.io as sio
     except ImportError as exc:  # pragma: no cover - skops is a dependency
