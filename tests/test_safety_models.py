@@ -253,8 +253,7 @@ def make_tampered(saved_dir: Path, where: Path, case: Case, mode: str) -> tuple[
     listed = list(json.loads((where / MANIFEST).read_text())["files"])
     case.tamper(where)
     if mode == "resigned":
-        keep = [n for n in listed if (where / n).is_file() and not (where / n).is_symlink()]
-        resign(where, keep)
+        resign(where, [n for n in listed if (where / n).is_file()])  # links: their target
     elif mode == "legacy":
         (where / MANIFEST).unlink()
     if mode == "stale":

@@ -125,7 +125,12 @@ def verify_manifest(directory: Path, *, required: bool,
                 or not isinstance(entry.get("bytes"), int)):
             raise ModelError(f"{path}: malformed entry for {name!r}")
         target = regular_file(directory / name)
-        if target.stat().st_size != entry["bytes"] or sha256_file(target) != entry["sha256"]:
+        try:
+            same = (target.stat().st_size == entry["bytes"]
+                    and sha256_file(target) == entry["sha256"])
+        except OSError as exc:
+            raise ModelError(f"{target}: cannot be read ({exc.strerror or exc})") from None
+        if not same:
             raise ModelError(f"{what} changed after it was saved: {target}")
     return doc
 
@@ -144,14 +149,17 @@ def read_safetensors_header(path: Path) -> dict[str, TensorInfo]:
     def bad(why: str) -> ModelError:
         return ModelError(f"{path}: not a valid safetensors file ({why})")
 
-    with open(path, "rb") as fh:
-        head = fh.read(8)
-        if len(head) < 8:
-            raise bad(f"{size} bytes, shorter than the 8-byte header length")
-        n = int.from_bytes(head, "little")
-        if n > min(MAX_HEADER_BYTES, size - 8):
-            raise bad(f"header length {n:,} does not fit the file's {size:,} bytes")
-        raw = fh.read(n)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little")
+            raw = fh.read(n) if len(head) == 8 and n <= min(MAX_HEADER_BYTES, size - 8) else b""
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if len(head) < 8:
+        raise bad(f"{size} bytes, shorter than the 8-byte header length")
+    if n > min(MAX_HEADER_BYTES, size - 8):
+        raise bad(f"header length {n:,} does not fit the file's {size:,} bytes")
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):
