@@ -61,11 +61,13 @@ class Feature:
                     raise SchemaError(f"{where}: categories must not be empty")
                 seen: dict[str, Any] = {}
                 for c in self.categories:
-                    first = seen.setdefault(category_key(c), c)
-                    if first is not c:
+                    key = category_key(c)
+                    if key in seen:
                         raise SchemaError(
-                            f"{where}: categories {first!r} and {c!r} are the same value (once "
-                            "spaces are trimmed and 1.0 is read as 1); list each value once")
+                            f"{where}: categories contain duplicates: {seen[key]!r} and "
+                            f"{c!r} are the same value once spaces are trimmed and 1.0 is read "
+                            "as 1; list each value once")
+                    seen[key] = c
             if self.min is not None or self.max is not None or self.integer:
                 raise SchemaError(f"{where}: min/max/integer apply to numeric features only")
         elif self.categories is not None:
@@ -154,7 +156,7 @@ class Schema:
             raise SchemaError(f"{source}: expected a mapping with 'target' and 'features'")
         unknown = set(d) - {"name", "target", "favourable", "features"}
         if unknown:
-            raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown)}; "
+            raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown, key=str)}; "
                               "expected target, favourable, features")
         if "target" not in d or not isinstance(d["target"], str):
             raise SchemaError(f"{source}: 'target' (the label column name) is required")
@@ -168,7 +170,7 @@ class Schema:
                 raise SchemaError(f"{where}: expected a mapping such as {{type: numeric}}")
             bad = set(spec) - _FEATURE_KEYS
             if bad:
-                raise SchemaError(f"{where}: unknown keys {sorted(bad)}; allowed "
+                raise SchemaError(f"{where}: unknown keys {sorted(bad, key=str)}; allowed "
                                   f"{sorted(_FEATURE_KEYS)}")
             if "type" not in spec:
                 raise SchemaError(f"{where}: 'type' is required (numeric or categorical)")
