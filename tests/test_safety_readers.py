@@ -325,6 +325,23 @@ def test_parquet_bool_and_int_categories_are_fine(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_parquet_duplicate_columns(tmp_path, schema_file, model_dir):
+    bad = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([pa.array([1.0] * N), pa.array([2.0] * N),
+                             pa.array(["red"] * N), pa.array([0, 1] * (N // 2))],
+                            names=["a", "a", "b", "y"]), bad)
+    refused(["schema", "check", schema_file, "--data", bad], tmp_path, bad,
+            "duplicate columns ['a']")
+    refused(["recourse", "--model", model_dir, "--input", bad, "--output", tmp_path / "o.csv"],
+            tmp_path, bad, "duplicate columns ['a']")
+
+
+def test_csv_that_is_not_utf8(tmp_path, schema_file):
+    bad = tmp_path / "latin1.csv"
+    bad.write_bytes("a,b,y\n1,caf\xe9,0\n".encode("latin-1"))
+    refused(["schema", "check", schema_file, "--data", bad], tmp_path, bad, "UTF-8")
+
+
 def test_corrupt_parquet_is_an_input_error(tmp_path, schema_file, model_dir):
     bad = tmp_path / "corrupt.parquet"
     parquet(bad, **_people(pa.array([1.0] * N)))
