@@ -338,11 +338,14 @@ def read_table(path: str | Path):
             import pyarrow.parquet as pq
 
             check_parquet_types(path, pq.read_schema(path))
-            return pd.read_parquet(path)
+            df = pd.read_parquet(path)
         except InputError:
             raise
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
             raise InputError(f"{path}: cannot read as Parquet ({exc})") from exc
+        if df.empty:
+            raise InputError(f"{path}: has no data rows")
+        return df
     read_csv_header(path)
     try:
         df = pd.read_csv(path, skipinitialspace=True)
@@ -380,15 +383,16 @@ def read_csv_header(path: str | Path) -> list[str]:
     except UnicodeDecodeError as exc:
         raise InputError(f"{path}: cannot parse as CSV (not UTF-8 text: {exc})") from exc
     buffer = io.StringIO(text, newline="")
+    too_long = InputError(f"{path}: the header row is longer than {MAX_HEADER_BYTES:,} bytes")
     try:
         header = next(csv.reader(buffer), None)
-    except csv.Error as exc:
-        raise InputError(f"{path}: cannot parse as CSV ({exc})") from exc
+    except csv.Error as exc:  # cut: the row did not end within the limit
+        raise (too_long if cut else InputError(f"{path}: cannot parse as CSV ({exc})")) from exc
     if header is not None and len(header) > MAX_COLUMNS:
         raise InputError(f"{path}: the header has {'more than ' if cut else ''}"
                          f"{len(header):,} columns; at most {MAX_COLUMNS:,} are allowed")
     if cut and buffer.tell() >= len(text):  # the first row did not end within the limit
-        raise InputError(f"{path}: the header row is longer than {MAX_HEADER_BYTES:,} bytes")
+        raise too_long
     if not header or all(not h.strip() for h in header):
         raise InputError(f"{path}: the file is empty (expected a header row and data rows)")
     counts = Counter(h.lstrip(" ") for h in header)
@@ -404,6 +408,8 @@ def check_parquet_types(path: str | Path, arrow_schema) -> None:
     are read; dates, times, durations, binary and nested (list, struct, map) columns are not,
     since read as numbers they would be silently wrong. A stored pandas index is skipped.
     Also refuses more than MAX_COLUMNS columns."""
+    from collections import Counter
+
     import pyarrow.types as pat
 
     from genre.errors import InputError
@@ -413,6 +419,9 @@ def check_parquet_types(path: str | Path, arrow_schema) -> None:
     if len(arrow_schema) > MAX_COLUMNS:
         raise InputError(f"{path}: the file has {len(arrow_schema):,} columns; at most "
                          f"{MAX_COLUMNS:,} are allowed")
+    dup = sorted(c for c, n in Counter(arrow_schema.names).items() if n > 1)
+    if dup:
+        raise InputError(f"{path}: duplicate columns {dup[:20]}")
     for field in arrow_schema:
         if field.name in index:
             continue

@@ -23,7 +23,6 @@ recourse_table call on the whole table only in which random draws each row gets.
 from __future__ import annotations
 
 import contextlib
-from collections import Counter
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -303,16 +302,13 @@ class _ParquetReader:
             self.file = pq.ParquetFile(path)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
             raise InputError(f"{path}: cannot read as Parquet ({exc})") from exc
-        check_parquet_types(path, self.file.schema_arrow)
+        check_parquet_types(path, self.file.schema_arrow)  # also: limits, duplicates
         names = list(self.file.schema_arrow.names)
         meta = self.file.schema_arrow.pandas_metadata or {}
         stored_index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
         self.columns = [n for n in names if n not in stored_index]
         if not self.columns:
             raise InputError(f"{path}: the file is empty (no columns)")
-        dup = sorted(c for c, n in Counter(self.columns).items() if n > 1)
-        if dup:
-            raise InputError(f"{path}: duplicate columns {dup}")
 
     def total_rows(self) -> int:
         return self.file.metadata.num_rows

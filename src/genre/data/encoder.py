@@ -44,6 +44,8 @@ class Encoder:
         """Learn categories left out of the schema and the scaling of numeric features;
         errors name `source`, the column and the row."""
         self._check_columns(df, allow_target=True, source=source)
+        if len(df) == 0:
+            raise InputError(f"{source}: no rows")
         feats: list[Feature] = []
         lo, hi = [], []
         for f in self.schema.features:

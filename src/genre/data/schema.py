@@ -86,11 +86,13 @@ class Feature:
                     raise SchemaError(f"{where}: categories must not be empty")
                 seen: dict[str, Any] = {}
                 for c in self.categories:
-                    first = seen.setdefault(category_key(c), c)
-                    if first is not c:
+                    key = category_key(c)
+                    if key in seen:
                         raise SchemaError(
-                            f"{where}: categories {first!r} and {c!r} are the same value (once "
-                            "spaces are trimmed and 1.0 is read as 1); list each value once")
+                            f"{where}: categories contain duplicates: {seen[key]!r} and "
+                            f"{c!r} are the same value once spaces are trimmed and 1.0 is read "
+                            "as 1; list each value once")
+                    seen[key] = c
             if self.min is not None or self.max is not None or self.integer:
                 raise SchemaError(f"{where}: min/max/integer apply to numeric features only")
         elif self.categories is not None:
@@ -240,7 +242,7 @@ class Schema:
             raise SchemaError(f"{source}: expected a mapping with 'target' and 'features'")
         unknown = set(d) - _TOP_KEYS
         if unknown:
-            raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown)}; "
+            raise SchemaError(f"{source}: unknown top-level keys {sorted(unknown, key=str)}; "
                               "expected target, favourable, features (optionally name, id, "
                               "max_changes, sparsity)")
         if "id" in d and not isinstance(d["id"], str):
@@ -257,7 +259,7 @@ class Schema:
                 raise SchemaError(f"{where}: expected a mapping such as {{type: numeric}}")
             bad = set(spec) - _FEATURE_KEYS
             if bad:
-                raise SchemaError(f"{where}: unknown keys {sorted(bad)}; allowed "
+                raise SchemaError(f"{where}: unknown keys {sorted(bad, key=str)}; allowed "
                                   f"{sorted(_FEATURE_KEYS)}")
             if "type" not in spec:
                 raise SchemaError(f"{where}: 'type' is required (numeric or categorical)")
