@@ -127,10 +127,14 @@ class BlockRecourse:
     def __init__(self, model_dir: str, options: int, best_k: int | None, seed: int,
                  labels: str, source: str, threads: int = 1):
         import torch
+        from threadpoolctl import threadpool_limits
 
         from genre.estimator import GenRe
 
+        # Every thread pool (torch, BLAS, OpenMP in scikit-learn's LOF) to the actor's CPUs:
+        # actors sharing a node must not oversubscribe it.
         torch.set_num_threads(threads)
+        self._limits = threadpool_limits(limits=threads)
         self.model = GenRe.load(model_dir)
         self.model.plausibility()
         self.options, self.best_k, self.seed = options, best_k, seed
