@@ -9,7 +9,9 @@ The rows are the bundled dataset's test rows tiled to --rows (a Parquet file in 
 directory). Each Ray run is timed from recourse_dataset to the last answered row
 (materialised in the object store), actor start-up and the model loads included; Ray itself
 is started once beforehand (ray.init(num_cpus=C)). Peak memory: the largest resident set
-of any actor process, sampled every 0.2 s.
+of any actor process, sampled every 0.2 s; actors' CPU: the CPU seconds the actor processes
+used (start-up included), which, unlike wall time, does not depend on what else the machine
+runs.
 """
 
 from __future__ import annotations
@@ -32,14 +34,20 @@ from genre.io import write_text
 from genre.streaming import stream_recourse
 
 
-class PeakActorMemory:
-    """Largest RSS of a Ray actor process running BlockRecourse, while active."""
+class ActorUsage:
+    """Largest RSS of a Ray actor process running BlockRecourse, and the CPU seconds those
+    processes used (user + system, at their last sample), while active."""
 
     def __init__(self):
         import psutil
 
         self.psutil, self.peak, self._stop = psutil, 0, threading.Event()
+        self._cpu: dict[int, float] = {}
         self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(self._cpu.values())
 
     def _poll(self) -> None:
         while not self._stop.is_set():
@@ -47,6 +55,8 @@ class PeakActorMemory:
                 try:
                     if "BlockRecourse" in " ".join(proc.info["cmdline"] or []):
                         self.peak = max(self.peak, proc.memory_info().rss)
+                        times = proc.cpu_times()
+                        self._cpu[proc.pid] = times.user + times.system
                 except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
                     pass
             time.sleep(0.2)
@@ -94,15 +104,16 @@ def main(argv: list[str] | None = None) -> None:
         ray.data.DataContext.get_current().enable_progress_bars = False
         try:
             for workers in args.workers:
-                with PeakActorMemory() as mem:
+                with ActorUsage() as mem:
                     t0 = time.perf_counter()
                     out = recourse_dataset(ray.data.read_parquet(str(src)), args.model,
                                            seed=0, workers=workers).materialize()
                     seconds = time.perf_counter() - t0
                 assert out.count() == args.rows
-                rows.append((workers, seconds, mem.peak))
+                rows.append((workers, seconds, mem.peak, mem.cpu_seconds))
                 print(f"{workers} actor(s): {seconds:.1f} s, peak actor RSS "
-                      f"{mem.peak / 2**20:.0f} MiB", flush=True)
+                      f"{mem.peak / 2**20:.0f} MiB, actors' CPU {mem.cpu_seconds:.0f} s",
+                      flush=True)
         finally:
             ray.shutdown()
 
@@ -116,15 +127,16 @@ def main(argv: list[str] | None = None) -> None:
              f"(`genre fit --fast`), options 1, seed 0. Ray: a local instance with "
              f"{args.cpus} CPUs, one CPU per actor; times include reading, numbering the rows, "
              "actor start-up and model loads.", "",
-             "| run | seconds | rows/s | speed-up vs 1 actor | peak RSS per actor |",
-             "|---|---|---|---|---|",
+             "| run | seconds | rows/s | speed-up vs 1 actor | peak RSS per actor | actors' CPU "
+             "s | rows per actor CPU s |", "|---|---|---|---|---|---|---|",
              f"| single process (`genre recourse`) | {single:.1f} | {args.rows / single:,.0f} "
-             "| | |"]
-    base = rows[0][1]
-    for workers, seconds, peak in rows:
+             "| | | | |"]
+    one = {w: s for w, s, _, _ in rows}.get(1)
+    for workers, seconds, peak, cpu in rows:
         lines.append(f"| Ray, {workers} actor{'s' if workers > 1 else ''} | {seconds:.1f} | "
-                     f"{args.rows / seconds:,.0f} | {base / seconds:.2f} | "
-                     f"{peak / 2**20:,.0f} MiB |")
+                     f"{args.rows / seconds:,.0f} | "
+                     f"{f'{one / seconds:.2f}' if one else ''} | {peak / 2**20:,.0f} MiB | "
+                     f"{cpu:.0f} | {args.rows / cpu:,.0f} |")
     write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

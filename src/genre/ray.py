@@ -100,9 +100,12 @@ def seed_aligned(ds, workers: int = 1, max_blocks: int = 10):
     chunks = []
     for lo in range(0, n, per_chunk):
         hi = min(lo + per_chunk, n)
-        parts = [(int(starts[i]), refs[i]) for i in range(len(refs))
-                 if starts[i] < hi and starts[i + 1] > lo]
-        chunks.append(cut.remote(lo, hi, [s for s, _ in parts], *[r for _, r in parts]))
+        # the blocks holding rows lo..hi-1 (skipping empty ones)
+        first = int(np.searchsorted(starts, lo, side="right")) - 1
+        parts = [i for i in range(first, int(np.searchsorted(starts, hi, side="left")))
+                 if sizes[i]]
+        chunks.append(cut.remote(lo, hi, [int(starts[i]) for i in parts],
+                                 *[refs[i] for i in parts]))
     ray.wait(chunks, num_returns=len(chunks), fetch_local=False)
     return ray.data.from_arrow_refs(chunks)
 
@@ -127,10 +130,14 @@ class BlockRecourse:
     def __init__(self, model_dir: str, options: int, best_k: int | None, seed: int,
                  labels: str, source: str, threads: int = 1):
         import torch
+        from threadpoolctl import threadpool_limits
 
         from genre.estimator import GenRe
 
+        # Every thread pool (torch, BLAS, OpenMP in scikit-learn's LOF) to the actor's CPUs:
+        # actors sharing a node must not oversubscribe it.
         torch.set_num_threads(threads)
+        self._limits = threadpool_limits(limits=threads)
         self.model = GenRe.load(model_dir)
         self.model.plausibility()
         self.options, self.best_k, self.seed = options, best_k, seed

@@ -96,8 +96,8 @@ def recourse(
 def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, address,
                      workers) -> None:
     if changes_path is not None:
-        fail(GenreError("--changes is not available with --ray (the profiles carry every "
-                        "feature's before and after value)"))
+        fail(GenreError("--changes is not available with --ray (the profiles hold every "
+                        "feature's recourse value, row for row with the input)"))
     try:
         import ray as _  # noqa: F401
     except ImportError as exc:
