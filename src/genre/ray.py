@@ -22,8 +22,9 @@ disk when the object store is full), each block's row count gives its offset, an
 are re-cut into Ray blocks that start on seed-block boundaries (seed_aligned), so that no
 seed block is split between two actors' calls. No shuffle is needed.
 
-Output: a Ray Dataset with recourse_table's profile columns (person: the row position, or
-the CSV line number with labels="line"), in input order (DataContext.preserve_order is set).
+Output: a Ray Dataset with recourse_table's profile columns (person: the 0-based row
+position, as `genre recourse` numbers people; labels="line" makes errors name CSV line
+numbers), in input order (DataContext.preserve_order is set).
 Written with write_parquet/write_csv it is a directory of part files; their rows, read in
 dataset order, are the rows of the single-process output. `genre recourse --ray` instead
 streams the result through the driver into the one --output file (temp-then-rename), so that
@@ -158,7 +159,8 @@ class BlockRecourse:
             profiles, _ = recourse_table(
                 self.model, people.iloc[start:start + SEED_BLOCK], options=self.options,
                 best_k=self.best_k, seed=block_seed(self.seed, int(rows[start] // SEED_BLOCK)),
-                source=self.source)
+                source=self.source, start=int(rows[start]),
+                id_column=self.model.encoder_.schema_.id_column)
             out.append(profiles)
         return pd.concat(out, ignore_index=True)
 
@@ -170,7 +172,7 @@ def check_columns(schema, columns: list[str], source: str) -> None:
     missing = [n for n in names if n not in columns]
     if missing:
         raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
-    extra = [c for c in columns if c not in {*names, schema.target}]
+    extra = [c for c in columns if c not in {*names, schema.target, schema.id_column}]
     if extra:
         raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names} "
                          f"(and optionally the target '{schema.target}')")

@@ -144,8 +144,10 @@ def profile_changes(people: pd.DataFrame, profiles: pd.DataFrame, features: list
         b = people[name].iloc[pos].reset_index(drop=True)
         a = rows[name].reset_index(drop=True)
         b_num, a_num = pd.to_numeric(b, errors="coerce"), pd.to_numeric(a, errors="coerce")
-        same = (b_num == a_num).to_numpy() | (b.map(category_key) == a.map(category_key)
-                                               ).to_numpy()
+        # fillna: a table with nullable dtypes (e.g. from Ray or Arrow) compares to NA
+        same = ((b_num == a_num).fillna(False).to_numpy(dtype=bool)
+                | (b.map(category_key) == a.map(category_key)).fillna(False)
+                .to_numpy(dtype=bool))
         moved = np.flatnonzero(~same)
         hits_row.append(moved)
         hits_feature.append(np.full(moved.size, j))

@@ -122,16 +122,17 @@ def app_from_env():
 def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
                      best_k: int | None = None, seed: int = 0,
                      source: str = "request") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table with genre.streaming's seed scheme: block b of
-    SEED_BLOCK rows is answered with block_seed(seed, b). Returns (profiles, changes)."""
-    from genre.recourse import recourse_table
-    from genre.streaming import SEED_BLOCK, block_seed
+    """recourse_table over a whole table with genre.streaming's seed scheme (answer_blocks:
+    block b of SEED_BLOCK rows with block_seed(seed, b), person = 0-based position).
+    Returns (profiles, changes)."""
+    from genre.streaming import answer_blocks
 
-    parts = [recourse_table(model, table.iloc[start:start + SEED_BLOCK], options=options,
-                            best_k=best_k, seed=block_seed(seed, b), source=source)
-             for b, start in enumerate(range(0, len(table), SEED_BLOCK))]
-    return (pd.concat([p for p, _ in parts], ignore_index=True),
-            pd.concat([d for _, d in parts], ignore_index=True))
+    id_column = model.encoder_.schema_.id_column
+    parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
+                               source=source,
+                               id_column=id_column if id_column in table.columns else None))
+    return (pd.concat([p for p, _, _ in parts], ignore_index=True),
+            pd.concat([d for _, d, _ in parts], ignore_index=True))
 
 
 def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
