@@ -323,12 +323,15 @@ class GenRe(RecourseMethod):
                                      stay_radius=(EFFORT_STAY_RADIUS
                                                   if self.encoder_.schema_.has_effort else 0),
                                      ).double().numpy()
+        effort = self.encoder_.schema_.has_effort
+        if effort:  # a value the sampler kept (the factual in float32) is the factual exactly
+            out = np.where(out == Xr.astype(np.float32), Xr, out)
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
         # to categories / integers / bounds, and a monotone feature that stayed inside its
         # factual's bin keeps the factual value.
         out = self.encoder_.project(out, factual=Xr)
-        if self.encoder_.schema_.has_effort:  # kept values exactly the factual's, for effort
-            out = np.where(np.abs(out - Xr) <= 1e-6, Xr, out)
+        if effort:  # and a value rounded back onto the factual's grid point is unchanged
+            out = np.where(np.abs(out - Xr) <= CHANGE_TOL, Xr, out)
         return out.reshape(len(X), n_samples, -1)
 
     def generate(self, X: np.ndarray, best_k: int | None = None, *,
