@@ -29,6 +29,7 @@ from genre.base import RecourseMethod
 from genre.classifiers.mlp import load_mlp, save_mlp
 from genre.data.encoder import Encoder
 from genre.data.schema import Schema
+from genre.device import resolve_device
 from genre.errors import InputError, ModelError
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, split_holdout
@@ -92,6 +93,10 @@ class GenRe(RecourseMethod):
     training value nearest the median of the targets in that bin, so that skewed features
     such as a length of stay land on values people have), stay_in_bin (a sampled bin that
     holds the factual's value keeps it: no change, no cost).
+    Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
+    where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
+    sampler draws its random numbers on the CPU, so a seed gives the same samples on either
+    device up to floating-point round-off).
     """
 
     name = "genre"
@@ -103,7 +108,7 @@ class GenRe(RecourseMethod):
                  max_seconds: float = 240.0, val_frac: float = 0.1, temperature: float = 2.0,
                  sigma: float = 0.0, best_k: int = 10, bin_value: str = "data",
                  stay_in_bin: bool = True, seed: int = 0, threads: int = 1,
-                 progress: bool = True):
+                 progress: bool = True, device: str = "cpu"):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
         self.n_enc_layers, self.n_dec_layers, self.d_ff, self.dropout = (
@@ -116,6 +121,7 @@ class GenRe(RecourseMethod):
             raise ValueError(f"bin_value must be 'data' or 'edge', got {bin_value!r}")
         self.bin_value, self.stay_in_bin = bin_value, stay_in_bin
         self.seed, self.threads, self.progress = seed, threads, progress
+        self.device = device
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in _PARAMS}
@@ -131,6 +137,7 @@ class GenRe(RecourseMethod):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, task: RecourseTask) -> GenRe:
+        device = resolve_device(self.device)
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
         enc = task.encoder
@@ -152,17 +159,20 @@ class GenRe(RecourseMethod):
                              "moved only the allowed way) to learn from")
         val_pairs = PairSampler(sources[s_val], targets[t_val], enc.immutable_mask,
                                 self.lambda_, self.k, enc.monotone)
-        src = torch.as_tensor(sources[s_tr][pairs.source_index_], dtype=torch.float32)
-        tgt = torch.as_tensor(targets[t_tr], dtype=torch.float32)
+        src = torch.as_tensor(sources[s_tr][pairs.source_index_], dtype=torch.float32,
+                              device=device)
+        tgt = torch.as_tensor(targets[t_tr], dtype=torch.float32, device=device)
         # Validation pairs are drawn once, so the validation loss is comparable across epochs.
-        v_src = torch.as_tensor(sources[s_val][val_pairs.source_index_], dtype=torch.float32)
-        v_tgt = torch.as_tensor(targets[t_val][val_pairs.sample(rng)], dtype=torch.float32)
+        v_src = torch.as_tensor(sources[s_val][val_pairs.source_index_], dtype=torch.float32,
+                                device=device)
+        v_tgt = torch.as_tensor(targets[t_val][val_pairs.sample(rng)], dtype=torch.float32,
+                                device=device)
 
         self.bin_values_ = bin_representatives(targets, self.n_bins, self.bin_value)
         self.config_ = TransformerConfig(enc.n_features, self.n_bins, self.d_model,
                                          self.n_heads, self.n_enc_layers, self.n_dec_layers,
                                          self.d_ff, self.dropout)
-        model = RecourseTransformer(self.config_)
+        model = RecourseTransformer(self.config_).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
         best_state, best_val, best_epoch, history = None, math.inf, 0, []
@@ -172,12 +182,12 @@ class GenRe(RecourseMethod):
                    disable=None if self.progress else True)
         with torch_threads(self.threads):
             for epoch in bar:
-                partners = tgt[torch.as_tensor(pairs.sample(rng))]
+                partners = tgt[torch.as_tensor(pairs.sample(rng), device=device)]
                 model.train()
                 perm = torch.randperm(len(src), generator=gen)
                 total = 0.0
                 for i in range(0, len(src), self.batch_size):
-                    idx = perm[i:i + self.batch_size]
+                    idx = perm[i:i + self.batch_size].to(device)
                     loss = model.loss(src[idx], partners[idx])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -196,13 +206,14 @@ class GenRe(RecourseMethod):
                     break
         bar.close()
         model.load_state_dict(best_state)
-        self.model_ = model.eval()
+        self.model_ = model.cpu().eval()  # kept on the CPU; sampling copies it to the device
         self.encoder_ = enc
         self.classifier_ = task.classifier
         # Observed favourable rows: the reference the plausibility (LOF) flag is judged by.
         self.reference_ = X[np.asarray(task.y_train) == 1].astype(np.float32)
         self.log_ = TrainLog(len(history), best_epoch, best_val, time.perf_counter() - start,
                              len(src), len(v_src), history)
+        self._on_device = None
         return self
 
     @torch.no_grad()
@@ -236,24 +247,34 @@ class GenRe(RecourseMethod):
         mask = torch.where((mono < 0)[None, :, None], mask & down, mask)
         return mask
 
+    def model_on(self, device: torch.device) -> RecourseTransformer:
+        """The fitted transformer on device (model_ itself on the CPU; a copy elsewhere,
+        made once)."""
+        if device.type == "cpu":
+            return self.model_
+        cached = getattr(self, "_on_device", None)
+        if cached is None or cached[0] is not self.model_ or cached[1] != device:
+            cached = (self.model_, device, copy.deepcopy(self.model_).to(device))
+            self._on_device = cached
+        return cached[2]
+
     def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
                use_cache: bool = True) -> np.ndarray:
         """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid."""
         self._check_fitted(X)
+        device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         Xr = np.repeat(X, n_samples, axis=0)  # rows i*n .. i*n+n-1 belong to individual i
-        xt = torch.as_tensor(Xr, dtype=torch.float32)
+        xt = torch.as_tensor(Xr, dtype=torch.float32, device=device)
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
         with torch_threads(self.threads):
             # The mask depends on the individual only: build it once per individual.
-            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32))
-            out = self.model_.sample(xt, self.temperature, self.sigma,
-                                     mask.repeat_interleave(n_samples, dim=0),
-                                     fixed, gen, use_cache=use_cache,
-                                     bin_values=torch.as_tensor(self.bin_values_),
-                                     stay_in_bin=self.stay_in_bin,
-                                     group=n_samples).double().numpy()
+            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32)).to(device)
+            out = self.model_on(device).sample(
+                xt, self.temperature, self.sigma, mask.repeat_interleave(n_samples, dim=0),
+                fixed, gen, use_cache=use_cache, bin_values=torch.as_tensor(self.bin_values_),
+                stay_in_bin=self.stay_in_bin, group=n_samples).cpu().double().numpy()
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
         # to categories / integers / bounds, and a monotone feature that stayed inside its
         # factual's bin keeps the factual value.
@@ -391,7 +412,7 @@ class GenRe(RecourseMethod):
 _PARAMS = ("lambda_", "gamma", "k", "n_bins", "d_model", "n_heads", "n_enc_layers",
            "n_dec_layers", "d_ff", "dropout", "lr", "batch_size", "max_epochs", "patience",
            "max_seconds", "val_frac", "temperature", "sigma", "best_k", "bin_value",
-           "stay_in_bin", "seed", "threads", "progress")
+           "stay_in_bin", "seed", "threads", "progress", "device")
 
 
 # Per-dataset defaults found by benchmarks/genre_search.py (validation individuals from the

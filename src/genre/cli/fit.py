@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from genre.cli.common import console, fail
+from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
 
 
@@ -24,6 +24,7 @@ def fit(
         help="bundled data: enforce the dataset's monotone facts (your schema's monotone "
         "keys are always enforced)")] = False,
     fast: Annotated[bool, typer.Option(help="the fast demo preset (smaller budget)")] = False,
+    device: Device = "cpu",
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
     classifier h) or on your own table (--data with --schema, optionally --classifier)."""
@@ -57,7 +58,7 @@ def fit(
                 task = build_user_task(table, user_schema, classifier, seed=seed)
             name = str(data)
         t1 = time.perf_counter()
-        model = genre_for(dataset or "", fast=fast, seed=seed).fit(task)
+        model = genre_for(dataset or "", fast=fast, seed=seed, device=device).fit(task)
         if classifier is not None:
             model.classifier_path_ = classifier
         seconds = time.perf_counter() - t1

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genre.cli.common import console, fail
+from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
 
 
@@ -26,6 +26,7 @@ def recourse(
     show: Annotated[int, typer.Option(help="people whose changes are printed")] = 10,
     chunk_size: Annotated[int, typer.Option(help="rows read and answered at a time "
                                             "(memory stays flat as the file grows)")] = 50_000,
+    device: Device = "cpu",
 ) -> None:
     """Recourse for each person in --input, in original units.
 
@@ -35,13 +36,15 @@ def recourse(
     among the training data's favourable rows). People h already accepts come back
     unchanged with status 'already accepted'.
     """
+    from genre.device import resolve_device
     from genre.estimator import GenRe
     from genre.streaming import stream_recourse
 
     if options < 1:
         fail(GenreError("--options must be at least 1"))
     try:
-        genre_model = GenRe.load(model)
+        resolve_device(device)  # an unusable device fails before anything is read
+        genre_model = GenRe.load(model).set_params(device=device)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size)
