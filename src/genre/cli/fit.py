@@ -30,9 +30,11 @@ def fit(
     classifier h) or on your own table (--data with --schema, optionally --classifier)."""
     import time
 
+    from genre.device import resolve_device
     from genre.estimator import genre_for
 
     try:
+        resolve_device(device)  # an unusable device fails before the data is read
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
         t0 = time.perf_counter()
