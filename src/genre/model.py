@@ -181,7 +181,6 @@ class RecourseTransformer(nn.Module):
         logp = F.log_softmax(self(x, x_plus), dim=-1)
         return -(self.soft_targets(x_plus) * logp).sum(dim=(1, 2)).mean()
 
-
     @torch.no_grad()
     def sample(self, x: Tensor, temperature: float = 10.0, sigma: float = 0.0,
                bin_mask: Tensor | None = None, fixed: Tensor | None = None,
@@ -197,19 +196,21 @@ class RecourseTransformer(nn.Module):
         sampled bin that holds the factual's own value keeps that value (no change).
 
         Randomness: per feature j, one uniform per row picks the bin by inverse CDF
-        (draw_bins), then (sigma > 0) one Gaussian per row; both come from `generator` (a
-        CPU generator; None: torch's default) in that order, so the samples do not depend
-        on the device, the slicing of rows or the decoding path.
+        (bin_cdf, pick_bins), then (sigma > 0) one Gaussian per row; both come from
+        `generator` (a CPU generator; None: torch's default) in that order, so the samples
+        do not depend on the device, the slicing of rows or the decoding path (up to
+        floating-point round-off in the logits).
 
         use_cache=True (the fast path) decodes about SAMPLE_ROWS rows at a time with
-        preallocated keys/values and fused per-step arithmetic, and does not run the
-        sampling part of a step whose value is already decided in every row of a slice
-        (fixed features; with sigma = 0, features whose mask allows exactly one bin): the
-        decided value is fed to the later steps as the reference does. use_cache=False
-        re-runs the whole prefix at every step (the reference). group: x holds runs of
-        `group` identical rows (several samples per person); the fast path then encodes
-        each person once and shares the cross-attention keys/values within the run (rows
-        that are not such runs fall back to group 1).
+        preallocated keys/values and fused per-step arithmetic (FusedDecoder), and does not
+        run the head and the draw of a step whose value is already decided in every row of
+        a slice (fixed features; with sigma = 0, features whose mask allows exactly one
+        bin): the decided value is fed to the later steps as in the reference.
+        use_cache=False re-runs the whole prefix at every step (the reference). group: x
+        holds runs of `group` identical rows (several samples per person); the fast path
+        then encodes each person once and, while the rows of a person share a prefix of
+        drawn values, runs the decoder once for that prefix (rows that are not such runs
+        fall back to group 1).
         """
         was_training = self.training
         self.eval()
