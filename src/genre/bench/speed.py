@@ -634,7 +634,8 @@ def markdown(doc: dict) -> str:
     if doc["targets"]:
         lines += ["## Acceptance targets", "", "| target | measured | met |", "|---|---:|---|"]
         for t in doc["targets"]:
-            lines.append(f"| {t['target']} | {_f(t['value'], 1)} {t['unit']} | "
+            digits = 3 if t["unit"] == "difference" else 1
+            lines.append(f"| {t['target']} | {_f(t['value'], digits)} {t['unit']} | "
                          f"{'yes' if t['met'] else '**no**'} |")
         lines.append("")
     return "\n".join(lines)
