@@ -26,7 +26,7 @@ and once per run:
 
 Outputs: OUT/speed.md (the command line at the top, the tables, GenRe's speed-up over each
 baseline, the per-dataset summary, the acceptance targets), OUT/throughput.png and
-OUT/features.png; the figures as a dict (and, from the command, as JSON with --json).
+OUT/features.png (when the features were timed); the figures as a dict (and, from the command, as JSON with --json).
 Each method is run once on one individual before it is timed; a fast call is repeated and
 the median kept. Wall-clock times on a shared machine are noisy: the load average at the
 start is recorded.
@@ -434,7 +434,8 @@ def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: i
     doc["seconds"] = (_dt.datetime.now().astimezone() - started).total_seconds()
     doc["cached_identical"] = all(e["cached_identical"] for e in doc["datasets"].values())
     write_outputs(doc, out)
-    say(f"wrote {out / 'speed.md'}, {out / 'throughput.png'}, {out / 'features.png'}")
+    say(f"wrote {out / 'speed.md'}, {out / 'throughput.png'}"
+        + (f", {out / 'features.png'}" if doc["features"] else ""))
     return doc
 
 
@@ -666,9 +667,11 @@ def _plots(doc: dict, out: Path) -> None:
         ax.legend()
     save(fig, "throughput.png")
 
+    feats = doc["features"]
+    if not feats:  # not measured in this run (--no-features)
+        return
     fig = Figure(figsize=(6, 4))
     ax = fig.add_subplot()
-    feats = doc["features"]
     ax.plot([r["n_features"] for r in feats], [r["ms_per_individual"] for r in feats],
             marker="o", label="GenRe (synthetic data)")
     for d, e in doc["datasets"].items():
