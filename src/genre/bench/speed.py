@@ -28,8 +28,8 @@ Outputs: OUT/speed.md (the command line at the top, the tables, GenRe's speed-up
 baseline, the per-dataset summary, the acceptance targets), OUT/throughput.png and
 OUT/features.png (when the features were timed); the figures as a dict (and, from the
 command, as JSON with --json). Each method is run once on one individual before it is
-timed; a fast call is repeated and the median kept. Wall-clock times on a shared machine are noisy: the load average at the
-start is recorded.
+timed; a fast call is repeated and the median kept. Wall-clock times on a shared machine
+are noisy: the load average at the start is recorded.
 """
 
 from __future__ import annotations
