@@ -132,3 +132,51 @@ def test_shared_bin_mask_broadcasts(model):
     mask[:, 7] = True  # every feature forced onto the bin at 7/20
     s = model.sample(torch.rand(16, D), bin_mask=mask, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(s, torch.full((16, D), 7 / 20))
+
+
+@pytest.mark.parametrize(("sigma", "max_changes", "stay_radius"),
+                         [(0.0, None, 0), (0.03, None, 0), (0.0, None, 1), (0.0, 1, 0),
+                          (0.0, 2, 1), (0.03, 1, 1)])
+def test_fast_path_matches_reference_with_groups(model, sigma, max_changes, stay_radius):
+    # Several samples per person (runs of identical rows): the fast path decodes shared
+    # prefixes once, skips decided steps (fixed, or one allowed bin) and must still draw
+    # exactly the reference's samples, also with a cap on changed features (per row) and
+    # a radius of bins that keep the factual's value.
+    people = torch.rand(40, D)
+    x = people.repeat_interleave(16, dim=0)
+    fixed = torch.tensor([False, False, True, False])
+    mask = torch.ones(40, D, 20, dtype=torch.bool)
+    mask[:, 1] = False
+    mask[:, 1, 4] = True  # feature 1: exactly one bin allowed, for everyone
+    mask[:20, 3, :10] = False  # half the people: feature 3 in the upper half only
+    mask = mask.repeat_interleave(16, dim=0)
+    bin_values = torch.rand(D, 20)
+
+    def draw(use_cache):
+        g = torch.Generator().manual_seed(7)
+        return model.sample(x, temperature=2.0, sigma=sigma, bin_mask=mask, fixed=fixed,
+                            generator=g, use_cache=use_cache, bin_values=bin_values,
+                            stay_in_bin=True, group=16, max_changes=max_changes,
+                            stay_radius=stay_radius)
+
+    fast, ref = draw(True), draw(False)
+    own = (x * 20).floor().clamp(0, 19)
+    if sigma == 0:
+        assert torch.equal(fast, ref)
+    else:
+        torch.testing.assert_close(fast, ref, atol=1e-5, rtol=0)
+    if sigma == 0 and max_changes is None:
+        # the one allowed bin's value, or the factual's own where it lies within the radius
+        near = (own[:, 1] - 4).abs() <= stay_radius
+        assert torch.equal(fast[:, 1], torch.where(near, x[:, 1], bin_values[1, 4]))
+    assert torch.equal(fast[:, 2], x[:, 2])
+    # Samples differ within a person: the rows of a run are drawn independently.
+    assert len(torch.unique(fast[:16], dim=0)) > 1
+    if max_changes is not None:
+        for out in (fast, ref):
+            moved = (out != x).sum(dim=1)
+            assert moved.max() == max_changes  # the cap binds and holds, row by row
+            # a row stops changing at its cap: every later feature is x's value exactly
+            at_cap = (out != x).long().cumsum(dim=1) >= max_changes
+            later = torch.cat([torch.zeros(len(x), 1, dtype=torch.bool), at_cap[:, :-1]], 1)
+            assert torch.equal(out[later], x[later])

@@ -46,6 +46,7 @@ from genre.classifiers.mlp import (
 )
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
+from genre.device import resolve_device
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
     MANIFEST,
@@ -129,6 +130,10 @@ class GenRe(RecourseMethod):
     training value nearest the median of the targets in that bin, so that skewed features
     such as a length of stay land on values people have), stay_in_bin (a sampled bin that
     holds the factual's value keeps it: no change, no cost).
+    Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
+    where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
+    sampler draws its random numbers on the CPU, so a seed gives the same samples on either
+    device up to floating-point round-off).
     """
 
     name = "genre"
@@ -140,7 +145,7 @@ class GenRe(RecourseMethod):
                  max_seconds: float = 240.0, val_frac: float = 0.1, temperature: float = 2.0,
                  sigma: float = 0.0, best_k: int = 10, bin_value: str = "data",
                  stay_in_bin: bool = True, seed: int = 0, threads: int = 1,
-                 progress: bool = True):
+                 progress: bool = True, device: str = "cpu"):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
         self.n_enc_layers, self.n_dec_layers, self.d_ff, self.dropout = (
@@ -153,6 +158,7 @@ class GenRe(RecourseMethod):
             raise ValueError(f"bin_value must be 'data' or 'edge', got {bin_value!r}")
         self.bin_value, self.stay_in_bin = bin_value, stay_in_bin
         self.seed, self.threads, self.progress = seed, threads, progress
+        self.device = device
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in _PARAMS}
@@ -168,6 +174,7 @@ class GenRe(RecourseMethod):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, task: RecourseTask) -> GenRe:
+        device = resolve_device(self.device)
         rng = np.random.default_rng(self.seed)
         torch.manual_seed(self.seed)
         enc = task.encoder
@@ -188,17 +195,20 @@ class GenRe(RecourseMethod):
                              "moved only the allowed way, at most max_changes changes) to "
                              "learn from")
         val_pairs, v_tgt_rows = self._pairs(task, sources[s_val], targets[t_val], rng)
-        src = torch.as_tensor(sources[s_tr][pairs.source_index_], dtype=torch.float32)
-        tgt = torch.as_tensor(tgt_rows, dtype=torch.float32)
+        src = torch.as_tensor(sources[s_tr][pairs.source_index_], dtype=torch.float32,
+                              device=device)
+        tgt = torch.as_tensor(tgt_rows, dtype=torch.float32, device=device)
         # Validation pairs are drawn once, so the validation loss is comparable across epochs.
-        v_src = torch.as_tensor(sources[s_val][val_pairs.source_index_], dtype=torch.float32)
-        v_tgt = torch.as_tensor(v_tgt_rows[val_pairs.sample(rng)], dtype=torch.float32)
+        v_src = torch.as_tensor(sources[s_val][val_pairs.source_index_], dtype=torch.float32,
+                                device=device)
+        v_tgt = torch.as_tensor(v_tgt_rows[val_pairs.sample(rng)], dtype=torch.float32,
+                                device=device)
 
         self.bin_values_ = bin_representatives(targets, self.n_bins, self.bin_value)
         self.config_ = TransformerConfig(enc.n_features, self.n_bins, self.d_model,
                                          self.n_heads, self.n_enc_layers, self.n_dec_layers,
                                          self.d_ff, self.dropout)
-        model = RecourseTransformer(self.config_)
+        model = RecourseTransformer(self.config_).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
         best_state, best_val, best_epoch, history = None, math.inf, 0, []
@@ -208,12 +218,12 @@ class GenRe(RecourseMethod):
                    disable=None if self.progress else True)
         with torch_threads(self.threads):
             for epoch in bar:
-                partners = tgt[torch.as_tensor(pairs.sample(rng))]
+                partners = tgt[torch.as_tensor(pairs.sample(rng), device=device)]
                 model.train()
                 perm = torch.randperm(len(src), generator=gen)
                 total = 0.0
                 for i in range(0, len(src), self.batch_size):
-                    idx = perm[i:i + self.batch_size]
+                    idx = perm[i:i + self.batch_size].to(device)
                     loss = model.loss(src[idx], partners[idx])
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
@@ -238,13 +248,14 @@ class GenRe(RecourseMethod):
                     break
         bar.close()
         model.load_state_dict(best_state)
-        self.model_ = model.eval()
+        self.model_ = model.cpu().eval()  # kept on the CPU; sampling copies it to the device
         self.encoder_ = enc
         self.classifier_ = task.classifier
         # Observed favourable rows: the reference the plausibility (LOF) flag is judged by.
         self.reference_ = X[np.asarray(task.y_train) == 1].astype(np.float32)
         self.log_ = TrainLog(len(history), best_epoch, best_val, time.perf_counter() - start,
                              len(src), len(v_src), history)
+        self._on_device = None
         return self
 
     def _pairs(self, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
@@ -301,29 +312,37 @@ class GenRe(RecourseMethod):
         mask = torch.where((mono < 0)[None, :, None], mask & down, mask)
         return mask
 
+    def model_on(self, device: torch.device) -> RecourseTransformer:
+        """The fitted transformer on device (model_ itself on the CPU; a copy elsewhere,
+        made once)."""
+        if device.type == "cpu":
+            return self.model_
+        cached = getattr(self, "_on_device", None)
+        if cached is None or cached[0] is not self.model_ or cached[1] != device:
+            cached = (self.model_, device, copy.deepcopy(self.model_).to(device))
+            self._on_device = cached
+        return cached[2]
+
     def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
                use_cache: bool = True) -> np.ndarray:
         """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid."""
         self._check_fitted(X)
+        device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
         Xr = np.repeat(X, n_samples, axis=0)  # rows i*n .. i*n+n-1 belong to individual i
-        xt = torch.as_tensor(Xr, dtype=torch.float32)
+        xt = torch.as_tensor(Xr, dtype=torch.float32, device=device)
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
         with torch_threads(self.threads):
             # The mask depends on the individual only: build it once per individual.
-            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32))
-            out = self.model_.sample(xt, self.temperature, self.sigma,
-                                     mask.repeat_interleave(n_samples, dim=0),
-                                     fixed, gen, use_cache=use_cache,
-                                     bin_values=torch.as_tensor(self.bin_values_),
-                                     stay_in_bin=self.stay_in_bin,
-                                     group=n_samples,
-                                     max_changes=self.encoder_.schema_.max_changes,
-                                     stay_radius=(EFFORT_STAY_RADIUS
-                                                  if self.encoder_.schema_.has_effort else 0),
-                                     ).double().numpy()
-        effort = self.encoder_.schema_.has_effort
+            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32)).to(device)
+            effort = self.encoder_.schema_.has_effort
+            out = self.model_on(device).sample(
+                xt, self.temperature, self.sigma, mask.repeat_interleave(n_samples, dim=0),
+                fixed, gen, use_cache=use_cache, bin_values=torch.as_tensor(self.bin_values_),
+                stay_in_bin=self.stay_in_bin, group=n_samples,
+                max_changes=self.encoder_.schema_.max_changes,
+                stay_radius=EFFORT_STAY_RADIUS if effort else 0).cpu().double().numpy()
         if effort:  # a value the sampler kept (the factual in float32) is the factual exactly
             out = np.where(out == Xr.astype(np.float32), Xr, out)
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
@@ -555,7 +574,7 @@ def _saved_file(directory: Path, name: str, saved: set[str] | None) -> bool:
 _PARAMS = ("lambda_", "gamma", "k", "n_bins", "d_model", "n_heads", "n_enc_layers",
            "n_dec_layers", "d_ff", "dropout", "lr", "batch_size", "max_epochs", "patience",
            "max_seconds", "val_frac", "temperature", "sigma", "best_k", "bin_value",
-           "stay_in_bin", "seed", "threads", "progress")
+           "stay_in_bin", "seed", "threads", "progress", "device")
 
 
 
@@ -579,6 +598,12 @@ def _number(lo: float, hi: float = math.inf, *, lo_open: bool = False, hi_open: 
     return check
 
 
+def _device(v) -> str | None:
+    ok = isinstance(v, str) and (v in ("cpu", "cuda", "auto")
+                                 or (v.startswith("cuda:") and v[5:].isdigit()))
+    return None if ok else "'cpu', 'cuda', 'cuda:N' or 'auto'"
+
+
 def _one_of(*choices):
     def check(v) -> str | None:
         return None if any(v is c or (type(v) is type(c) and v == c) for c in choices) \
@@ -600,24 +625,28 @@ PARAM_CHECKS = {
     "temperature": _number(0, lo_open=True), "sigma": _number(0),
     "best_k": _integer(1, MAX_BEST_K), "bin_value": _one_of("data", "edge"),
     "stay_in_bin": _one_of(True, False), "seed": _integer(0), "threads": _integer(1),
-    "progress": _one_of(True, False),
+    "progress": _one_of(True, False), "device": _device,
 }
+# Params a model saved by an older genre lacks (GenRe's default applies when loading).
+OPTIONAL_PARAMS = {"device"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
 CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log"}
 
 
-def _check_section(section, checks: dict, where: str) -> None:
+def _check_section(section, checks: dict, where: str, optional=frozenset()) -> None:
     if not isinstance(section, dict):
         raise ModelError(f"{where}: expected a mapping")
-    missing = sorted(set(checks) - set(section))
+    missing = sorted(set(checks) - set(section) - set(optional))
     unknown = sorted(set(section) - set(checks))
     if missing or unknown:
         raise ModelError(f"{where}: " + "; ".join(
             ([f"missing keys {missing}"] if missing else [])
             + ([f"unknown keys {unknown}"] if unknown else [])))
     for key, check in checks.items():
+        if key not in section:
+            continue
         expected = check(section[key])
         if expected is not None:
             raise ModelError(f"{where}.{key}: expected {expected}, got {section[key]!r}")
@@ -640,7 +669,7 @@ def check_config(meta, path: Path) -> Schema:
             ([f"missing keys {missing}"] if missing else [])
             + ([f"unknown keys {unknown}"] if unknown else [])))
     params, transformer = meta["params"], meta["transformer"]
-    _check_section(params, PARAM_CHECKS, f"{path}: params")
+    _check_section(params, PARAM_CHECKS, f"{path}: params", OPTIONAL_PARAMS)
     _check_section(transformer, TRANSFORMER_CHECKS, f"{path}: transformer")
     for key in TRANSFORMER_CHECKS.keys() & PARAM_CHECKS.keys():
         if transformer[key] != params[key]:

@@ -151,7 +151,8 @@ def genre_cache_key(model, protocol, monotone: bool) -> str:
     from genre.bench.protocol import CACHE_VERSION
     from genre.estimator import FORMAT_VERSION
 
-    params = {k: v for k, v in model.get_params().items() if k not in ("progress", "threads")}
+    params = {k: v for k, v in model.get_params().items()
+              if k not in ("progress", "threads", "device")}
     key = {"params": params, "monotone": monotone, "format": FORMAT_VERSION,
            "protocol": CACHE_VERSION, "cache": GENRE_CACHE_VERSION}
     if protocol.h_variant:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import warnings
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -15,6 +15,11 @@ from genre.errors import GenreWarning
 # Tables need ~100 columns; when output is not a terminal (a log, CI) rich would assume 80.
 console = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+
+
+# --device on the commands that fit or sample GenRe.
+Device = Annotated[str, typer.Option(
+    help="GenRe's torch device: cpu, cuda, or auto (cuda when torch sees a GPU)")]
 
 
 def fail(exc: Exception | str) -> NoReturn:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from genre.cli.common import console, fail
+from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
 
 
@@ -30,6 +30,7 @@ def fit(
     id_column: Annotated[str | None, typer.Option(
         "--id", help="an identifier column of --data: not a feature, carried through to "
         "every recourse output (the schema's `id:` key does the same)")] = None,
+    device: Device = "cpu",
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
     classifier h) or on your own table (--data with --schema, optionally --classifier).
@@ -41,10 +42,12 @@ def fit(
     and ETA; otherwise one log line per 10 epochs goes to stderr."""
     import time
 
+    from genre.device import resolve_device
     from genre.estimator import genre_for
     from genre.io import check_model_dir
 
     try:
+        resolve_device(device)  # an unusable device fails before the data is read
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
         check_model_dir(out, inputs=(data, schema, classifier), overwrite=overwrite)
@@ -79,7 +82,7 @@ def fit(
                 print_classifier_report(task.classifier_report)
         t1 = time.perf_counter()
         log_progress()
-        model = genre_for(dataset or "", fast=fast, seed=seed).fit(task)
+        model = genre_for(dataset or "", fast=fast, seed=seed, device=device).fit(task)
         if classifier is not None:
             model.classifier_path_ = classifier
         seconds = time.perf_counter() - t1

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genre.cli.common import console, fail
+from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
 
 # The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
@@ -75,6 +75,7 @@ def evaluate(
     json_path: Annotated[Path | None, typer.Option("--json", help="write figures as JSON")] = None,
     overwrite: Annotated[bool, typer.Option(help="replace the --json file if it exists")]
     = False,
+    device: Device = "cpu",
 ) -> None:
     """Evaluate a method under the paper's protocol: Cost, Val, LOF, Score, violations, time.
 
@@ -91,14 +92,16 @@ def evaluate(
         with console.status(f"protocol for {dataset} (seed {seed})"):
             protocol = build_protocol(dataset, seed)
         fitted = model is not None
+        if device != "cpu" and method != "genre":
+            raise GenreError("--device applies to --method genre only")
         if fitted:
             if method != "genre":
                 raise GenreError("--model applies to --method genre only")
             from genre.estimator import GenRe
 
-            method_obj = GenRe.load(model)
+            method_obj = GenRe.load(model).set_params(device=device)
         elif method == "genre":
-            method_obj = genre_for(dataset, fast=fast, seed=seed)
+            method_obj = genre_for(dataset, fast=fast, seed=seed, device=device)
         else:
             method_obj = make_method(method)
         console.print(f"{method}: fit and generate for {n} individuals")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from genre.cli.common import console, fail
+from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
 
 
@@ -40,6 +40,7 @@ def recourse(
         help="Ray cluster to join (default: start a local one)")] = None,
     ray_workers: Annotated[int | None, typer.Option(
         help="Ray actors, each loading the model once (default: one per CPU)")] = None,
+    device: Device = "cpu",
 ) -> None:
     """Recourse for each person in --input (CSV or Parquet), in original units.
 
@@ -59,6 +60,7 @@ def recourse(
     --output and --changes must be new files (or, with --overwrite, existing regular files);
     an output that is an input, a link, a directory or a device is refused before any work.
     """
+    from genre.device import resolve_device
     from genre.estimator import GenRe
     from genre.io import check_outputs
     from genre.streaming import stream_recourse
@@ -66,6 +68,10 @@ def recourse(
     if options < 1:
         fail(GenreError("--options must be at least 1"))
     try:
+        if ray and device != "cpu":
+            raise GenreError("--device is not available with --ray (the Ray actors sample on "
+                             "their CPUs)")
+        resolve_device(device)  # an unusable device fails before anything is read
         check_outputs((output, changes_path), inputs=(input, model), overwrite=overwrite)
     except GenreError as exc:
         fail(exc)
@@ -74,7 +80,7 @@ def recourse(
                          ray_workers)
         return
     try:
-        genre_model = GenRe.load(model)
+        genre_model = GenRe.load(model).set_params(device=device)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size, overwrite=overwrite,
