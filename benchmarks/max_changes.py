@@ -106,12 +106,14 @@ def run_dataset(name: str, n: int, seed: int, cap: int, max_seconds: float,
     X_plus, s = timed(lambda: model.generate(X))
     record("genre", X_plus, s, fit_s)
     model.encoder_ = capped.encoder  # same scaling, the cap added: masking at sampling only
+    model.set_params(select="effort")  # the cheapest accepted sample; "by h": GenRe's rule
     X_plus, s = timed(lambda: model.generate(X))
     record("genre mask", X_plus, s, 0.0)
     X_plus, s = timed(lambda: best_by_h(model, X))
     record("genre mask, by h", X_plus, s, 0.0)
     genre_cap, fit_s = timed(lambda: genre().fit(capped))
     log(f"{name:7s} genre cap: {genre_cap.log_.epochs} epochs")
+    genre_cap.set_params(select="effort")
     X_plus, s = timed(lambda: genre_cap.generate(X))
     record("genre cap", X_plus, s, fit_s)
     X_plus, s = timed(lambda: best_by_h(genre_cap, X))

@@ -114,7 +114,7 @@ def test_recourse_prefers_the_cheap_feature():
     moved = {}
     for name, costs in (("a cheap", (0.1, 10.0)), ("b cheap", (10.0, 0.1))):
         task = _two_keys_task(*costs)
-        model = GenRe(**TINY, max_epochs=15, patience=15, seed=0).fit(task)
+        model = GenRe(**TINY, max_epochs=15, patience=15, seed=0, select="effort").fit(task)
         p = task.classifier.predict_proba(task.X_train)
         X = task.X_train[p < 0.3][:100]
         best = model.generate(X)

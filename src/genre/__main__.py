@@ -1,5 +1,5 @@
 """`python -m genre`: the `genre` command."""
 
-from genre.cli import app
+from genre.cli import main
 
-app(prog_name="genre")
+main()

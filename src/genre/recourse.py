@@ -39,7 +39,7 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     are rounded to what the model's float32 arithmetic resolves (no 12.9999996 for 13), and
     a numeric column given as integers stays integer where every value is whole.
     With options == 1 each person gets the sample h scores highest (GenRe's rule; with
-    effort keys in the schema, the cheapest sample h accepts); with K, up to K distinct
+    the model's select="effort", the cheapest sample h accepts); with K, up to K distinct
     accepted profiles ranked by the schema's effort, distinct sets of changes first.
     """
     enc = model.encoder_

@@ -48,8 +48,8 @@ app.add_typer(_cache.cache_app, name="cache")
 _lab.register(app)
 
 
-def main() -> None:  # pragma: no cover - console-script entry
+def main() -> None:  # pragma: no cover - console-script entry (`genre`, `python -m genre`)
     from genre.io import exit_on_sigterm
 
     exit_on_sigterm()  # temporary files go on SIGTERM as on Ctrl-C
-    sys.exit(app())
+    sys.exit(app(prog_name="genre"))

@@ -49,13 +49,13 @@ def recourse(
     model resolves, integers as integers.
 
     With --options 1 (default) each person gets the sample h scores highest (GenRe's rule;
-    with effort keys in the schema, the cheapest sample h accepts); with --options K, up to
-    K distinct accepted profiles ranked by the schema's cost, distinct sets of changed
-    features first. Every row carries h's probability, the L1 cost in normalised units and
-    a plausibility flag (distance to the training data's favourable rows, its threshold
-    calibrated to flag about 5% of held-out ones). People h already accepts come back
-    unchanged with status 'already accepted'. The mean number of features changed is
-    printed at the end.
+    with a model fitted with select="effort", the cheapest sample h accepts); with
+    --options K, up to K distinct accepted profiles ranked by the schema's cost, distinct
+    sets of changed features first. Every row carries h's probability, the L1 cost in
+    normalised units and a plausibility flag (distance to the training data's favourable
+    rows, its threshold calibrated to flag about 5% of held-out ones). People h already
+    accepts come back unchanged with status 'already accepted'. The mean number of
+    features changed is printed at the end.
 
     --output and --changes must be new files (or, with --overwrite, existing regular files);
     an output that is an input, a link, a directory or a device is refused before any work.
