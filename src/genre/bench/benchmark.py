@@ -384,7 +384,12 @@ def _meta(command, started, datasets, methods, n, seeds, quick, monotone, params
 
 
 def plain(v):
-    """JSON-safe scalar: NaN/NA -> None, numpy scalars -> Python."""
+    """JSON-safe value: NaN/NA -> None, numpy scalars -> Python, dicts and lists item by
+    item."""
+    if isinstance(v, dict):
+        return {str(k): plain(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [plain(x) for x in v]
     if v is None or v is pd.NA:
         return None
     if isinstance(v, np.generic):

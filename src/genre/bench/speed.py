@@ -50,6 +50,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from genre.bench.benchmark import plain
 from genre.errors import GenreError, InputError
 from genre.extras import require
 from genre.io import atomic_path, check_outputs, results_files, write_text
@@ -690,18 +691,6 @@ def _plots(doc: dict, out: Path) -> None:
     save(fig, "features.png")
 
 
-def _plain(v):
-    if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [_plain(x) for x in v]
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
 def write_outputs(doc: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "speed.md", markdown(doc))
@@ -709,7 +698,7 @@ def write_outputs(doc: dict, out: Path) -> None:
 
 
 def to_json(doc: dict) -> str:
-    return json.dumps(_plain(doc), indent=2, allow_nan=False) + "\n"
+    return json.dumps(plain(doc), indent=2, allow_nan=False) + "\n"
 
 
 # --------------------------------------------------------------------------- CLI

@@ -8,7 +8,7 @@ from importlib import resources
 import numpy as np
 import pandas as pd
 
-from genre.data.schema import Feature, Schema
+from genre.data.schema import Feature, Schema, python_scalar
 from genre.errors import InputError
 
 
@@ -64,7 +64,8 @@ def _real(name: str) -> Dataset:
             continue
         if col in categorical:
             cats = sorted(set(train[col]) | set(test[col]), key=str)
-            feats.append(Feature(col, "categorical", categories=tuple(_plain(c) for c in cats),
+            feats.append(Feature(col, "categorical",
+                                 categories=tuple(python_scalar(c) for c in cats),
                                  immutable=col in immutable, monotone=monotone.get(col)))
         else:
             both = np.concatenate([train[col].to_numpy(float), test[col].to_numpy(float)])
@@ -103,5 +104,3 @@ def load(name: str) -> Dataset:
     raise InputError(f"unknown dataset {name!r}; bundled datasets are {list(DATASETS)}")
 
 
-def _plain(v):
-    return v.item() if isinstance(v, np.generic) else v

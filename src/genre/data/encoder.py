@@ -16,7 +16,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key
+from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key, python_scalar
 from genre.errors import InputError, value_repr
 
 CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
@@ -56,7 +56,7 @@ class Encoder:
                 if cats is None:
                     self._check_no_nan(col, f.name, source)
                     uniq = {category_key(v): v for v in col.tolist()}
-                    cats = tuple(_plain(uniq[k]) for k in sorted(uniq, key=sort_key))
+                    cats = tuple(python_scalar(uniq[k]) for k in sorted(uniq, key=sort_key))
                 f = replace(f, categories=tuple(cats))
                 lo.append(0.0)
                 hi.append(float(max(len(cats) - 1, 1)))
@@ -334,11 +334,6 @@ def _significant(x: np.ndarray, magnitude: float, digits: int = 15) -> np.ndarra
     noise of the min-max arithmetic, so values read from a file come back as written."""
     decimals = digits - 1 - int(np.floor(np.log10(magnitude))) if magnitude > 0 else digits
     return np.round(x, decimals)
-
-
-def _plain(v):
-    """numpy scalar -> Python scalar, so schemas serialise to JSON/YAML."""
-    return v.item() if isinstance(v, np.generic) else v
 
 
 def sort_key(k: str):

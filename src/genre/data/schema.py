@@ -42,6 +42,12 @@ _TOP_KEYS = {"name", "target", "favourable", "features", "id", "max_changes", "s
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
+def python_scalar(v):
+    """numpy scalar -> Python scalar (anything else unchanged), so schemas serialise to
+    JSON and YAML."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def category_key(value) -> str:
     """Key used to match a cell against a category list: 1, 1.0 and '1' all match '1'."""
     if isinstance(value, float | np.floating) and float(value).is_integer():

@@ -41,7 +41,7 @@ import pandas as pd
 import yaml
 
 from genre.data.encoder import category_key, sort_key
-from genre.data.schema import Feature, Schema
+from genre.data.schema import Feature, Schema, python_scalar
 from genre.errors import InputError, SchemaError, value_repr
 
 # ======================================================================= schema files
@@ -184,22 +184,22 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
 def schema_yaml(schema: Schema) -> str:
     """The YAML text of `schema` (notes in ``schema.extra["notes"]`` become comments)."""
     d = schema.to_dict()
-    out: dict[str, Any] = {"target": d["target"], "favourable": _plain(d["favourable"])}
+    out: dict[str, Any] = {"target": d["target"], "favourable": python_scalar(d["favourable"])}
     if "id" in d:
         out["id"] = d["id"]
     if d.get("name", "custom") != "custom":
         out["name"] = d["name"]
     for key in ("max_changes", "sparsity"):
         if key in d:
-            out[key] = _plain(d[key])
+            out[key] = python_scalar(d[key])
     out["features"] = {}
     for name, spec in d["features"].items():
         spec = dict(spec)
         if "categories" in spec:
-            spec["categories"] = [_plain(c) for c in spec["categories"]]
+            spec["categories"] = [python_scalar(c) for c in spec["categories"]]
         for key in ("min", "max", "cost"):
             if key in spec:
-                spec[key] = _plain(spec[key])
+                spec[key] = python_scalar(spec[key])
         out["features"][name] = _FlowMap(spec)
     body = yaml.dump(out, Dumper=_SchemaDumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
@@ -273,7 +273,7 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
 
 def _infer_favourable(col: pd.Series, target: str, favourable: Any, notes: list[str]) -> Any:
     present = col.dropna()
-    values = {category_key(v): _plain(v) for v in present.tolist()}
+    values = {category_key(v): python_scalar(v) for v in present.tolist()}
     if len(values) < 2:
         raise InputError(f"target column '{target}' must hold at least 2 distinct values, "
                          f"found {sorted(values) or 'none'}")
@@ -328,7 +328,7 @@ def _infer_feature(name: str, col: pd.Series, notes: list[str]) -> Feature:
                      "and was made categorical; write {type: numeric, integer: true} if it "
                      "is a count or a scale.")
         return Feature(name, "categorical", categories=cats)
-    uniq = {category_key(v): _plain(v) for v in present.tolist()}
+    uniq = {category_key(v): python_scalar(v) for v in present.tolist()}
     cats = tuple(uniq[k] for k in sorted(uniq, key=sort_key))
     if len(cats) > _MANY_CATEGORIES:
         notes.append(f"column '{name}' has {len(cats)} distinct values; if it is an "
@@ -336,6 +336,3 @@ def _infer_feature(name: str, col: pd.Series, notes: list[str]) -> Feature:
     return Feature(name, "categorical", categories=cats)
 
 
-def _plain(v):
-    """numpy scalar -> Python scalar, so schemas serialise to YAML."""
-    return v.item() if isinstance(v, np.generic) else v
