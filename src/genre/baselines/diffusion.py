@@ -36,13 +36,10 @@ Recourse (generate), batched over individuals x n_samples:
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import json
 import math
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -217,12 +214,15 @@ class DDPMInfo:
 
 
 def cache_key(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray) -> str:
-    """Readable prefix (task name, seed, D) + hash of the config and the training rows."""
-    h = hashlib.sha256(json.dumps({"config": asdict(config), "format": FORMAT},
-                                  sort_keys=True).encode())
-    h.update(np.ascontiguousarray(X_fit, dtype=np.float64).tobytes())
+    """Readable prefix (task name, seed, D) + hash of the config, the training rows and the
+    source of the code that trains the model (genre.cache.code_digest)."""
+    from genre.cache import code_digest, key_digest
+
+    digest = key_digest({"config": asdict(config), "format": FORMAT},
+                        code_digest("genre.baselines.diffusion"),
+                        arrays=(np.asarray(X_fit, dtype=np.float64),))
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(task.name))[:60] or "task"
-    return f"{name}-seed{task.seed}-D{config.n_features}-{h.hexdigest()[:16]}"
+    return f"{name}-seed{task.seed}-D{config.n_features}-{digest[:16]}"
 
 
 def _load(where: Path, config: DDPMConfig) -> tuple[TabularDDPM, dict]:
@@ -246,7 +246,7 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
                        use_cache: bool = True, threads: int = 1,
                        progress=None) -> tuple[TabularDDPM, DDPMInfo]:
     """The task's DDPM from the cache, or trained on X_fit (and cached)."""
-    from genre.cache import cache_dir, report_rebuild
+    from genre.cache import cache_dir, new_entry, report_rebuild
 
     key = cache_key(task, config, X_fit)
     where = cache_dir() / CACHE_NAME / key
@@ -271,21 +271,11 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
             "loss": log["loss"]}
     if not use_cache:
         return model, DDPMInfo(None, False, seconds, meta)
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{key}-"))
-    try:
+    with new_entry(where) as tmp:
         save_file({k: v.detach().contiguous() for k, v in model.denoiser.state_dict().items()},
                   str(tmp / "ddpm.safetensors"))
         (tmp / "ddpm.json").write_text(json.dumps(meta, indent=1))
         write_manifest(tmp, ["ddpm.json", "ddpm.safetensors"])
-        if where.exists():  # stale or unreadable: replace it
-            shutil.rmtree(where, ignore_errors=True)
-        try:
-            tmp.rename(where)
-        except OSError:  # a concurrent run got there first
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return model, DDPMInfo(where, False, seconds, meta)
 
 

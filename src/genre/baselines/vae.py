@@ -32,11 +32,8 @@ REVISE and CRUDS share.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -270,17 +267,18 @@ def _labels(task: RecourseTask, config: VAEConfig) -> np.ndarray | None:
 
 
 def cache_key(task: RecourseTask, config: VAEConfig, labels: np.ndarray | None = None) -> str:
-    """Readable prefix (task name, seed, D) + hash of config, immutables, data and labels."""
+    """Readable prefix (task name, seed, D) + hash of config, immutables, data, labels and the
+    source of the code that trains the VAE (genre.cache.code_digest)."""
     D = task.n_features
-    h = hashlib.sha256()
-    h.update(json.dumps({"config": config.to_dict(), "D": D,
+    from genre.cache import code_digest, key_digest
+
+    arrays = (np.asarray(task.X_train, dtype=np.float64),) + (
+        () if labels is None else (np.asarray(labels, dtype=np.int64),))
+    digest = key_digest({"config": config.to_dict(), "D": D,
                          "immutable": task.encoder.immutable_mask.tolist()},
-                        sort_keys=True).encode())
-    h.update(np.ascontiguousarray(task.X_train, dtype=np.float64).tobytes())
-    if labels is not None:
-        h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+                        code_digest("genre.baselines.vae"), arrays=arrays)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(task.name))[:60] or "task"
-    return f"{name}-seed{task.seed}-D{D}-{h.hexdigest()[:16]}"
+    return f"{name}-seed{task.seed}-D{D}-{digest[:16]}"
 
 
 def _load(where: Path, task: RecourseTask, config: VAEConfig) -> tuple[LatentVAE, dict]:
@@ -307,7 +305,7 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
                       progress: Callable[[str], None] | None = None
                       ) -> tuple[LatentVAE, VAEInfo]:
     """Load the task's VAE from the cache, or train it (and cache it)."""
-    from genre.cache import cache_dir, report_rebuild
+    from genre.cache import cache_dir, new_entry, report_rebuild
 
     if task.n_features - int(task.encoder.immutable_mask.sum()) < 1:
         raise InputError("every feature is immutable: a latent search has nothing to change")
@@ -340,21 +338,11 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
     if not use_cache:
         return vae, VAEInfo(None, False, seconds, meta)
 
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{key}-"))
-    try:
+    with new_entry(where) as tmp:
         save_file({k: v.detach().contiguous() for k, v in vae.state_dict().items()},
                   str(tmp / "vae.safetensors"))
         (tmp / "vae.json").write_text(json.dumps(meta, indent=1))
         write_manifest(tmp, ["vae.json", "vae.safetensors"])
-        if where.exists():  # stale or incomplete (it did not load): replace it
-            shutil.rmtree(where, ignore_errors=True)
-        try:
-            tmp.rename(where)
-        except OSError:  # a concurrent run got there first: its copy is as good as ours
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return vae, VAEInfo(where, False, seconds, meta)
 
 

@@ -2,34 +2,38 @@
 
     genre benchmark --datasets adult compas heloc --methods all --n 200 --out DIR
 
-One run uses one protocol per dataset (`build_protocol(dataset, seed)`) and the same n
-rejected test individuals for every method. Each (dataset, method) cell is fitted, asked for
-recourse and scored with the paper's metrics; a method that raises is recorded with its
-error (and NaN metrics) and the run goes on. Results go to DIR/results.csv (one row per
-method and dataset), DIR/results.md (the paper's layout, with the command line at the top)
-and DIR/results.json (rows, versions, machine), each written atomically.
+One run uses one protocol per dataset and seed (`build_protocol(dataset, seed)`) and the
+same n rejected test individuals for every method. Each (dataset, method, seed) cell is
+fitted, asked for recourse and scored with the paper's metrics; a method that raises is
+recorded with its error (and NaN metrics) and the run goes on.
 
-Trained components are cached, so a rerun skips training: the protocol (gold model, h) and
-the VAE of the latent baselines cache themselves; fitted GenRe models are cached here under
-cache_dir()/genre-models/<dataset>-seed<seed>-<hash of parameters and training data>.
+Resumable, cell by cell: each cell is written to DIR/cells/<dataset>-seed<seed>-<method>.json
+as soon as it finishes (metrics, the method's parameters, the protocol fingerprint, fit and
+generation seconds and process CPU seconds, load average, versions, the command; see
+genre.bench.cells). A rerun skips every cell whose file has the same parameters and protocol
+fingerprint (and no error); others are computed again. DIR/results.csv (one row per method,
+dataset and seed, with `seed` and `fingerprint` columns), DIR/results.md (mean ± sd over the
+seeds, best in bold, the seed count of a cell with fewer seeds) and DIR/results.json are
+assembled from ALL cells in DIR/cells after every cell, so a table grows over several runs;
+in a folder with cells/ they are genre's own outputs and a run rewrites them without
+--overwrite. Cells run in the order of --methods within each dataset and seed.
+
+Trained components are cached, each entry keyed by a digest of its inputs, its parameters
+and the source of the code that builds it (genre.cache.code_digest), so changed code never
+reads an old entry: the protocol (gold model, h), the VAE of the latent baselines, the
+diffusion model, and fitted GenRe models (cache_dir()/genre-models/<dataset>-seed<seed>-
+<digest>).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import hashlib
 import inspect
 import json
 import math
-import os
-import platform
 import shlex
-import shutil
 import sys
-import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +41,7 @@ import numpy as np
 import pandas as pd
 import typer
 
+from genre.bench.common import error_text, load_average, machine, plain, split_names, versions
 from genre.errors import GenreError, InputError, ModelError
 from genre.io import atomic_path, check_outputs, results_files, write_text
 
@@ -50,8 +55,8 @@ DEFAULT_OUT = Path("benchmarks/results/table")
 # other files there are never touched.
 RESULT_FILES = ("results.csv", "results.md", "results.json")
 
-COLUMNS = ("method", "dataset", "seed", "cost", "val", "val_h", "lof", "score", "changes",
-           "ms_per_individual")
+COLUMNS = ("method", "dataset", "seed", "fingerprint", "cost", "val", "val_h", "lof", "score",
+           "changes", "ms_per_individual")
 EXTRA_COLUMNS = ("found", "fit_seconds", "imm_violations", "mono_violations", "error")
 METRICS = ("cost", "val", "val_h", "lof", "score", "changes", "ms_per_individual",
            "fit_seconds")
@@ -61,8 +66,7 @@ METRICS = ("cost", "val", "val_h", "lof", "score", "changes", "ms_per_individual
 QUICK: dict[str, dict] = {
     # A tiny transformer with a larger step: ~2 s on compas, Score ~1.8 on 50 individuals.
     "genre": {"d_model": 16, "n_heads": 2, "n_enc_layers": 1, "n_dec_layers": 1, "d_ff": 32,
-              "lr": 3e-3, "batch_size": 256, "max_epochs": 10, "patience": 5,
-              "max_seconds": 30.0},
+              "lr": 3e-3, "batch_size": 256, "max_epochs": 10, "patience": 5},
     "wachter": {"n_iter": 300, "max_rounds": 3},
     "gs": {"n_samples": 300},
     "dice": {"sample_size": 300},
@@ -74,24 +78,9 @@ QUICK: dict[str, dict] = {
 }
 
 GENRE_CACHE = "genre-models"
-GENRE_CACHE_VERSION = "v1"
 
 
 # ------------------------------------------------------------------------- names
-def split_names(names) -> list[str]:
-    """Comma- and/or space-separated names (a string or an iterable of strings), deduplicated."""
-    if names is None:
-        return []
-    if isinstance(names, str):
-        names = [names]
-    out: list[str] = []
-    for item in names:
-        for name in str(item).replace(",", " ").split():
-            if name not in out:
-                out.append(name)
-    return out
-
-
 def resolve_methods(methods: list[str] | str = "all") -> list[str]:
     """The method names a run will use; "all" = every registered one, in the paper's order."""
     from genre.baselines import METHODS
@@ -148,22 +137,22 @@ def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict
 
 
 def genre_cache_key(model, protocol, monotone: bool) -> str:
-    from genre.bench.protocol import CACHE_VERSION
-    from genre.estimator import FORMAT_VERSION
+    """<dataset>-seed<seed>-<digest>: the digest covers GenRe's parameters, the training
+    rows and labels, h's decisions on them, and the source of the code that trains GenRe
+    (genre.cache.code_digest of the estimator's module and all it imports)."""
+    from genre.cache import code_digest, key_digest
 
     params = {k: v for k, v in model.get_params().items()
               if k not in ("progress", "threads", "device")}
-    key = {"params": params, "monotone": monotone, "format": FORMAT_VERSION,
-           "protocol": CACHE_VERSION, "cache": GENRE_CACHE_VERSION}
-    if protocol.h_variant:
-        # Training sees h only through which rows lie above gamma (sources vs targets), so a
-        # substituted h is keyed by those decisions: two h with the same ones share a model.
-        above = protocol.h.predict_proba(protocol.X_train) > model.gamma
-        key["h_above_gamma"] = hashlib.sha256(np.packbits(above).tobytes()).hexdigest()
-    h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-    h.update(np.ascontiguousarray(protocol.X_train, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(protocol.y_train, dtype=np.int64).tobytes())
-    return f"{protocol.name}-seed{protocol.seed}-{h.hexdigest()[:16]}"
+    # Training sees h only through which rows lie above gamma (sources vs targets), so h is
+    # keyed by those decisions: two h with the same ones share a model.
+    above = protocol.h.predict_proba(protocol.X_train) > model.gamma
+    digest = key_digest({"params": params, "monotone": monotone,
+                         "code": code_digest(type(model).__module__)},
+                        arrays=(np.asarray(protocol.X_train, dtype=np.float64),
+                                np.asarray(protocol.y_train, dtype=np.int64),
+                                np.packbits(above)))
+    return f"{protocol.name}-seed{protocol.seed}-{digest[:16]}"
 
 
 def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = True):
@@ -172,7 +161,7 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
     Returns (model, cached, train_seconds); train_seconds is the original training time
     (read back from the saved model when it came from the cache).
     """
-    from genre.cache import cache_dir, report_rebuild
+    from genre.cache import cache_dir, new_entry, report_rebuild
     from genre.estimator import GenRe
 
     where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, monotone)
@@ -187,69 +176,118 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
             return loaded, True, seconds
     model.fit(protocol.task(monotone=monotone))
     if use_cache:
-        # Save into a temporary sibling and rename: a crash never leaves a half model.
-        where.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{where.name}-"))
-        try:
+        with new_entry(where) as tmp:
             model.save(tmp)
-            shutil.rmtree(where, ignore_errors=True)
-            with contextlib.suppress(OSError):  # a concurrent run got there first
-                tmp.rename(where)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return model, False, model.log_.seconds
 
 
 # ------------------------------------------------------------------------ one cell
 def result_row(method: str, dataset: str, report=None, fit_seconds: float = math.nan,
-         error: str = "", cached: bool = False, train_seconds: float = math.nan,
-         seed: int = 0) -> dict:
+               error: str = "", cached: bool = False, train_seconds: float = math.nan,
+               seed: int = 0, fingerprint: str | None = None) -> dict:
+    """One results row: COLUMNS, EXTRA_COLUMNS, cached_fit and train_seconds."""
+    head = {"method": method, "dataset": dataset, "seed": seed, "fingerprint": fingerprint}
+    tail = {"error": error, "cached_fit": cached, "train_seconds": train_seconds}
     if report is None:
-        return {"method": method, "dataset": dataset, "seed": seed,
-                **dict.fromkeys(METRICS, math.nan),
-                "found": pd.NA, "fit_seconds": fit_seconds, "imm_violations": pd.NA,
-                "mono_violations": pd.NA, "error": error, "cached_fit": cached,
-                "train_seconds": train_seconds}
-    return {"method": method, "dataset": dataset, "seed": seed, "cost": report.cost,
-            "val": report.val,
-            "val_h": report.val_h, "lof": report.lof, "score": report.score,
-            "changes": report.changes,
-            "ms_per_individual": 1000.0 * report.seconds / max(report.n, 1),
-            "found": report.found, "fit_seconds": fit_seconds,
-            "imm_violations": report.violations.immutable,
-            "mono_violations": report.violations.monotone, "error": error,
-            "cached_fit": cached, "train_seconds": train_seconds}
+        return head | dict.fromkeys(METRICS, math.nan) | {
+            "found": pd.NA, "fit_seconds": fit_seconds, "imm_violations": pd.NA,
+            "mono_violations": pd.NA} | tail
+    return head | {
+        "cost": report.cost, "val": report.val, "val_h": report.val_h, "lof": report.lof,
+        "score": report.score, "changes": report.changes,
+        "ms_per_individual": 1000.0 * report.seconds / max(report.n, 1),
+        "found": report.found, "fit_seconds": fit_seconds,
+        "imm_violations": report.violations.immutable,
+        "mono_violations": report.violations.monotone} | tail
 
 
-def error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")[:500]
+def cell_key(name: str, protocol, n: int, *, quick: bool, monotone: bool,
+             params: dict[str, dict] | None = None) -> dict:
+    """What a cell's result depends on besides the protocol: the method's full constructor
+    arguments (defaults included), n, quick and monotone. A cell file with another key is
+    computed again."""
+    seed = protocol.seed
+    method = make(name, protocol.name, seed, quick, params)
+    if hasattr(method, "get_params"):
+        arguments = method.get_params()
+    else:
+        kwargs = method_params(name, protocol.name, seed, quick, params)
+        signature = inspect.signature(type(method).__init__).parameters.values()
+        arguments = {p.name: p.default for p in signature
+                     if p.default is not inspect.Parameter.empty} | kwargs
+    arguments = {k: v for k, v in arguments.items()
+                 if k not in ("progress", "threads", "device", "num_threads")}
+    return {"method": name, "dataset": protocol.name, "seed": seed, "n": n, "quick": quick,
+            "monotone": monotone, "h_variant": protocol.h_variant, "params": arguments}
 
 
 def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, monotone: bool,
-             params: dict[str, dict] | None = None, use_cache: bool = True) -> dict:
-    """Fit, generate and evaluate one method on one protocol; errors become the row's error."""
+             params: dict[str, dict] | None = None, use_cache: bool = True,
+             timing: dict | None = None) -> dict:
+    """Fit, generate and evaluate one method on one protocol; errors become the row's error.
+
+    timing, if given, receives fit/generate wall and process-CPU seconds.
+    """
     from genre.bench.evaluation import run_method
 
-    t0 = time.perf_counter()
+    timing = {} if timing is None else timing
+    t0, c0 = time.perf_counter(), time.process_time()
+    cached, train_seconds = False, math.nan
     try:
         method = make(name, protocol.name, seed, quick, params)
         if name == "genre":
             method, cached, train_seconds = fit_genre_cached(method, protocol, monotone,
                                                              use_cache)
-            fit_seconds = time.perf_counter() - t0
-            report, _, _ = run_method(method, protocol, len(X), monotone=monotone,
-                                      fitted=True, X=X)
         else:
-            report, _, fit_seconds = run_method(method, protocol, len(X), monotone=monotone,
-                                                X=X)
+            method.fit(protocol.task(monotone=monotone))
+        fit_seconds = time.perf_counter() - t0
+        timing |= {"fit_seconds": fit_seconds, "fit_cpu_seconds": time.process_time() - c0}
+        c1 = time.process_time()
+        report, _, _ = run_method(method, protocol, len(X), monotone=monotone, fitted=True,
+                                  X=X)
+        timing |= {"generate_seconds": report.seconds,
+                   "generate_cpu_seconds": time.process_time() - c1}
+        if name != "genre":
             info = getattr(method, "vae_info_", None)
             cached = bool(getattr(info, "cached", False))
             train_seconds = float(getattr(info, "train_seconds", fit_seconds))
     except Exception as exc:  # noqa: BLE001 - one failing cell must not end the run
         return result_row(name, protocol.name, fit_seconds=time.perf_counter() - t0,
-                    error=error_text(exc), seed=protocol.seed)
+                          error=error_text(exc), seed=protocol.seed,
+                          fingerprint=protocol.fingerprint)
     return result_row(name, protocol.name, report, fit_seconds, cached=cached,
-                train_seconds=train_seconds, seed=protocol.seed)
+                      train_seconds=train_seconds, seed=protocol.seed,
+                      fingerprint=protocol.fingerprint)
+
+
+def run_or_skip(name: str, protocol, X: np.ndarray, out: Path, *, n: int, quick: bool,
+                monotone: bool, params: dict[str, dict] | None, use_cache: bool,
+                command: str) -> tuple[dict, bool]:
+    """One cell through its file: (row, skipped). A file with the same key and fingerprint
+    (and no error) is read back; otherwise the cell runs and its file is (re)written."""
+    from genre.bench import cells
+
+    path = cells.cell_path(out, protocol.name, name, protocol.seed)
+    try:
+        key = cell_key(name, protocol, n, quick=quick, monotone=monotone, params=params)
+    except Exception as exc:  # noqa: BLE001 - a method that cannot be built is its cell's error
+        key = {"method": name, "dataset": protocol.name, "seed": protocol.seed, "n": n,
+               "error": error_text(exc)}
+    done = cells.read_cell(path)
+    if cells.is_done(done, key, protocol.fingerprint):
+        return done["row"], True
+    timing = {"load_start": load_average(), "started": _now()}
+    row = run_cell(name, protocol, X, seed=protocol.seed, quick=quick, monotone=monotone,
+                   params=params, use_cache=use_cache, timing=timing)
+    timing |= {"load_end": load_average(), "finished": _now()}
+    cells.write_cell(path, {"key": key, "fingerprint": protocol.fingerprint, "row": row,
+                            "timing": timing, "versions": versions(), "machine": machine(),
+                            "command": command})
+    return cells.normalise(row), False
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
 # ----------------------------------------------------------------------- the run
@@ -258,16 +296,17 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
                   monotone: bool = False, progress: bool = True, *,
                   params: dict[str, dict] | None = None, use_cache: bool = True,
                   command: str | None = None, seeds: list[int] | None = None) -> pd.DataFrame:
-    """Run every method on every dataset under one protocol; write out/results.{csv,md,json}.
+    """Run every method on every dataset and seed, cell by cell; write out/results.*.
 
     datasets: bundled dataset names (a list, or a comma/space-separated string).
     methods: method names or "all" (every method registered in genre.baselines.METHODS, in
-        the paper's order); a name that is not registered is an InputError.
+        the paper's order); a name that is not registered is an InputError. Cells run in
+        this order within each dataset and seed (e.g. the rivals first).
     n: rejected test individuals per dataset, the same ones for every method.
     seed: protocol seed, also passed to every method that takes a seed.
-    seeds: several protocol seeds (each a full run: its own gold model, h and individuals);
-        results.csv gets one row per method, dataset and seed, results.md mean +- sd over
-        the seeds. Overrides `seed`.
+    seeds: several protocol seeds (each a full protocol: its own gold model, h and
+        individuals); results.csv gets one row per method, dataset and seed, results.md
+        mean +- sd over the seeds. Overrides `seed`.
     quick: cap the heavy hyper-parameters (see QUICK; GenRe: genre_for(fast=True) plus a
         tiny model and a few epochs). Figures from a quick run are not the paper's.
     monotone: enforce the datasets' monotone facts (the paper ignores them).
@@ -275,9 +314,13 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
     use_cache: load/save fitted GenRe models (and the VAE baselines' VAEs) in the cache.
     command: the command line shown in results.md (default: the equivalent Python call).
 
-    Returns a DataFrame with one row per (dataset, seed, method): the columns of COLUMNS, then
-    EXTRA_COLUMNS (error is "" for a cell that ran). A cell that raised has NaN metrics and
-    its error message; the run goes on.
+    Each cell is written to out/cells/<dataset>-seed<seed>-<method>.json as soon as it
+    finishes (genre.bench.cells); a cell whose file has the same parameters and protocol
+    fingerprint is not run again. out/results.{csv,md,json} are (re)written after every
+    cell from ALL cells in out/cells (this run's and earlier runs'): they are genre's own
+    outputs there. Returns that table: one row per (dataset, seed, method), the columns of
+    COLUMNS then EXTRA_COLUMNS (error is "" for a cell that ran). A cell that raised has NaN
+    metrics and its error message; the run goes on.
     """
     from genre.bench.protocol import build_protocol
 
@@ -295,10 +338,10 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
     started = _dt.datetime.now().astimezone()
     meta = _meta(command, started, dataset_names, method_names, n, seed_list, quick, monotone,
                  params)
-    rows: list[dict] = []
+    state = {"done": 0, "skipped": 0, "total": len(dataset_names) * len(seed_list)
+             * len(method_names), "extra_rows": []}
     with progress_bar(progress) as bar:
-        task = bar.add_task("benchmark", total=len(dataset_names) * len(seed_list)
-                            * len(method_names))
+        task = bar.add_task("benchmark", total=state["total"])
         for dataset in dataset_names:
             for s in seed_list:
                 where = f"{dataset} seed {s}" if len(seed_list) > 1 else dataset
@@ -310,28 +353,51 @@ def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n
                         raise InputError(f"{dataset}: h rejects no test individual")
                 except Exception as exc:  # noqa: BLE001 - the other datasets still run
                     msg = f"protocol: {error_text(exc)}"
-                    rows += [result_row(m, dataset, seed=s, error=msg) for m in method_names]
+                    state["extra_rows"] += [result_row(m, dataset, seed=s, error=msg)
+                                            for m in method_names]
+                    state["done"] += len(method_names)
                     bar.advance(task, len(method_names))
-                    _save(rows, meta, out, started, complete=False)
+                    _save(meta, out, started, state, complete=False)
                     continue
                 for name in method_names:
                     bar.update(task, description=f"{where}: {name}")
-                    rows.append(run_cell(name, protocol, X, seed=s, quick=quick,
-                                         monotone=monotone, params=params,
-                                         use_cache=use_cache))
+                    _, skipped = run_or_skip(name, protocol, X, out, n=n, quick=quick,
+                                             monotone=monotone, params=params,
+                                             use_cache=use_cache, command=command)
+                    state["done"] += 1
+                    state["skipped"] += skipped
                     bar.advance(task)
                     # Results so far, marked partial: a long run that dies keeps what it did.
-                    _save(rows, meta, out, started, complete=False)
+                    _save(meta, out, started, state, complete=False)
         bar.update(task, description="done")
-    return _save(rows, meta, out, started, complete=True)
+    return _save(meta, out, started, state, complete=True)
 
 
-def _save(rows: list[dict], meta: dict, out: Path, started, complete: bool) -> pd.DataFrame:
-    full = pd.DataFrame(rows)
+def _save(meta: dict, out: Path, started, state: dict, complete: bool) -> pd.DataFrame:
+    """Assemble the table from every cell in out/cells (plus this run's protocol errors)
+    and write the result files."""
+    from genre.bench import cells
+
+    rows = [c["row"] for c in cells.read_cells(out)]
+    keys = {(r["dataset"], r["method"], r["seed"]) for r in rows}
+    rows += [r for r in state["extra_rows"]
+             if (r["dataset"], r["method"], r["seed"]) not in keys]
+    datasets = cells.ordered(meta["datasets"], [r["dataset"] for r in rows])
+    methods = cells.ordered(meta["methods"], [r["method"] for r in rows])
+    seeds = cells.ordered(meta["seeds"], sorted({int(r["seed"]) for r in rows}))
+    order = {(d, s, m): i for i, (d, s, m) in enumerate(
+        (d, s, m) for d in datasets for s in seeds for m in methods)}
+    rows.sort(key=lambda r: order[(r["dataset"], int(r["seed"]), r["method"])])
+    full = pd.DataFrame(rows, columns=list(dict.fromkeys(
+        [*COLUMNS, *EXTRA_COLUMNS, *(k for r in rows for k in r)])))
     for col in ("found", "imm_violations", "mono_violations"):
-        full[col] = full[col].astype("Int64")
+        full[col] = full[col].astype("Float64").astype("Int64")
+    full["seed"] = full["seed"].astype(int)
+    full["error"] = full["error"].fillna("")
     table = full[list(COLUMNS + EXTRA_COLUMNS)].copy()
-    meta = meta | {"complete": complete, "cells_done": len(rows),
+    meta = meta | {"complete": complete, "cells_done": state["done"],
+                   "cells_total": state["total"], "cells_skipped": state["skipped"],
+                   "table_datasets": datasets, "table_methods": methods, "table_seeds": seeds,
                    "seconds": (_dt.datetime.now().astimezone() - started).total_seconds()}
     write_results(table, full, meta, out)
     return table
@@ -354,49 +420,12 @@ def progress_bar(enabled: bool):
 
 
 # ------------------------------------------------------------------------ output
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def versions() -> dict[str, str | None]:
-    return {"genre": _version("genre-recourse"), "torch": _version("torch"),
-            "numpy": _version("numpy"), "sklearn": _version("scikit-learn"),
-            "dice-ml": _version("dice-ml")}
-
-
-def machine() -> dict:
-    import torch
-
-    return {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "torch_threads": torch.get_num_threads()}
-
-
 def _meta(command, started, datasets, methods, n, seeds, quick, monotone, params) -> dict:
     return {"command": command, "date": started.isoformat(timespec="seconds"),
             "datasets": datasets, "methods": methods, "n": n, "seed": seeds[0],
             "seeds": seeds, "quick": quick,
             "monotone": monotone, "params": params or {}, "versions": versions(),
             "machine": machine()}
-
-
-def plain(v):
-    """JSON-safe value: NaN/NA -> None, numpy scalars -> Python, dicts and lists item by
-    item."""
-    if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [plain(x) for x in v]
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
 
 
 def fmt(v, digits: int = 2) -> str:
@@ -438,8 +467,9 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
     With several seeds each cell is the mean ± sd over the seeds (sd with ddof=1), and the
     best mean Score per dataset is in bold.
     """
-    datasets, methods = meta["datasets"], meta["methods"]
-    seeds = meta.get("seeds") or [meta["seed"]]
+    datasets = meta.get("table_datasets", meta["datasets"])
+    methods = meta.get("table_methods", meta["methods"])
+    seeds = meta.get("table_seeds") or meta.get("seeds") or [meta["seed"]]
     v = meta["versions"]
     m = meta["machine"]
     seed_text = (f"protocol seed {seeds[0]}" if len(seeds) == 1 else
@@ -455,8 +485,14 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
         f"monotone facts enforced: {'yes' if meta['monotone'] else 'no'}",
         *([] if meta.get("complete", True) else [
             f"- **partial**: {meta['cells_done']} of "
-            f"{len(datasets) * len(methods) * len(seeds)} cells done "
-            "(the run is still going, or it stopped early)"]),
+            f"{meta.get('cells_total', len(datasets) * len(methods) * len(seeds))} cells "
+            "done (the run is still going, or it stopped early)"]),
+        *([] if "cells_total" not in meta else [
+            "- assembled from every cell file in cells/ (one JSON per dataset, method and "
+            "seed, with its parameters, protocol fingerprint, timings and command); "
+            f"this run computed {meta['cells_done'] - meta['cells_skipped']} and reused "
+            f"{meta['cells_skipped']}. A cell has as many seeds as marked (n seeds), else "
+            f"{len(seeds)}."]),
         "- Cost: mean L1 in normalised space (lower is better); Val: fraction valid under the "
         "gold model; LOF: fraction of inliers; Score = Val + LOF - Cost/D (best in bold); "
         "Changes: mean number of features changed; ms/indiv: generation time per individual.",
@@ -486,6 +522,8 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
             score = _cell(r, "score")
             if np.isfinite(best[d]) and r.score == best[d]:
                 score = f"**{score}**"
+            if r.n_seeds != len(seeds):
+                score += f" ({r.n_seeds} seed{'s' if r.n_seeds != 1 else ''})"
             row += [_cell(r, "cost"), _cell(r, "val"), _cell(r, "lof"), score,
                     _cell(r, "changes", 1), _cell(r, "ms_per_individual", 1)]
         lines.append("| " + " | ".join(row) + " |")
@@ -672,8 +710,13 @@ def benchmark_command(
 
     Names after --datasets/--methods may be space- or comma-separated, or the flag repeated.
 
-    Writes DIR/results.csv, results.md and results.json (replacing them needs --overwrite;
-    other files in DIR are left alone); fitted models are cached for reruns.
+    Resumable: each (dataset, method, seed) cell is saved as DIR/cells/<dataset>-seed<seed>-
+    <method>.json when it finishes, and a rerun skips the cells already there with the same
+    parameters and protocol fingerprint. DIR/results.csv, results.md and results.json are
+    assembled from all cells in DIR/cells, so a table can grow over several runs; once
+    DIR/cells exists they are rewritten without --overwrite (a DIR with result files but no
+    cells/ needs --overwrite; other files in DIR are left alone). Methods run in the order
+    given. Fitted models are cached for reruns.
 
     Experiments beyond the table, each writing a table and a PNG:
     --sweep-lambda 0.5 1 2 5 10: Score, Cost and Val against the cost weight;
@@ -724,7 +767,10 @@ def benchmark_command(
                      ["--seed", str(seed)])
         resolve_datasets(ds)  # bad names are reported before the outputs
         resolve_methods(ms)
-        check_outputs(results_files(out, RESULT_FILES), overwrite=overwrite)
+        # A folder with cells/ holds a table genre assembles: its result files are rewritten
+        # from the cells by every run (resuming needs no --overwrite).
+        check_outputs(results_files(out, RESULT_FILES),
+                      overwrite=overwrite or (out / "cells").is_dir())
         command = shlex.join(["genre", "benchmark", "--datasets", *ds, "--methods", *ms,
                               "--n", str(n), *seed_args, "--out", str(out)]
                              + (["--quick"] if quick else [])
