@@ -93,3 +93,38 @@ def test_no_private_names_borrowed_across_modules():
                         if a.name.startswith("_") and not a.name.startswith("__")
                         and f"{node.module}.{a.name}" not in MODULES]
     assert not bad, bad
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of `graph` (a list of modules, first = last), or None."""
+    state: dict[str, int] = {}
+
+    def visit(node: str, stack: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (found := visit(nxt, stack + [nxt])):
+                return found
+        state[node] = 2
+        return None
+
+    for name in sorted(graph):
+        if name not in state and (found := visit(name, [name])):
+            return found
+    return None
+
+
+def test_the_lab_has_no_cycle_counting_imports_in_functions():
+    """genre.bench: the runner, report, CLI command and sweeps import shared helpers from
+    genre.bench.common / methods, never each other in a circle (lazy imports counted)."""
+    bench = {n: p for n, p in MODULES.items() if n.startswith("genre.bench")}
+    graph = {n: {m for m, _ in imports(p, top_level_only=False) if m in bench}
+             for n, p in bench.items()}
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph))
+
+
+def test_lab_modules_stay_short():
+    long = {n: len(p.read_text().splitlines()) for n, p in MODULES.items()
+            if n.startswith("genre.bench")}
+    assert all(v <= 450 for v in long.values()), {n: v for n, v in long.items() if v > 450}

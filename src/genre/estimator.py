@@ -62,6 +62,7 @@ from genre.pairs import PairSampler, sparse_targets, split_holdout
 from genre.plausibility import PlausibilityFlag
 from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
+from genre.tuning import check_tuning, tune_sampling
 
 FORMAT_VERSION = 1
 LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LOG_EVERY epochs
@@ -133,7 +134,10 @@ class GenRe(RecourseMethod):
     such as a length of stay land on values people have), stay_in_bin (a sampled bin that
     holds the factual's value keeps it: no change, no cost). Selection: select ("h": of the
     best_k samples, the one h scores highest, the paper's rule; "effort": the cheapest by
-    the schema's effort among those h accepts).
+    the schema's effort among those h accepts). Tuning: tune ("auto", the default: after
+    fit, temperature in {1, 2, 4, 10} x best_k in {10, 30} is chosen on held-out rejected
+    training rows by h-validity + plausible - effort/D and used for sampling, the record in
+    `tuning_` and config.json, see genre.tuning; None: temperature and best_k as given).
     Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
     where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
     sampler draws its random numbers on the CPU, so a seed gives the same samples on either
@@ -150,7 +154,8 @@ class GenRe(RecourseMethod):
                  temperature: float = 2.0,
                  sigma: float = 0.0, best_k: int = 10, bin_value: str = "data",
                  stay_in_bin: bool = True, seed: int = 0, threads: int = 1,
-                 progress: bool = True, device: str = "cpu", select: str = "h"):
+                 progress: bool = True, device: str = "cpu", select: str = "h",
+                 tune: str | None = "auto"):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
         self.n_enc_layers, self.n_dec_layers, self.d_ff, self.dropout = (
@@ -167,6 +172,9 @@ class GenRe(RecourseMethod):
         if select not in ("h", "effort"):
             raise ValueError(f"select must be 'h' or 'effort', got {select!r}")
         self.select = select
+        if tune not in ("auto", None):
+            raise ValueError(f"tune must be 'auto' or None, got {tune!r}")
+        self.tune = tune
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in _PARAMS}
@@ -270,7 +278,14 @@ class GenRe(RecourseMethod):
             log.warning("GenRe: training stopped by max_seconds=%s after %d epochs (best %d)",
                         self.max_seconds, len(history), best_epoch)
         self._on_device = None
+        # tune="auto": temperature and best_k chosen on held-out rejected training rows.
+        self.tuning_ = tune_sampling(self, task) if self.tune == "auto" else None
         return self
+
+    def _setting(self, name: str):
+        """The temperature or best_k sampling uses: tune="auto"'s choice, else the param."""
+        chosen = getattr(self, "tuning_", None) if self.tune == "auto" else None
+        return chosen[name] if chosen else getattr(self, name)
 
     def _pairs(self, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
                rng: np.random.Generator) -> tuple[PairSampler, np.ndarray]:
@@ -338,8 +353,10 @@ class GenRe(RecourseMethod):
         return cached[2]
 
     def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
-               use_cache: bool = True) -> np.ndarray:
-        """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid."""
+               use_cache: bool = True, temperature: float | None = None) -> np.ndarray:
+        """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid
+        (temperature: None = the tuned one with tune="auto", else the parameter)."""
+        temperature = self._setting("temperature") if temperature is None else temperature
         self._check_fitted(X)
         device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
@@ -352,7 +369,7 @@ class GenRe(RecourseMethod):
             mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32)).to(device)
             effort = self.encoder_.schema_.has_effort
             out = self.model_on(device).sample(
-                xt, self.temperature, self.sigma, mask.repeat_interleave(n_samples, dim=0),
+                xt, temperature, self.sigma, mask.repeat_interleave(n_samples, dim=0),
                 fixed, gen, use_cache=use_cache, bin_values=torch.as_tensor(self.bin_values_),
                 stay_in_bin=self.stay_in_bin, group=n_samples,
                 max_changes=self.encoder_.schema_.max_changes,
@@ -375,7 +392,7 @@ class GenRe(RecourseMethod):
         adult, compas and heloc capped at 3 changes it kept gold validity at 0.99 / 0.94 on
         compas / adult where "effort" fell to 0.75 / 0.80 (the cheapest accepted samples sit
         near h's boundary; benchmarks/results/max_changes)."""
-        best_k = self.best_k if best_k is None else best_k
+        best_k = self._setting("best_k") if best_k is None else best_k
         cands = self.sample(X, best_k, seed=seed)
         N, K, D = cands.shape
         p = self.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
@@ -395,7 +412,7 @@ class GenRe(RecourseMethod):
         effort keys): first the cheapest profile of each distinct set of changed features,
         cheapest first; then the other profiles (near-copies), cheapest first. Padding is NaN.
         """
-        n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
+        n_samples = max(self._setting("best_k"), 10 * k) if n_samples is None else n_samples
         cands = self.sample(X, n_samples, seed=seed)
         N, S, D = cands.shape
         flat = cands.reshape(N * S, D)
@@ -506,6 +523,7 @@ class GenRe(RecourseMethod):
             "encoder": {"lo": self.encoder_.lo_.tolist(), "hi": self.encoder_.hi_.tolist()},
             "train_log": ({k: v for k, v in asdict(self.log_).items() if k != "history"}
                           if hasattr(self, "log_") else meta_log),
+            "tuning": getattr(self, "tuning_", None),
         }
         (directory / "config.json").write_text(json.dumps(meta, indent=2))
         write_manifest(directory, ["config.json", "model.safetensors", *files])
@@ -544,6 +562,7 @@ class GenRe(RecourseMethod):
         schema = check_config(meta, cfg_path)
         self = cls(**meta["params"])
         self.train_log_ = meta["train_log"]
+        self.tuning_ = meta.get("tuning")
         self.config_ = TransformerConfig.from_dict(meta["transformer"])
         self.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])
         D, n_bins = self.config_.n_features, self.config_.n_bins
@@ -591,7 +610,7 @@ def _saved_file(directory: Path, name: str, saved: set[str] | None) -> bool:
 _PARAMS = ("lambda_", "gamma", "k", "n_bins", "d_model", "n_heads", "n_enc_layers",
            "n_dec_layers", "d_ff", "dropout", "lr", "batch_size", "max_epochs", "patience",
            "max_seconds", "val_frac", "temperature", "sigma", "best_k", "bin_value",
-           "stay_in_bin", "seed", "threads", "progress", "device", "select")
+           "stay_in_bin", "seed", "threads", "progress", "device", "select", "tune")
 
 
 
@@ -650,13 +669,16 @@ PARAM_CHECKS = {
     "best_k": _integer(1, MAX_BEST_K), "bin_value": _one_of("data", "edge"),
     "stay_in_bin": _one_of(True, False), "seed": _integer(0), "threads": _integer(1),
     "progress": _one_of(True, False), "device": _device, "select": _one_of("h", "effort"),
+    "tune": _one_of("auto", None),
 }
 # Params a model saved by an older genre lacks (GenRe's default applies when loading).
-OPTIONAL_PARAMS = {"device", "select"}
+OPTIONAL_PARAMS = {"device", "select", "tune"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
-CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log"}
+CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log",
+               "tuning"}
+OPTIONAL_CONFIG_KEYS = {"tuning"}  # absent in models saved before tuning existed
 
 
 def _check_section(section, checks: dict, where: str, optional=frozenset()) -> None:
@@ -686,7 +708,7 @@ def check_config(meta, path: Path) -> Schema:
     """
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: expected a JSON object")
-    missing = sorted(CONFIG_KEYS - set(meta))
+    missing = sorted(CONFIG_KEYS - OPTIONAL_CONFIG_KEYS - set(meta))
     unknown = sorted(set(meta) - CONFIG_KEYS)
     if missing or unknown:
         raise ModelError(f"{path}: " + "; ".join(
@@ -706,6 +728,7 @@ def check_config(meta, path: Path) -> Schema:
     if log is not None and (not isinstance(log, dict) or _number(0, infinite=True)(
             log.get("seconds", 0)) is not None):
         raise ModelError(f"{path}: train_log must be a mapping (with seconds a number) or null")
+    check_tuning(meta.get("tuning"), f"{path}: tuning")
     try:
         schema = Schema.from_dict(meta["schema"], source=f"{path}: schema")
     except (GenreError, TypeError, ValueError) as exc:

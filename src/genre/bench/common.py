@@ -96,4 +96,26 @@ def load_average() -> list[float] | None:
         return None
 
 
-__all__ = ["error_text", "load_average", "machine", "plain", "split_names", "versions"]
+def progress_bar(enabled: bool):
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=Console(stderr=True), disable=not enabled)
+
+
+def fmt(v, digits: int = 2) -> str:
+    return "-" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) \
+        else f"{v:.{digits}f}"
+
+
+__all__ = ["error_text", "fmt", "load_average", "machine", "plain", "progress_bar", "split_names",
+           "versions"]

@@ -50,7 +50,7 @@ from typing import Annotated
 import numpy as np
 import typer
 
-from genre.bench.benchmark import plain
+from genre.bench.common import plain
 from genre.errors import GenreError, InputError
 from genre.extras import require
 from genre.io import atomic_path, check_outputs, results_files, write_text
@@ -121,7 +121,7 @@ def timed(fn: Callable[[], object], min_seconds: float = 0.5, max_runs: int = 5,
 # ------------------------------------------------------------------- per dataset
 def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
     """(GenRe, from the cache?, training seconds, its directory in the cache or None)."""
-    from genre.bench.benchmark import GENRE_CACHE, fit_genre_cached, genre_cache_key, make
+    from genre.bench.methods import GENRE_CACHE, fit_genre_cached, genre_cache_key, make
     from genre.cache import cache_dir
 
     model = make("genre", dataset, seed, quick)
@@ -134,7 +134,7 @@ def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
 def time_methods(dataset: str, protocol, X: np.ndarray, genre, *, seed: int, quick: bool,
                  dice_n: int, say) -> dict[str, dict]:
     """ms per individual (and fit seconds) of GenRe and each baseline on the same X."""
-    from genre.bench.benchmark import make
+    from genre.bench.methods import make
 
     rows: dict[str, dict] = {}
     genre.generate(X[:1])  # warm-up
@@ -371,7 +371,8 @@ def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: i
     "cached_identical": whether cached and uncached decoding gave identical samples on
     every dataset (speed_command fails when they did not)}.
     """
-    from genre.bench.benchmark import machine, resolve_datasets, versions
+    from genre.bench.common import machine, versions
+    from genre.bench.methods import resolve_datasets
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
 
@@ -728,7 +729,7 @@ def speed_command(
     decoding and streaming memory; write OUT/speed.md, throughput.png, features.png.
 
     Replacing those (or the --json file) needs --overwrite."""
-    from genre.bench.benchmark import split_names
+    from genre.bench.common import split_names
 
     try:
         ds = split_names(datasets or []) + [d for d in split_names(names or [])

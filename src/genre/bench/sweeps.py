@@ -27,20 +27,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.bench.benchmark import (
-    error_text,
-    fit_genre_cached,
-    fmt,
-    machine,
-    make,
-    plain,
-    progress_bar,
-    resolve_datasets,
-    resolve_methods,
-    result_row,
-    run_cell,
-    versions,
-)
+from genre.bench.common import error_text, fmt, machine, plain, progress_bar, versions
+from genre.bench.methods import fit_genre_cached, make, resolve_datasets, resolve_methods
+from genre.bench.runner import result_row, run_cell
 from genre.errors import InputError
 from genre.extras import require
 from genre.io import atomic_path, write_text

@@ -9,6 +9,7 @@ import typer
 
 from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
+from genre.tuning import describe
 
 
 def fit(
@@ -98,6 +99,7 @@ def fit(
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+    console.print(describe(model.tuning_), markup=False, highlight=False)
 
 
 def print_classifier_report(report: dict) -> None:

@@ -1,0 +1,155 @@
+"""The benchmark's methods: names, the quick caps, how one cell's method is built, and the
+GenRe models it caches.
+
+A row of the table is a name: a method registered in genre.baselines.METHODS (built with
+its constructor, the quick caps and the caller's overrides), or a variant of one registered
+in TABLE_METHODS here (e.g. "wachter-tuned": Wachter with its cost weight chosen on
+validation individuals; see genre.bench.tuning). To add a row, register a class in
+genre.baselines.METHODS, or a variant with `register_variant`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import numpy as np
+
+from genre.bench.common import split_names
+from genre.errors import InputError, ModelError
+
+# The paper's comparison, in its order; "all" = those of these registered in METHODS (then
+# any other registered method, in registration order).
+PAPER_METHODS = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
+                 "cruds")
+PAPER_DATASETS = ("adult", "compas", "heloc")
+
+# --quick: caps on the heavy hyper-parameters (iterations, samples, VAE epochs, GenRe's
+# size and epochs), for demos and smoke tests. Figures from a quick run are not the paper's.
+QUICK: dict[str, dict] = {
+    # A tiny transformer with a larger step: ~2 s on compas, Score ~1.8 on 50 individuals.
+    "genre": {"d_model": 16, "n_heads": 2, "n_enc_layers": 1, "n_dec_layers": 1, "d_ff": 32,
+              "lr": 3e-3, "batch_size": 256, "max_epochs": 10, "patience": 5},
+    "wachter": {"n_iter": 300, "max_rounds": 3},
+    "gs": {"n_samples": 300},
+    "dice": {"sample_size": 300},
+    "roar": {"max_iter": 300},
+    "probe": {"n_iter": 100, "max_rounds": 3},
+    "cchvae": {"n_search_samples": 100, "max_iter": 100, "vae_epochs": 2},
+    "revise": {"max_iter": 200, "vae_epochs": 2},
+    "cruds": {"max_iter": 300, "vae_epochs": 2},
+}
+
+GENRE_CACHE = "genre-models"
+
+
+# ------------------------------------------------------------------------- names
+def resolve_methods(methods: list[str] | str = "all") -> list[str]:
+    """The method names a run will use; "all" = every registered one, in the paper's order."""
+    from genre.baselines import METHODS
+
+    names = split_names(methods)
+    if not names or "all" in names:
+        return ([m for m in PAPER_METHODS if m in METHODS]
+                + [m for m in METHODS if m not in PAPER_METHODS])
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        missing = [m for m in unknown if m in PAPER_METHODS]
+        hint = (f" ({', '.join(missing)} not registered in genre.baselines.METHODS yet)"
+                if missing else "")
+        raise InputError(f"unknown method(s) {', '.join(map(repr, unknown))}{hint}; "
+                         f"available: {', '.join(METHODS)} or 'all'")
+    return names
+
+
+def resolve_datasets(datasets: list[str] | str) -> list[str]:
+    from genre.data import DATASETS
+
+    names = split_names(datasets)
+    if not names:
+        raise InputError("no dataset given")
+    unknown = [d for d in names if d not in DATASETS]
+    if unknown:
+        raise InputError(f"unknown dataset(s) {', '.join(map(repr, unknown))}; bundled: "
+                         f"{', '.join(DATASETS)}")
+    return names
+
+
+# ---------------------------------------------------------------- building methods
+def method_params(name: str, dataset: str, seed: int, quick: bool,
+                  params: dict[str, dict] | None = None) -> dict:
+    """Constructor arguments for one cell: the seed, the quick caps, then the caller's own."""
+    from genre.baselines import METHODS
+
+    accepted = inspect.signature(METHODS[name].__init__).parameters
+    out = {"seed": seed} if "seed" in accepted else {}
+    if quick:
+        out |= {k: v for k, v in QUICK.get(name, {}).items() if k in accepted}
+    if name == "genre":
+        out["progress"] = False  # the benchmark's own bar reports progress
+    return out | (params or {}).get(name, {})
+
+
+def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict] | None = None):
+    from genre.baselines import make_method
+    from genre.estimator import genre_for
+
+    kwargs = method_params(name, dataset, seed, quick, params)
+    return genre_for(dataset, fast=quick, **kwargs) if name == "genre" else make_method(
+        name, **kwargs)
+
+
+# GenRe's parameters that act after training only (sampling, selection, tuning).
+SAMPLING_PARAMS = ("temperature", "sigma", "best_k", "select", "tune")
+
+
+def genre_cache_key(model, protocol, monotone: bool) -> str:
+    """<dataset>-seed<seed>-<digest>: the digest covers GenRe's training parameters (not
+    the sampling ones, SAMPLING_PARAMS: one fit serves every sampling setting), the training
+    rows and labels, h's decisions on them, and the source of the code that trains GenRe
+    (genre.cache.code_digest of the estimator's module and all it imports)."""
+    from genre.cache import code_digest, key_digest
+
+    params = {k: v for k, v in model.get_params().items()
+              if k not in ("progress", "threads", "device", *SAMPLING_PARAMS)}
+    # Training sees h only through which rows lie above gamma (sources vs targets), so h is
+    # keyed by those decisions: two h with the same ones share a model.
+    above = protocol.h.predict_proba(protocol.X_train) > model.gamma
+    digest = key_digest({"params": params, "monotone": monotone,
+                         "code": code_digest(type(model).__module__)},
+                        arrays=(np.asarray(protocol.X_train, dtype=np.float64),
+                                np.asarray(protocol.y_train, dtype=np.int64),
+                                np.packbits(above)))
+    return f"{protocol.name}-seed{protocol.seed}-{digest[:16]}"
+
+
+def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = True):
+    """Load GenRe from the cache, or fit it on the protocol's task and cache it.
+
+    Returns (model, cached, train_seconds); train_seconds is the original training time
+    (read back from the saved model when it came from the cache).
+    """
+    from genre.cache import cache_dir, new_entry, report_rebuild
+    from genre.estimator import GenRe
+    from genre.tuning import tune_sampling
+
+    where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, monotone)
+    if use_cache and (where.exists() or where.is_symlink()):
+        try:
+            loaded = GenRe.load(where, classifier=protocol.h, require_manifest=True)
+        except ModelError as exc:  # unusable entry: say so, retrain and replace it
+            report_rebuild(where, exc)
+        else:
+            seconds = float((loaded.train_log_ or {}).get("seconds", math.nan))
+            loaded.set_params(progress=model.progress,
+                              **{k: getattr(model, k) for k in SAMPLING_PARAMS})
+            if loaded.tune == "auto":  # tuned again: it depends on h and the sampling params
+                loaded.tuning_ = tune_sampling(loaded, protocol.task(monotone=monotone))
+            return loaded, True, seconds
+    model.fit(protocol.task(monotone=monotone))
+    if use_cache:
+        with new_entry(where) as tmp:
+            model.save(tmp)
+    return model, False, model.log_.seconds
+
+
