@@ -128,3 +128,41 @@ def test_max_seconds_is_off_by_default_and_recorded_when_it_fires(compas, tmp_pa
     config = json.loads((tmp_path / "capped" / "config.json").read_text())
     assert config["train_log"]["stopped_by"] == "max_seconds"
     assert GenRe.load(tmp_path / "capped").train_log_["stopped_by"] == "max_seconds"
+
+
+def test_tuned_rows_choose_on_validation_individuals(compas, tmp_path, monkeypatch):
+    from genre.bench import methods
+    from genre.bench.protocol import Protocol
+
+    asked = []
+    original = Protocol.validation_individuals
+
+    def spy(self, n=200):
+        asked.append(n)
+        return original(self, n)
+
+    monkeypatch.setattr(Protocol, "validation_individuals", spy)
+    fits, fit = [], GenRe.fit
+    monkeypatch.setattr(GenRe, "fit", lambda self, task: fits.append(task.name) or fit(self, task))
+    assert "wachter-tuned" in methods.resolve_methods("tuned")
+    table = run_benchmark(["compas"], ["genre", "genre-tuned", "wachter-tuned"], n=3,
+                          out=tmp_path, quick=True, progress=False)
+    assert list(table.method) == ["genre", "genre-tuned", "wachter-tuned"]
+    assert (table.error == "").all(), table.error.tolist()
+    assert asked == [3, 3]  # one validation draw per tuned row, none for the default
+    rows = {r["method"]: r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    for name, param in (("genre-tuned", "temperature"), ("wachter-tuned", "lambda_")):
+        cell = json.loads(cells.cell_path(tmp_path, "compas", name, 0).read_text())
+        grid = cell["tuning"]["grid"]
+        assert len(grid) == 8 and cell["tuning"]["n_validation"] == 3
+        best = max(grid, key=lambda g: g["score"])
+        assert cell["tuning"]["choice"] == best["setting"] == rows[name]["setting"]
+        assert param in rows[name]["setting"]
+        assert cell["key"]["grid"] == [g["setting"] for g in grid]
+    genre = json.loads(cells.cell_path(tmp_path, "compas", "genre", 0).read_text())
+    assert genre["tuning"]["criterion"].startswith("h-validity")  # GenRe's own, no gold
+    assert rows["genre"]["setting"] == {k: genre["tuning"][k] for k in ("temperature",
+                                                                         "best_k")}
+    assert len(fits) <= 1  # genre-tuned reuses the default row's fit (0: from the cache)
+    md = (tmp_path / "results.md").read_text()
+    assert "chosen on validation individuals" in md and "tune=\"auto\"" in md

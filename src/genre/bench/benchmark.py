@@ -41,6 +41,7 @@ from genre.bench.methods import (
     PAPER_DATASETS,
     PAPER_METHODS,
     QUICK,
+    VARIANTS,
     fit_genre_cached,
     make,
     resolve_datasets,
@@ -66,7 +67,7 @@ def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
     from genre.baselines import METHODS
     from genre.data import DATASETS
 
-    method_names = set(METHODS) | set(PAPER_METHODS) | {"all"}
+    method_names = set(METHODS) | set(PAPER_METHODS) | set(VARIANTS) | {"all", "tuned"}
     ds, ms, nums = [], [], []
     for name in split_names(extras):
         if name in DATASETS:
@@ -78,7 +79,7 @@ def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
         else:
             raise InputError(f"unexpected argument {name!r}: neither a bundled dataset "
                              f"({', '.join(DATASETS)}) nor a method "
-                             f"({', '.join(METHODS)}, all)")
+                             f"({', '.join([*METHODS, *VARIANTS])}, all, tuned)")
     return ds, ms, nums
 
 

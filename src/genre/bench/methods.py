@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -45,21 +47,29 @@ GENRE_CACHE = "genre-models"
 
 # ------------------------------------------------------------------------- names
 def resolve_methods(methods: list[str] | str = "all") -> list[str]:
-    """The method names a run will use; "all" = every registered one, in the paper's order."""
+    """The row names a run will use, in the order given; "all" = every registered method, in
+    the paper's order; "tuned" = every tuned variant (see VARIANTS)."""
     from genre.baselines import METHODS
 
     names = split_names(methods)
-    if not names or "all" in names:
-        return ([m for m in PAPER_METHODS if m in METHODS]
-                + [m for m in METHODS if m not in PAPER_METHODS])
-    unknown = [m for m in names if m not in METHODS]
+    if not names:
+        names = ["all"]
+    everything = ([m for m in PAPER_METHODS if m in METHODS]
+                  + [m for m in METHODS if m not in PAPER_METHODS])
+    variants = [v for v, spec in VARIANTS.items() if spec.factory or spec.base in METHODS]
+    out: list[str] = []
+    for name in names:
+        out += everything if name == "all" else [
+            v for v in variants if v.endswith(TUNED)] if name == "tuned" else [name]
+    out = list(dict.fromkeys(out))
+    unknown = [m for m in out if m not in METHODS and m not in variants]
     if unknown:
         missing = [m for m in unknown if m in PAPER_METHODS]
         hint = (f" ({', '.join(missing)} not registered in genre.baselines.METHODS yet)"
                 if missing else "")
         raise InputError(f"unknown method(s) {', '.join(map(repr, unknown))}{hint}; "
-                         f"available: {', '.join(METHODS)} or 'all'")
-    return names
+                         f"available: {', '.join([*METHODS, *variants])}, 'all' or 'tuned'")
+    return out
 
 
 def resolve_datasets(datasets: list[str] | str) -> list[str]:
@@ -76,27 +86,92 @@ def resolve_datasets(datasets: list[str] | str) -> list[str]:
 
 
 # ---------------------------------------------------------------- building methods
+@dataclass(frozen=True)
+class Variant:
+    """A row of the table beyond genre.baselines.METHODS.
+
+    base: the registered method it builds on (its quick caps and the caller's overrides for
+    `base` apply, then the variant's own). grid: settings (constructor overrides) tried on
+    the protocol's validation individuals, the best by the benchmark's Score kept
+    (genre.bench.tuned); () = none. factory: build the method another way,
+    factory(dataset=..., seed=..., quick=..., **kwargs) -> a RecourseMethod.
+    """
+
+    base: str
+    grid: tuple[dict, ...] = ()
+    factory: Callable | None = None
+    note: str = ""
+
+
+TUNED = "-tuned"
+# Tuned rows: each method's cost weight or step size, 8 settings (the budget of GenRe's
+# temperature x best_k grid), chosen on validation individuals (rejected rows of the
+# training split), never test rows.
+_WEIGHTS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+TUNING_GRIDS: dict[str, tuple[dict, ...]] = {
+    "genre": tuple({"temperature": t, "best_k": k, "tune": None}
+                   for t in (1.0, 2.0, 4.0, 10.0) for k in (10, 30)),
+    "wachter": tuple({"lambda_": v} for v in _WEIGHTS),
+    "roar": tuple({"lambda_": v} for v in _WEIGHTS),
+    "probe": tuple({"lambda_": v} for v in _WEIGHTS),
+    "revise": tuple({"lambda_": v} for v in (0.01, 0.03, 0.1, 0.3, 0.5, 1.0, 3.0, 10.0)),
+    "cruds": tuple({"lambda_": v} for v in (1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3)),
+    "cchvae": tuple({"step": v} for v in (0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)),
+    "diffusion": tuple({"guidance_scale": v} for v in _WEIGHTS),
+    "dice": tuple({"lambda_": v} for v in (0.01, 0.03, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)),
+}
+VARIANTS: dict[str, Variant] = {
+    f"{m}{TUNED}": Variant(m, grid, note="tuned on validation individuals by the Score")
+    for m, grid in TUNING_GRIDS.items()}
+
+
+def register_variant(name: str, variant: Variant) -> None:
+    """Add a row to the table (e.g. another way to fit GenRe); replaces one of that name.
+
+    Parameters
+    ----------
+    name : str
+        The row's name (what --methods takes).
+    variant : Variant
+        How to build it.
+    """
+    VARIANTS[name] = variant
+
+
+def base_method(name: str) -> str:
+    """The registered method a row builds on (the row itself when it is one)."""
+    return VARIANTS[name].base if name in VARIANTS else name
+
+
 def method_params(name: str, dataset: str, seed: int, quick: bool,
                   params: dict[str, dict] | None = None) -> dict:
-    """Constructor arguments for one cell: the seed, the quick caps, then the caller's own."""
+    """Constructor arguments for one cell: the seed, the quick caps, the caller's overrides
+    for the base method, then for the row itself (a variant's name)."""
     from genre.baselines import METHODS
 
-    accepted = inspect.signature(METHODS[name].__init__).parameters
+    base = base_method(name)
+    accepted = inspect.signature(METHODS[base].__init__).parameters if base in METHODS else {}
     out = {"seed": seed} if "seed" in accepted else {}
     if quick:
-        out |= {k: v for k, v in QUICK.get(name, {}).items() if k in accepted}
-    if name == "genre":
+        out |= {k: v for k, v in QUICK.get(base, {}).items() if k in accepted}
+    if base == "genre":
         out["progress"] = False  # the benchmark's own bar reports progress
-    return out | (params or {}).get(name, {})
+    out |= (params or {}).get(base, {})
+    return out | ((params or {}).get(name, {}) if name != base else {})
 
 
 def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict] | None = None):
+    """The method of one cell, unfitted (a variant: its base, before any grid setting)."""
     from genre.baselines import make_method
     from genre.estimator import genre_for
 
     kwargs = method_params(name, dataset, seed, quick, params)
-    return genre_for(dataset, fast=quick, **kwargs) if name == "genre" else make_method(
-        name, **kwargs)
+    variant = VARIANTS.get(name)
+    if variant is not None and variant.factory is not None:
+        return variant.factory(dataset=dataset, seed=seed, quick=quick, **kwargs)
+    base = base_method(name)
+    return genre_for(dataset, fast=quick, **kwargs) if base == "genre" else make_method(
+        base, **kwargs)
 
 
 # GenRe's parameters that act after training only (sampling, selection, tuning).

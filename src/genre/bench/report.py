@@ -80,6 +80,7 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
             f"this run computed {meta['cells_done'] - meta['cells_skipped']} and reused "
             f"{meta['cells_skipped']}. A cell has as many seeds as marked (n seeds), else "
             f"{len(seeds)}."]),
+        *_tuning_notes(methods),
         "- Cost: mean L1 in normalised space (lower is better); Val: fraction valid under the "
         "gold model; LOF: fraction of inliers; Score = Val + LOF - Cost/D (best in bold); "
         "Changes: mean number of features changed; ms/indiv: generation time per individual.",
@@ -117,6 +118,23 @@ def markdown(table: pd.DataFrame, meta: dict) -> str:
     if errors:
         lines += ["", "Errors:", ""] + errors
     return "\n".join(lines) + "\n"
+
+
+def _tuning_notes(methods: list[str]) -> list[str]:
+    notes = []
+    if "genre" in methods:
+        notes.append('- genre: its sampling settings (temperature x best_k, 8 settings) '
+                     'chosen after fitting by GenRe itself (tune="auto": h-validity + '
+                     'plausible - effort/D on held-out rejected training rows; no gold model, '
+                     'no test rows)')
+    tuned = [m for m in methods if m.endswith("-tuned")]
+    if tuned:
+        notes.append(f"- {', '.join(tuned)}: the method's cost weight or step size (GenRe: "
+                     "temperature x best_k), 8 settings, chosen on validation individuals "
+                     "(rejected rows of the training split, as many as the test individuals) "
+                     "by the benchmark's Score, never on test rows; the choice per cell is "
+                     "`setting` in results.json and the cell files")
+    return notes
 
 
 def write_results(table: pd.DataFrame, full: pd.DataFrame, meta: dict, out: Path) -> None:

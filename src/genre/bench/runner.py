@@ -24,6 +24,8 @@ from genre.bench.common import (
     versions,
 )
 from genre.bench.methods import (
+    VARIANTS,
+    base_method,
     fit_genre_cached,
     make,
     method_params,
@@ -71,29 +73,46 @@ def cell_key(name: str, protocol, n: int, *, quick: bool, monotone: bool,
                      if p.default is not inspect.Parameter.empty} | kwargs
     arguments = {k: v for k, v in arguments.items()
                  if k not in ("progress", "threads", "device", "num_threads")}
-    return {"method": name, "dataset": protocol.name, "seed": seed, "n": n, "quick": quick,
-            "monotone": monotone, "h_variant": protocol.h_variant, "params": arguments}
+    key = {"method": name, "dataset": protocol.name, "seed": seed, "n": n, "quick": quick,
+           "monotone": monotone, "h_variant": protocol.h_variant, "params": arguments}
+    if name in VARIANTS:  # a tuned row: its grid too
+        key["grid"] = list(VARIANTS[name].grid)
+    return key
 
 
 def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, monotone: bool,
              params: dict[str, dict] | None = None, use_cache: bool = True,
-             timing: dict | None = None) -> dict:
+             timing: dict | None = None, details: dict | None = None) -> dict:
     """Fit, generate and evaluate one method on one protocol; errors become the row's error.
 
-    timing, if given, receives fit/generate wall and process-CPU seconds.
+    timing, if given, receives fit/generate wall and process-CPU seconds (a tuned row's fit
+    includes its search on validation individuals); details receives "tuning": a tuned
+    row's search (genre.bench.tuned) or GenRe's own choice (tune="auto", genre.tuning).
+    The row's `setting` is the chosen setting (None: the method's own).
     """
     from genre.bench.evaluation import run_method
+    from genre.bench.tuned import choose, is_tuned
 
     timing = {} if timing is None else timing
+    details = {} if details is None else details
     t0, c0 = time.perf_counter(), time.process_time()
-    cached, train_seconds = False, math.nan
+    cached, train_seconds, setting = False, math.nan, None
     try:
-        method = make(name, protocol.name, seed, quick, params)
-        if name == "genre":
-            method, cached, train_seconds = fit_genre_cached(method, protocol, monotone,
-                                                             use_cache)
+        base = base_method(name)
+        if is_tuned(name):
+            method, details["tuning"] = choose(name, protocol, len(X), quick=quick,
+                                               monotone=monotone, params=params,
+                                               use_cache=use_cache)
+            setting = details["tuning"]["choice"]
+        elif base == "genre":
+            method, cached, train_seconds = fit_genre_cached(
+                make(name, protocol.name, seed, quick, params), protocol, monotone, use_cache)
         else:
+            method = make(name, protocol.name, seed, quick, params)
             method.fit(protocol.task(monotone=monotone))
+        if base == "genre" and getattr(method, "tune", None) == "auto" and method.tuning_:
+            details["tuning"] = method.tuning_
+            setting = {k: method.tuning_[k] for k in ("temperature", "best_k")}
         fit_seconds = time.perf_counter() - t0
         timing |= {"fit_seconds": fit_seconds, "fit_cpu_seconds": time.process_time() - c0}
         c1 = time.process_time()
@@ -101,7 +120,7 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
                                   X=X)
         timing |= {"generate_seconds": report.seconds,
                    "generate_cpu_seconds": time.process_time() - c1}
-        if name != "genre":
+        if base != "genre":
             info = getattr(method, "vae_info_", None)
             cached = bool(getattr(info, "cached", False))
             train_seconds = float(getattr(info, "train_seconds", fit_seconds))
@@ -111,7 +130,7 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
                           fingerprint=protocol.fingerprint)
     return result_row(name, protocol.name, report, fit_seconds, cached=cached,
                       train_seconds=train_seconds, seed=protocol.seed,
-                      fingerprint=protocol.fingerprint)
+                      fingerprint=protocol.fingerprint) | {"setting": setting}
 
 
 def run_or_skip(name: str, protocol, X: np.ndarray, out: Path, *, n: int, quick: bool,
@@ -130,12 +149,13 @@ def run_or_skip(name: str, protocol, X: np.ndarray, out: Path, *, n: int, quick:
     done = cells.read_cell(path)
     if cells.is_done(done, key, protocol.fingerprint):
         return done["row"], True
-    timing = {"load_start": load_average(), "started": _now()}
+    timing, details = {"load_start": load_average(), "started": _now()}, {}
     row = run_cell(name, protocol, X, seed=protocol.seed, quick=quick, monotone=monotone,
-                   params=params, use_cache=use_cache, timing=timing)
+                   params=params, use_cache=use_cache, timing=timing, details=details)
     timing |= {"load_end": load_average(), "finished": _now()}
     cells.write_cell(path, {"key": key, "fingerprint": protocol.fingerprint, "row": row,
-                            "timing": timing, "versions": versions(), "machine": machine(),
+                            "timing": timing, "tuning": details.get("tuning"),
+                            "versions": versions(), "machine": machine(),
                             "command": command})
     return cells.normalise(row), False
 

@@ -372,8 +372,8 @@ def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: i
     every dataset (speed_command fails when they did not)}.
     """
     from genre.bench.common import machine, versions
-    from genre.bench.methods import resolve_datasets
     from genre.bench.evaluation import run_method
+    from genre.bench.methods import resolve_datasets
     from genre.bench.protocol import build_protocol
 
     names = resolve_datasets(datasets)
