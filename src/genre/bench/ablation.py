@@ -17,13 +17,13 @@ from genre.bench.sweep_common import (
     SAMPLING_ABLATIONS,
     TRAINING_ABLATIONS,
     Recorder,
-    _budget_meta,
-    _check_n,
-    _errors,
-    _header,
-    _protocol,
-    _save_png,
+    budget_meta,
+    check_n,
+    error_lines,
+    experiment_protocol,
     genre_params,
+    header,
+    save_png,
 )
 from genre.errors import InputError
 from genre.extras import require
@@ -59,14 +59,14 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
     if unknown:
         raise InputError(f"not GenRe parameters: {', '.join(unknown)}")
     dataset_names = resolve_datasets(datasets)
-    _check_n(n)
+    check_n(n)
     rec = Recorder("ablation", Path(out), command or (
         f"run_ablation({dataset_names!r}, n={n}, seed={seed})"),
         {"datasets": dataset_names, "n": n, "seed": seed, "quick": quick,
          "sampling": {k: list(v) for k, v in sampling.items()},
          "training": {k: list(v) for k, v in training.items()},
          "model_sizes": MODEL_SIZES, "presets": {d: PRESETS.get(d, {}) for d in dataset_names},
-         "genre_budget": _budget_meta(dataset_names, quick)},
+         "genre_budget": budget_meta(dataset_names, quick)},
         ablation_markdown, ablation_plot)
 
     def evaluate(model, protocol, X, factor, value, reference, fit_seconds, cached):
@@ -83,7 +83,7 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
         for dataset in dataset_names:
             bar.update(task, description=f"{dataset}: reference")
             try:
-                protocol = _protocol(dataset, seed)
+                protocol = experiment_protocol(dataset, seed)
                 X = protocol.individuals(n)
                 t0 = time.perf_counter()
                 ref = make("genre", dataset, seed, quick, {"genre": genre_params(dataset, quick)})
@@ -146,7 +146,7 @@ def carriers(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def ablation_markdown(table: pd.DataFrame, meta: dict) -> str:
-    lines = _header("GenRe ablations", meta, [
+    lines = header("GenRe ablations", meta, [
         "- One choice varied at a time around each dataset's preset (the reference, marked *): "
         f"presets {meta['presets']}.",
         "- best_k and temperature reuse the reference model; gamma, k (candidates kept per "
@@ -184,7 +184,7 @@ def ablation_markdown(table: pd.DataFrame, meta: dict) -> str:
         for r in car.itertuples():
             lines.append(f"| {r.dataset} | {r.factor} | {fmt(r.min, 3)} | {fmt(r.max, 3)} | "
                          f"{fmt(r.range, 3)} | {r.best_value} |")
-    lines += _errors(table, lambda r: f"{r['dataset']} {r['factor']}={r['value']}")
+    lines += error_lines(table, lambda r: f"{r['dataset']} {r['factor']}={r['value']}")
     return "\n".join(lines) + "\n"
 
 
@@ -225,6 +225,6 @@ def ablation_plot(table: pd.DataFrame, meta: dict, path: Path) -> None:
     axes[0, 0].legend()
     axes[1, 0].legend(fontsize=7)
     fig.tight_layout()
-    _save_png(fig, path)
+    save_png(fig, path)
 
 

@@ -17,13 +17,13 @@ from genre.bench.sweep_common import (
     MISCALIBRATION_METHODS,
     RESULTS,
     Recorder,
-    _budget_meta,
-    _check_n,
-    _errors,
-    _header,
-    _protocol,
-    _save_png,
+    budget_meta,
+    check_n,
+    error_lines,
+    experiment_protocol,
     genre_params,
+    header,
+    save_png,
 )
 from genre.errors import InputError
 from genre.extras import require
@@ -52,19 +52,19 @@ def run_miscalibration(datasets: Sequence[str] | str,
                              f"in (0, 1), got {scale}, {threshold}")
     names = resolve_methods(methods)
     dataset_names = resolve_datasets(datasets)
-    _check_n(n)
+    check_n(n)
     rec = Recorder("miscalibration", Path(out), command or (
         f"run_miscalibration({dataset_names!r}, {names!r}, n={n}, seed={seed})"),
         {"datasets": dataset_names, "methods": names, "n": n, "seed": seed, "quick": quick,
          "variants": {k: {"scale": s, "threshold": t} for k, (s, t) in variants.items()},
-         "classifiers": {}, "genre_budget": _budget_meta(dataset_names, quick)},
+         "classifiers": {}, "genre_budget": budget_meta(dataset_names, quick)},
         miscalibration_markdown, miscalibration_plot)
     with progress_bar(progress) as bar:
         task = bar.add_task("miscalibration",
                             total=len(dataset_names) * len(variants) * len(names))
         for dataset in dataset_names:
             try:
-                protocol = _protocol(dataset, seed)
+                protocol = experiment_protocol(dataset, seed)
             except Exception as exc:  # noqa: BLE001 - the other datasets still run
                 bar.advance(task, rec.fail(dataset, names, [{"variant": v} for v in variants],
                                            exc))
@@ -102,7 +102,7 @@ def _classifier_facts(protocol, gold: np.ndarray) -> dict:
 
 def miscalibration_markdown(table: pd.DataFrame, meta: dict) -> str:
     variants = list(meta["variants"])
-    lines = _header("A miscalibrated or biased classifier h", meta, [
+    lines = header("A miscalibrated or biased classifier h", meta, [
         "- Variants of the protocol's h: " + "; ".join(
             f"{k}: logit x {v['scale']:g}, accepts where P > {v['threshold']:g}"
             for k, v in meta["variants"].items())
@@ -139,7 +139,7 @@ def miscalibration_markdown(table: pd.DataFrame, meta: dict) -> str:
                                  else fmt(r[col].iloc[0]))
                 lines.append(f"| {m} | " + " | ".join(cells) + " |")
             lines.append("")
-    lines += _errors(table, lambda r: f"{r['method']} on {r['dataset']} ({r['variant']})")
+    lines += error_lines(table, lambda r: f"{r['method']} on {r['dataset']} ({r['variant']})")
     return "\n".join(lines) + "\n"
 
 
@@ -169,6 +169,6 @@ def miscalibration_plot(table: pd.DataFrame, meta: dict, path: Path) -> None:
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False,
                bbox_to_anchor=(0.5, 1.0))
     fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / (3.6 * len(datasets))))
-    _save_png(fig, path)
+    save_png(fig, path)
 
 

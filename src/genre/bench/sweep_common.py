@@ -96,7 +96,7 @@ class Recorder:
         return table
 
 
-def _header(title: str, meta: dict, notes: Sequence[str]) -> list[str]:
+def header(title: str, meta: dict, notes: Sequence[str]) -> list[str]:
     m, v = meta["machine"], meta["versions"]
     lines = [f"# {title}", "", "```", meta["command"], "```", "",
              f"- date: {meta['date']}; {meta['seconds']:.0f} s",
@@ -114,7 +114,7 @@ def _header(title: str, meta: dict, notes: Sequence[str]) -> list[str]:
     return lines
 
 
-def _errors(table: pd.DataFrame, label) -> list[str]:
+def error_lines(table: pd.DataFrame, label) -> list[str]:
     if "error" not in table or not (table.error.fillna("") != "").any():
         return []
     bad = table[table.error.fillna("") != ""]
@@ -122,7 +122,7 @@ def _errors(table: pd.DataFrame, label) -> list[str]:
                                   for r in bad.to_dict(orient="records")]
 
 
-def _save_png(fig, path: Path) -> None:
+def save_png(fig, path: Path) -> None:
     require("matplotlib", "bench", "drawing the sweep figures")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -131,14 +131,14 @@ def _save_png(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
 
 
-def _protocol(dataset: str, seed: int):
+def experiment_protocol(dataset: str, seed: int):
     from genre.bench.protocol import build_protocol
 
     return build_protocol(dataset, seed)
 
 
 # ------------------------------------------------------------------ helpers
-def _positive(values: Sequence[float], what: str) -> list[float]:
+def positive_values(values: Sequence[float], what: str) -> list[float]:
     out = []
     for v in values:
         try:
@@ -154,12 +154,12 @@ def _positive(values: Sequence[float], what: str) -> list[float]:
     return out
 
 
-def _check_n(n: int) -> None:
+def check_n(n: int) -> None:
     if n < 1:
         raise InputError(f"n must be >= 1, got {n}")
 
 
-def _budget_meta(datasets: Sequence[str], quick: bool) -> dict:
+def budget_meta(datasets: Sequence[str], quick: bool) -> dict:
     return {d: "quick preset" if quick else genre_params(d, quick) for d in datasets}
 
 

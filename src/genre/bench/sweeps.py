@@ -36,14 +36,14 @@ from genre.bench.sweep_common import (
     MISCALIBRATION_METHODS,
     RESULTS,
     Recorder,
-    _budget_meta,
-    _check_n,
-    _errors,
-    _header,
-    _positive,
-    _protocol,
-    _save_png,
+    budget_meta,
+    check_n,
+    error_lines,
+    experiment_protocol,
     genre_params,
+    header,
+    positive_values,
+    save_png,
 )
 from genre.errors import InputError
 from genre.extras import require
@@ -70,19 +70,19 @@ def run_lambda_sweep(datasets: Sequence[str] | str, lambdas: Sequence[float] = D
     if no_lambda:
         raise InputError(f"method(s) {', '.join(no_lambda)} have no cost weight lambda_ to "
                          f"sweep; lambda-bearing: {', '.join(LAMBDA_METHODS)}")
-    lambdas = _positive(lambdas, "lambda")
+    lambdas = positive_values(lambdas, "lambda")
     dataset_names = resolve_datasets(datasets)
-    _check_n(n)
+    check_n(n)
     rec = Recorder("lambda_sweep", Path(out), command or (
         f"run_lambda_sweep({dataset_names!r}, {lambdas!r}, {names!r}, n={n}, seed={seed})"),
         {"datasets": dataset_names, "methods": names, "lambdas": lambdas, "n": n,
-         "seed": seed, "quick": quick, "genre_budget": _budget_meta(dataset_names, quick)},
+         "seed": seed, "quick": quick, "genre_budget": budget_meta(dataset_names, quick)},
         lambda_markdown, lambda_plot)
     with progress_bar(progress) as bar:
         task = bar.add_task("lambda sweep", total=len(dataset_names) * len(lambdas) * len(names))
         for dataset in dataset_names:
             try:
-                protocol = _protocol(dataset, seed)
+                protocol = experiment_protocol(dataset, seed)
                 X = protocol.individuals(n)
             except Exception as exc:  # noqa: BLE001 - the other datasets still run
                 bar.advance(task, rec.fail(dataset, names, [{"lambda": x} for x in lambdas],
@@ -112,7 +112,7 @@ def robustness(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def lambda_markdown(table: pd.DataFrame, meta: dict) -> str:
-    lines = _header("Robustness to the cost weight lambda", meta, [
+    lines = header("Robustness to the cost weight lambda", meta, [
         f"- lambda in {', '.join(f'{x:g}' for x in meta['lambdas'])}; GenRe: weight of "
         "Q(x+|x) ~ exp(-lambda L1) (a model per value); baselines: the cost weight of their "
         "objective (the initial one where a failed round lowers it). The paper uses 5.",
@@ -149,7 +149,7 @@ def lambda_markdown(table: pd.DataFrame, meta: dict) -> str:
             lines.append(f"| {r.dataset} | {r.method} | {fmt(r.score_min)}..{fmt(r.score_max)}"
                          f" | {fmt(r.score_spread)} | {fmt(r.val_min)}..{fmt(r.val_max)} | "
                          f"{fmt(r.cost_min)}..{fmt(r.cost_max)} |")
-    lines += _errors(table, lambda r: f"{r['method']} on {r['dataset']} at lambda "
+    lines += error_lines(table, lambda r: f"{r['method']} on {r['dataset']} at lambda "
                      f"{r['lambda']:g}")
     return "\n".join(lines) + "\n"
 
@@ -183,7 +183,7 @@ def lambda_plot(table: pd.DataFrame, meta: dict, path: Path) -> None:
     fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False,
                bbox_to_anchor=(0.5, 1.02))
     fig.tight_layout(rect=(0, 0, 1, 0.97))
-    _save_png(fig, path)
+    save_png(fig, path)
 
 
 __all__ = ["DEFAULT_LAMBDAS", "EXPERIMENTS", "H_VARIANTS", "LAMBDA_METHODS",
