@@ -9,7 +9,6 @@ import typer
 
 from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
-from genre.tuning import describe
 
 
 def fit(
@@ -99,6 +98,8 @@ def fit(
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+    from genre.tuning import describe  # with the estimator: not at start-up
+
     console.print(describe(model.tuning_), markup=False, highlight=False)
 
 
