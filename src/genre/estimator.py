@@ -57,6 +57,7 @@ from genre.integrity import (
     verify_manifest,
     write_manifest,
 )
+from genre.limits import BEST_K_MAX, FLOAT32_MAX, INTEGER_MAX, SEED_MAX, THREADS_MAX, check_request
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, sparse_targets, split_holdout
 from genre.plausibility import PlausibilityFlag
@@ -370,6 +371,7 @@ class GenRe(RecourseMethod):
         cands = self.sample(X, best_k, seed=seed)
         N, K, D = cands.shape
         p = self.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
+        p = np.where(np.isnan(p), -np.inf, p)  # a sample h gives no probability: last
         pick = p.argmax(axis=1)
         if self.select == "effort":
             effort = self.encoder_.effort(np.asarray(X, dtype=float)[:, None, :], cands)
@@ -431,8 +433,7 @@ class GenRe(RecourseMethod):
 
         if not hasattr(self, "model_"):
             raise ModelError("GenRe is not fitted: call genre.fit(...) or genre.load(dir) first")
-        if options < 1:
-            raise InputError(f"options must be at least 1, got {options}")
+        seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
         if not isinstance(people, pd.DataFrame):
             raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
@@ -557,7 +558,8 @@ class GenRe(RecourseMethod):
         elif _saved_file(directory, "h.json", saved):
             self.classifier_ = load_mlp(directory, "h", n_features=D)
         elif _saved_file(directory, "h.skops", saved):
-            self.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"))
+            self.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"),
+                                              n_features=D)
         else:
             from genre.classifiers.original_units import load_classifier
 
@@ -621,7 +623,7 @@ def _one_of(*choices):
 
 # What a saved config may hold: types and ranges (sizes bounded so that a config cannot
 # ask for gigabytes), checked before anything is built.
-MAX_D_MODEL, MAX_LAYERS, MAX_BINS, MAX_D_FF, MAX_BEST_K = 4096, 64, 1024, 16384, 10_000
+MAX_D_MODEL, MAX_LAYERS, MAX_BINS, MAX_D_FF, MAX_BEST_K = 4096, 64, 1024, 16384, BEST_K_MAX
 PARAM_CHECKS = {
     "lambda_": _number(0), "gamma": _number(0, 1, lo_open=True, hi_open=True),
     "k": _integer(1), "n_bins": _integer(2, MAX_BINS), "d_model": _integer(1, MAX_D_MODEL),
@@ -632,7 +634,8 @@ PARAM_CHECKS = {
     "max_seconds": _number(0, infinite=True), "val_frac": _number(0, 1, hi_open=True),
     "temperature": _number(0, lo_open=True), "sigma": _number(0),
     "best_k": _integer(1, MAX_BEST_K), "bin_value": _one_of("data", "edge"),
-    "stay_in_bin": _one_of(True, False), "seed": _integer(0), "threads": _integer(1),
+    "stay_in_bin": _one_of(True, False), "seed": _integer(0, SEED_MAX),
+    "threads": _integer(1, THREADS_MAX),
     "progress": _one_of(True, False), "device": _device, "select": _one_of("h", "effort"),
 }
 # Params a model saved by an older genre lacks (GenRe's default applies when loading).
@@ -713,9 +716,26 @@ def check_config(meta, path: Path) -> Schema:
             raise ModelError(f"{path}: encoder.{key} must list {D} finite numbers (one per "
                              f"feature), got {values!r}"[:300])
     for f, lo, hi in zip(schema.features, enc["lo"], enc["hi"], strict=True):
-        if lo > hi:
-            raise ModelError(f"{path}: encoder bounds of '{f.name}' have lo {lo} > hi {hi}")
+        why = _bad_bounds(f, lo, hi)
+        if why:
+            raise ModelError(f"{path}: encoder bounds of '{f.name}' (lo {lo}, hi {hi}): {why}")
     return schema
+
+
+def _bad_bounds(f, lo: float, hi: float) -> str | None:
+    """Why an encoder's (lo, hi) cannot be a feature's scaling (None when they can): the
+    span must be positive and carried by float32, an integer feature's bounds exact
+    integers, a categorical's [0, categories - 1]."""
+    if not lo < hi:
+        return "lo must be below hi"
+    if max(abs(lo), abs(hi), hi - lo) > FLOAT32_MAX:
+        return "beyond +-3.4e38, the float32 range the model computes in"
+    if f.is_categorical and (lo != 0 or hi != max(len(f.categories) - 1, 1)):
+        return f"a categorical of {len(f.categories)} categories is scaled from 0 to " \
+               f"{max(len(f.categories) - 1, 1)}"
+    if f.integer and (max(abs(lo), abs(hi)) > INTEGER_MAX or lo != math.floor(lo)):
+        return "an integer feature needs a whole lo and bounds within +-2**53"
+    return None
 
 
 # Per-dataset defaults found by benchmarks/genre_search.py (validation individuals from the

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from genre.data.encoder import Encoder, category_key
-from genre.errors import InputError
+from genre.data.encoder import Encoder, category_key, row_label
+from genre.errors import InputError, ModelError
 from genre.explain import TOL
 
 if TYPE_CHECKING:
@@ -53,6 +53,11 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
         people = people.drop(columns=id_column)
     X = enc.transform(people, source=source)
     p_before = model.classifier_.predict_proba(X)
+    unknown = np.flatnonzero(~np.isfinite(p_before))
+    if unknown.size:
+        raise ModelError(f"{source}: {row_label(people.index, unknown[0])}: the model's "
+                         f"classifier gives no probability (NaN) for this row ({unknown.size} "
+                         "such rows); recourse needs a classifier that answers every valid row")
     accepted = p_before > 0.5
     N, D = X.shape
     X_plus = np.full((N, options, D), np.nan)
@@ -76,7 +81,8 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     option = np.tile(np.arange(1, options + 1), N)
     was_accepted = np.repeat(accepted, options)
     flat = X_plus.reshape(N * options, D)
-    found = ~np.isnan(flat).any(axis=1)
+    # A profile the classifier gives no probability for is never answered as a recourse.
+    found = ~np.isnan(flat).any(axis=1) & ~np.isnan(prob.reshape(-1))
     base = X[row]
     chosen = np.where(found[:, None], flat, base)
     result = in_input_units(enc, chosen, base, people, row)

@@ -10,7 +10,18 @@ when every row is done: a bad row anywhere (say in the seventh chunk) raises an 
 naming its line and leaves no output file behind.
 
 `person` in every output is the 0-based row index of the input (the first data row is
-person 0, for CSV and Parquet alike); errors name CSV rows by their line number.
+person 0, for CSV and Parquet alike); errors name CSV rows by the line they start on
+(genre.csvrows: quoted line breaks and blank lines counted). Before pandas reads a CSV, one
+bounded pass (genre.csvrows.scan_csv) refuses a data row longer than MAX_ROW_BYTES and caps
+the rows per chunk so that a chunk's text stays under CHUNK_BYTES, whatever the bytes.
+validate_first=True checks every row of the file against the model's schema before any row
+is answered, so a bad last row fails in the time it takes to read the file.
+
+CSV outputs are safe to open in a spreadsheet: a text cell starting with `=`, `+`, `-`, `@`,
+a tab or a carriage return (which Excel, LibreOffice and Google Sheets would run as a
+formula) is written with a leading `'` (FORMULA_PREFIXES, neutralise_formulas); numbers are
+never changed. csv_safe=False (the CLI's --raw-csv) writes text as it is. Parquet outputs
+always hold the values as they are.
 
 Seeding: block b (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1 of the file, counted from 0)
 is answered with block_seed(seed, b); block 0 uses `seed` itself. Results therefore do not
@@ -29,15 +40,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre.csvrows import scan_csv
+from genre.data.schema import RESERVED_ID_COLUMNS
 from genre.errors import InputError, ModelError
 from genre.estimator import GenRe
 from genre.extras import require
-from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
+from genre.io import (
+    atomic_path,
+    check_outputs,
+    check_parquet_types,
+    csv_line_index,
+    read_csv_header,
+)
+from genre.limits import CHUNK_MAX, check_int, check_request
 from genre.recourse import recourse_table
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
 PARQUET_SUFFIXES = (".parquet", ".pq")
 STATUSES = ("recourse", "none found", "already accepted")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets run as a formula
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with every text cell that starts like a spreadsheet formula (FORMULA_PREFIXES)
+    prefixed by `'`, which spreadsheets show as text; numbers and other cells unchanged
+    (a copy only when something changes)."""
+    out = None
+    for c in df.columns:
+        col = df[c]
+        if col.dtype != object and not pd.api.types.is_string_dtype(col):
+            continue
+        if not col.map(_formula).any():
+            continue
+        if out is None:
+            out = df.copy()
+        out[c] = col.map(lambda v: "'" + v if _formula(v) else v)
+    return df if out is None else out
+
+
+def _formula(value) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
 
 
 def block_seed(seed: int, block: int) -> int:
@@ -80,7 +122,8 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
-                    id_column: str | None = None, overwrite: bool = True) -> dict:
+                    id_column: str | None = None, overwrite: bool = True,
+                    validate_first: bool = False, csv_safe: bool = True) -> dict:
     """Recourse for every row of a CSV/Parquet file, written to output_path (.csv or
     .parquet).
 
@@ -99,30 +142,24 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     changes (change rows: changed features, summed over profiles), and the number of
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
     change rows of the first `show` people with changes (a DataFrame, for display).
+
+    validate_first: check every row against the schema before answering any (one extra
+    read of the file). csv_safe: neutralise spreadsheet formulas in CSV outputs (see the
+    module docstring). seed, best_k, options and chunk_size are checked against
+    genre.limits' ranges first.
     """
     if not hasattr(model, "model_"):
         raise ModelError("GenRe is not fitted: call fit(task) or GenRe.load(dir) first")
-    if options < 1:
-        raise InputError(f"options must be at least 1, got {options}")
-    if chunk_size < 1:
-        raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
+    seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
+    check_int(chunk_size, "chunk_size", 1, CHUNK_MAX)
     check_outputs((output_path, changes_path), inputs=(input_path,), overwrite=overwrite)
     formats = [output_format(p) for p in (output_path, changes_path) if p is not None]
     if "parquet" in formats:
         require("pyarrow.parquet", "parquet", "writing Parquet")
-    path = Path(input_path)
-    source = str(path)
-    reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
-        _CsvReader(path)
-    # Columns first: a wrong header fails before any work, with read_table's and the
-    # encoder's messages.
-    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
-    if id_column is not None and id_column not in reader.columns:
-        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
-                         f"{reader.columns}")
-    model.encoder_._check_columns(
-        pd.DataFrame(columns=[c for c in reader.columns if c != id_column]),
-        allow_target=True, source=source)
+    source = str(input_path)
+    reader, id_column = open_input(model, input_path, id_column)
+    if validate_first:
+        validate_rows(model, reader, chunk_size, source, id_column)
     floats = [f.name for f in model.encoder_.schema_.features
               if not f.is_categorical and not f.integer]
     counts = dict.fromkeys(("people", "rows", "profiles", "changes", *STATUSES), 0)
@@ -134,11 +171,13 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     bar = tqdm(total=reader.total_rows(), unit="row", unit_scale=True, desc="recourse",
                leave=False, disable=None if progress else True)
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(_table_writer(output_path, overwrite, float_columns=floats))
+        out = stack.enter_context(_table_writer(output_path, overwrite, float_columns=floats,
+                                                csv_safe=csv_safe))
         diff_out = None
         if changes_path is not None:
             diff_out = stack.enter_context(_table_writer(
-                changes_path, overwrite, text_columns=("feature", "from", "to")))
+                changes_path, overwrite, text_columns=("feature", "from", "to"),
+                csv_safe=csv_safe))
         stack.callback(bar.close)
         for result, diff, n in answer_blocks(model, reader.chunks(chunk_size),
                                              options=options, best_k=best_k, seed=seed,
@@ -168,13 +207,56 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     return counts
 
 
+def open_input(model: GenRe, input_path: str | Path, id_column: str | None = None):
+    """A chunk reader on the CSV/Parquet file `input_path` whose header was checked against
+    the model's schema (before any row is read: read_table's and the encoder's messages),
+    and the id column (`id_column`, else the schema's)."""
+    path = Path(input_path)
+    reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
+        _CsvReader(path)
+    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
+    check_id_column(id_column, reader.columns, str(path))
+    model.encoder_._check_columns(
+        pd.DataFrame(columns=[c for c in reader.columns if c != id_column]),
+        allow_target=True, source=str(path))
+    return reader, id_column
+
+
+def check_id_column(id_column: str | None, columns: list[str], source: str) -> None:
+    """The id column must be one of the input's `columns` and not named like an output
+    column (RESERVED_ID_COLUMNS); InputError naming `source` otherwise."""
+    if id_column is None:
+        return
+    if id_column in RESERVED_ID_COLUMNS:
+        raise InputError(f"{source}: id column '{id_column}' is named like a column genre "
+                         f"writes in its outputs {list(RESERVED_ID_COLUMNS)}; rename it")
+    if id_column not in columns:
+        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
+                         f"{columns}"[:600])
+
+
+def validate_rows(model: GenRe, reader, chunk_size: int, source: str,
+                  id_column: str | None) -> int:
+    """Check every row the reader gives against the model's schema (the encoder's
+    transform, chunk by chunk) before any is answered; the first bad cell raises its
+    InputError naming the line. Returns the number of rows."""
+    rows = 0
+    for chunk in reader.chunks(chunk_size):
+        if id_column is not None:
+            chunk = chunk.drop(columns=id_column)
+        if len(chunk):
+            model.encoder_.transform(chunk, source=source)
+        rows += len(chunk)
+    return rows
+
+
 @contextlib.contextmanager
 def _table_writer(path: str | Path, overwrite: bool, float_columns=(),
-                  text_columns=()) -> Iterator[_TableWriter]:
+                  text_columns=(), csv_safe: bool = True) -> Iterator[_TableWriter]:
     """A _TableWriter on a temporary file renamed to `path` when the block ends without an
     exception (and deleted when it raises)."""
     with atomic_path(path, overwrite) as tmp:
-        writer = _TableWriter(tmp, Path(path), float_columns, text_columns)
+        writer = _TableWriter(tmp, Path(path), float_columns, text_columns, csv_safe)
         try:
             yield writer
         finally:
@@ -187,8 +269,10 @@ class _TableWriter:
     Parquet: float_columns are written as float64 and text_columns as text, so that every
     block has the first block's column types; empty blocks are skipped while others come."""
 
-    def __init__(self, tmp: Path, path: Path, float_columns=(), text_columns=()):
+    def __init__(self, tmp: Path, path: Path, float_columns=(), text_columns=(),
+                 csv_safe: bool = True):
         self.tmp, self.path, self.format = tmp, path, output_format(path)
+        self.csv_safe = csv_safe
         self.float_columns, self.text_columns = list(float_columns), list(text_columns)
         self._file = tmp.open("w", newline="") if self.format == "csv" else None
         self._parquet = None
@@ -196,6 +280,8 @@ class _TableWriter:
 
     def write(self, df: pd.DataFrame) -> None:
         if self.format == "csv":
+            if self.csv_safe:
+                df = neutralise_formulas(df)
             df.to_csv(self._file, header=self._file.tell() == 0, index=False)
         elif len(df) == 0:
             self._empty = df
@@ -260,6 +346,7 @@ class _CsvReader:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
         read_csv_header(path)  # limits, emptiness, duplicates
+        self.layout = scan_csv(path)  # row lengths, line numbers
         try:  # the names pandas will give the columns (skipinitialspace strips them)
             self.columns = [str(c) for c in pd.read_csv(path, skipinitialspace=True,
                                                           nrows=0).columns]
@@ -267,21 +354,18 @@ class _CsvReader:
             raise InputError(f"{path}: cannot parse as CSV ({exc})") from exc
 
     def total_rows(self) -> int:
-        """Data rows, counted as newlines (for the progress bar only)."""
-        lines, last = 0, b"\n"
-        with self.path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                lines += block.count(b"\n")
-                last = block[-1:]
-        return max(lines + (last != b"\n") - 1, 0)
+        """Data rows (from the scan)."""
+        return self.layout.rows
 
     def chunks(self, chunk_size: int) -> Iterator[pd.DataFrame]:
-        line = 2  # line 1 is the header
+        row = 0
+        size = self.layout.chunk_rows(chunk_size)  # bounded memory however long the rows
         try:
-            with pd.read_csv(self.path, skipinitialspace=True, chunksize=chunk_size) as reader:
+            with pd.read_csv(self.path, skipinitialspace=True, chunksize=size) as reader:
                 for chunk in reader:
-                    chunk.index = pd.RangeIndex(line, line + len(chunk), name="line")
-                    line += len(chunk)
+                    exact = row + len(chunk) <= self.layout.rows
+                    chunk.index = csv_line_index(self.layout, row, len(chunk), exact)
+                    row += len(chunk)
                     yield chunk
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(f"{self.path}: cannot parse as CSV ({exc})") from exc

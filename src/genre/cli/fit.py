@@ -45,8 +45,10 @@ def fit(
     from genre.device import resolve_device
     from genre.estimator import genre_for
     from genre.io import check_model_dir
+    from genre.limits import check_seed
 
     try:
+        check_seed(seed, "--seed")
         resolve_device(device)  # an unusable device fails before the data is read
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
@@ -88,12 +90,14 @@ def fit(
         seconds = time.perf_counter() - t1
     except GenreError as exc:
         fail(exc)
+    from safetensors import SafetensorError
+
     try:
         save_atomically(model, out, overwrite=overwrite)
     except GenreError as exc:
         fail(exc)
-    except OSError as exc:
-        fail(f"{out}: cannot save the model ({exc.strerror or exc})")
+    except (OSError, SafetensorError) as exc:  # a full disk: safetensors' own error type
+        fail(f"{out}: cannot save the model ({getattr(exc, 'strerror', None) or exc})")
     log = model.log_
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "

@@ -72,6 +72,21 @@ class _SchemaLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
+    def construct_object(self, node, deep=False):
+        """PyYAML's constructors raise plain ValueErrors on some scalars (`!!int 'abc'`, an
+        integer of more than 4,300 digits, `!!timestamp 2020-13-01`): make them YAML errors
+        naming the line and column."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            value = node.value if isinstance(node.value, str) else ""
+            shown = value if len(value) <= 40 else f"{value[:20]}...({len(value):,} characters)"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {shown!r} as {node.tag.rsplit(':', 1)[-1]} "
+                f"({str(exc)[:120]})", node.start_mark) from None
+
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
         for key_node, _ in node.value:
