@@ -718,7 +718,7 @@ def check_config(meta, path: Path) -> Schema:
     for f, lo, hi in zip(schema.features, enc["lo"], enc["hi"], strict=True):
         why = _bad_bounds(f, lo, hi)
         if why:
-            raise ModelError(f"{path}: encoder bounds of '{f.name}' (lo {lo}, hi {hi}): {why}")
+            raise ModelError(f"{path}: encoder bounds of '{f.name}' {why}")
     return schema
 
 
@@ -727,14 +727,16 @@ def _bad_bounds(f, lo: float, hi: float) -> str | None:
     span must be positive and carried by float32, an integer feature's bounds exact
     integers, a categorical's [0, categories - 1]."""
     if not lo < hi:
-        return "lo must be below hi"
+        return f"have lo {lo} {'==' if lo == hi else '>'} hi {hi}; lo must be below hi"
     if max(abs(lo), abs(hi), hi - lo) > FLOAT32_MAX:
-        return "beyond +-3.4e38, the float32 range the model computes in"
+        return (f"lo {lo}, hi {hi} span more than +-3.4e38, the float32 range the model "
+                "computes in")
     if f.is_categorical and (lo != 0 or hi != max(len(f.categories) - 1, 1)):
-        return f"a categorical of {len(f.categories)} categories is scaled from 0 to " \
-               f"{max(len(f.categories) - 1, 1)}"
+        return (f"lo {lo}, hi {hi} do not scale {len(f.categories)} categories (0 to "
+                f"{max(len(f.categories) - 1, 1)})")
     if f.integer and (max(abs(lo), abs(hi)) > INTEGER_MAX or lo != math.floor(lo)):
-        return "an integer feature needs a whole lo and bounds within +-2**53"
+        return (f"lo {lo}, hi {hi}: an integer feature needs a whole lo and bounds within "
+                "+-2**53")
     return None
 
 

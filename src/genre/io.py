@@ -202,7 +202,7 @@ def _not_genre_model(path: Path) -> str | None:
                          or e.name not in allowed)
     if not foreign:
         return None
-    names = ", ".join(repr(n) for n in foreign[:10]) + (" ..." if len(foreign) > 10 else "")
+    names = ", ".join(foreign[:10]) + (" ..." if len(foreign) > 10 else "")
     return (f"holds {names}, which genre did not write (not listed in its "
             f"{'manifest.json' if listed is not None else 'files'}); move "
             f"{'it' if len(foreign) == 1 else 'them'} out first")
@@ -252,16 +252,16 @@ def check_model_dir(path: PathLike, inputs: Iterable[PathLike | None] = (),
         with os.scandir(path) as entries:
             empty = next(entries, None) is None
         if not empty:
+            for inp in ins:
+                if _inside(inp, path):
+                    raise OutputError(f"{path}: holds the input {inp}; replacing the model "
+                                      "would delete it (choose another directory)")
             why = _not_genre_model(path)
             if why:
                 raise OutputError(f"{path}: {why}; choose a new or empty directory")
             if not overwrite:
                 raise OutputError(f"{path}: a model already exists there; add --overwrite "
                                   "to replace it")
-            for inp in ins:
-                if _inside(inp, path):
-                    raise OutputError(f"{path}: holds the input {inp}; replacing the model "
-                                      "would delete it (choose another directory)")
     _check_parent(path)
 
 
