@@ -289,7 +289,7 @@ def _temp_prefix(path: Path) -> str:
     tail = f"{TEMP_MARK}{os.getpid()}-"
     room = NAME_MAX - 1 - 1 - len(tail) - 8 - len(".tmp")
     name = os.fsencode(path.name)[:room].decode("utf-8", "ignore")
-    return f".{name}.{tail}"
+    return f".{name}{tail}"
 
 
 def _alive(pid: int) -> bool:
