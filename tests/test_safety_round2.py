@@ -292,7 +292,25 @@ def test_the_request_check_the_service_shares(request_numbers):
     assert check_request(seed=2**63 - 1, best_k=10_000, options=100) == (2**63 - 1, 10_000, 100)
 
 
+def test_evaluate_seed_out_of_range(work):
+    refused(["evaluate", "--dataset", "compas", "--method", "nnr", "--seed", str(2**64)], work,
+            "--seed", "must be a whole number from 0")
+
+
+@pytest.mark.parametrize(("value", "integer", "expected"), [
+    (10**30, True, "beyond +-2**53"), (10**400, False, "401-digit number is beyond"),
+    (float("nan"), False, "expected a finite number"), (1e39, False, "beyond +-3.4e38"),
+    ("abc", False, "expected a number")])
+def test_check_cell_for_request_values(value, integer, expected):
+    from genre.limits import check_cell
+
+    with pytest.raises(InputError, match=expected.replace("+", r"\+").replace("*", r"\*")):
+        check_cell(value, "age", integer=integer, where="request")
+    assert check_cell(2**53, "age", integer=True) == 2.0**53
+
+
 @pytest.mark.parametrize(("line", "expected"), [
+    ("  age: {type: categorical, categories: [1, !!float .nan]}", "labels or finite numbers"),
     ("  age: {type: numeric, min: " + "9" * 5000 + "}", "line 4, column 29"),
     ("  age: {type: numeric, min: !!int 'abc'}", "line 4, column 29"),
     ("  age: {type: categorical, categories: [!!timestamp 2020-13-01]}", "line 4, column 41"),

@@ -86,8 +86,11 @@ def evaluate(
     from genre.bench.protocol import build_protocol
     from genre.estimator import genre_for
     from genre.io import check_outputs, write_text
+    from genre.limits import check_int, check_seed
 
     try:
+        check_seed(seed, "--seed")
+        check_int(n, "--n", 1, 10_000_000)
         check_outputs([json_path], inputs=[model], overwrite=overwrite)
         with console.status(f"protocol for {dataset} (seed {seed})"):
             protocol = build_protocol(dataset, seed)

@@ -31,6 +31,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from pathlib import Path
@@ -180,10 +181,11 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
                     raise SchemaError(f"{source}: feature names must be strings, got {name!r}")
                 cats = spec.get("categories") if isinstance(spec, dict) else None
                 if isinstance(cats, list):
-                    bad = [c for c in cats if not isinstance(c, _SCALAR)]
+                    bad = [c for c in cats if not isinstance(c, _SCALAR)
+                           or (isinstance(c, float) and not math.isfinite(c))]
                     if bad:
                         raise SchemaError(f"{source}: feature '{name}': categories must be "
-                                          f"labels or numbers, got {value_repr(bad[0])}")
+                                          f"labels or finite numbers, got {value_repr(bad[0])}")
                 if isinstance(spec, dict) and "type" in spec and not isinstance(spec["type"], str):
                     raise SchemaError(f"{source}: feature '{name}': type must be 'numeric' or "
                                       f"'categorical', got {spec['type']!r}")
