@@ -27,15 +27,15 @@ from typer.testing import CliRunner
 
 import test_safety_writers as writers
 from genre.cli import app
-from genre.csvrows import CHUNK_BYTES, scan_csv
+from genre.core.estimator import GenRe
 from genre.data.schema import RESERVED_COLUMNS, RESERVED_ID_COLUMNS
 from genre.errors import InputError, OutputError
-from genre.estimator import GenRe
 from genre.integrity import MANIFEST, write_manifest
 from genre.io import atomic_dir, clean_leftovers
-from genre.limits import check_request
-from genre.recourse import CHANGE_COLUMNS, META_COLUMNS
-from genre.streaming import FORMULA_PREFIXES, stream_recourse
+from genre.tables.recourse import CHANGE_COLUMNS, META_COLUMNS
+from genre.tables.streaming import FORMULA_PREFIXES, stream_recourse
+from genre.utils.csvrows import CHUNK_BYTES, scan_csv
+from genre.utils.limits import check_request
 from test_safety_writers import SCHEMA, TINY, people, recourse_args, refused
 
 runner = CliRunner()
@@ -212,8 +212,8 @@ def cells(path: Path, column: str) -> list[str]:
 @pytest.fixture(scope="module")
 def formula_model(tmp_path_factory) -> Path:
     """A tiny GenRe whose categories (from the training data) look like formulas."""
+    from genre.core.usertask import build_user_task
     from genre.data.schema_file import load_schema
-    from genre.usertask import build_user_task
 
     root = tmp_path_factory.mktemp("formula")
     data = people().replace(FORMULAS)
@@ -302,7 +302,7 @@ def test_evaluate_seed_out_of_range(work):
     (float("nan"), False, "expected a finite number"), (1e39, False, "beyond +-3.4e38"),
     ("abc", False, "expected a number")])
 def test_check_cell_for_request_values(value, integer, expected):
-    from genre.limits import check_cell
+    from genre.utils.limits import check_cell
 
     with pytest.raises(InputError, match=expected.replace("+", r"\+").replace("*", r"\*")):
         check_cell(value, "age", integer=integer, where="request")
@@ -310,7 +310,8 @@ def test_check_cell_for_request_values(value, integer, expected):
 
 
 @pytest.mark.parametrize(("line", "expected"), [
-    ("  age: {type: categorical, categories: [1, !!float .nan]}", "labels or finite numbers"),
+    ("  age: {type: categorical, categories: [1, !!float .nan]}",
+     "labels or numbers (finite ones)"),
     ("  age: {type: numeric, min: " + "9" * 5000 + "}", "line 4, column 29"),
     ("  age: {type: numeric, min: !!int 'abc'}", "line 4, column 29"),
     ("  age: {type: categorical, categories: [!!timestamp 2020-13-01]}", "line 4, column 41"),
@@ -380,9 +381,9 @@ def test_a_path_over_path_max_leaves_no_directories(work, tiny_model):
 
 
 def test_fit_checks_the_out_name_before_training(work, monkeypatch):
-    import genre.estimator
+    import genre.core.estimator
 
-    monkeypatch.setattr(genre.estimator.GenRe, "fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(genre.core.estimator.GenRe, "fit", lambda *a, **k: pytest.fail("trained"))
     refused(["fit", "--data", "data.csv", "--schema", "schema.yaml", "--out", "m" * 300], work,
             "mmm", "a file name may take at most 255")
 
@@ -408,22 +409,22 @@ def test_a_model_set_aside_by_a_killed_run_is_put_back(work, tiny_model):
 def test_a_full_disk_while_saving_is_one_line(work, monkeypatch):
     from safetensors import SafetensorError
 
-    import genre.estimator
-    import genre.usertask
+    import genre.core.estimator
+    import genre.core.usertask
 
     def full(*args, **kwargs):
         raise SafetensorError("Error while serializing: IoError(No space left on device)")
 
-    monkeypatch.setattr(genre.estimator, "genre_for", lambda *a, **k: GenRe(**TINY))
-    monkeypatch.setattr(genre.usertask, "build_user_task",
-                        functools.partial(genre.usertask.build_user_task, h_epochs=20))
-    monkeypatch.setattr(genre.estimator, "save_file", full)
+    monkeypatch.setattr(genre.core.estimator, "genre_for", lambda *a, **k: GenRe(**TINY))
+    monkeypatch.setattr(genre.core.usertask, "build_user_task",
+                        functools.partial(genre.core.usertask.build_user_task, h_epochs=20))
+    monkeypatch.setattr(genre.core.estimator, "save_file", full)
     refused(["fit", "--data", "data.csv", "--schema", "schema.yaml", "--out", "m"], work, "m",
             "No space left on device")
 
 
 def test_formula_cells_are_neutralised_numbers_are_not():
-    from genre.streaming import neutralise_formulas
+    from genre.tables.streaming import neutralise_formulas
 
     df = pd.DataFrame({"t": ["\rCR", "=1", "plain", None, 5], "n": [-1, 2, 3, 4, 5]})
     out = neutralise_formulas(df)

@@ -23,10 +23,10 @@ import pytest
 import genre
 import genre.classifiers.skops as skops_module
 import test_safety_writers as writers
+from genre.core.estimator import GenRe
 from genre.errors import ModelError
-from genre.estimator import GenRe
 from genre.integrity import MANIFEST, write_manifest
-from genre.threads import available_cpus, torch_threads
+from genre.utils.threads import available_cpus, torch_threads
 from test_safety_round2 import copy_model, resign
 from test_safety_writers import people, refused, snapshot
 
@@ -266,14 +266,14 @@ def test_ray_bad_value_past_the_first_megabyte_names_line_and_column(work, tiny_
 
 def test_ray_worker_errors_are_one_line(work, tiny_model, monkeypatch):
     ray = pytest.importorskip("ray")
-    import genre.ray
+    import genre.service.ray
 
     def failing(*args, **kwargs):  # a real error inside a Ray worker
         def divide():
             return 1 / 0
         return ray.get(ray.remote(divide).remote())
 
-    monkeypatch.setattr(genre.ray, "recourse_dataset", failing)
+    monkeypatch.setattr(genre.service.ray, "recourse_dataset", failing)
     out = refused(["recourse", "--ray", "--model", tiny_model, "--input", "in.csv",
                    "--output", "out.csv"], work, "in.csv", "Ray failed")
     assert len(out.strip().splitlines()) == 1 and "ZeroDivisionError" in out

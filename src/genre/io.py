@@ -439,7 +439,7 @@ def read_table(path: str | Path):
     on (quoted line breaks and blank lines counted).
 
     Raises InputError for a missing or empty file, a header over MAX_COLUMNS columns or
-    MAX_HEADER_BYTES bytes, a data row over genre.csvrows.MAX_ROW_BYTES bytes, duplicate
+    MAX_HEADER_BYTES bytes, a data row over genre.utils.csvrows.MAX_ROW_BYTES bytes, duplicate
     column names, a Parquet column of a type no feature can hold (dates, durations, nested,
     binary: see `check_parquet_types`), or a file that does not parse, naming the file.
     """
@@ -451,7 +451,7 @@ def read_table(path: str | Path):
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
-        from genre.extras import require
+        from genre.utils.extras import require
 
         require("pyarrow", "parquet", "reading Parquet")
         try:
@@ -467,7 +467,7 @@ def read_table(path: str | Path):
             raise InputError(f"{path}: has no data rows")
         return df
     read_csv_header(path)
-    from genre.csvrows import scan_csv
+    from genre.utils.csvrows import scan_csv
 
     layout = scan_csv(path)  # bounded rows; where each row starts
     try:
@@ -482,7 +482,7 @@ def read_table(path: str | Path):
 
 def csv_line_index(layout, start: int, n: int, exact: bool = True):
     """The index labelling data rows start .. start + n - 1 of a CSV by the line each
-    starts on (genre.csvrows.CsvLayout); `exact` False (pandas counted other rows than the
+    starts on (genre.utils.csvrows.CsvLayout); `exact` False (pandas counted other rows than the
     scan: never seen, but possible with odd bytes) falls back to line = row + 2."""
     import pandas as pd
 

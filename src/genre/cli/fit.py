@@ -42,10 +42,10 @@ def fit(
     and ETA; otherwise one log line per 10 epochs goes to stderr."""
     import time
 
-    from genre.device import resolve_device
-    from genre.estimator import genre_for
+    from genre.core.estimator import genre_for
     from genre.io import check_model_dir
-    from genre.limits import check_seed
+    from genre.utils.device import resolve_device
+    from genre.utils.limits import check_seed
 
     try:
         check_seed(seed, "--seed")
@@ -65,9 +65,9 @@ def fit(
         else:
             from dataclasses import replace
 
+            from genre.core.usertask import build_user_task
             from genre.data.schema_file import load_schema
             from genre.io import read_table
-            from genre.usertask import build_user_task
 
             if schema is None:
                 raise GenreError("--data needs --schema (write one with `genre schema infer`)")

@@ -72,11 +72,11 @@ def recourse(
     with =, +, -, @, a tab or a carriage return is written with a leading ' (--raw-csv
     writes it as it is); Parquet outputs hold the values as they are.
     """
-    from genre.device import resolve_device
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
     from genre.io import check_outputs
-    from genre.limits import CHUNK_MAX, WORKERS_MAX, check_int, check_request
-    from genre.streaming import stream_recourse
+    from genre.tables.streaming import stream_recourse
+    from genre.utils.device import resolve_device
+    from genre.utils.limits import CHUNK_MAX, WORKERS_MAX, check_int, check_request
 
     try:
         seed, best_k, options = check_request(
@@ -127,7 +127,7 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
         import ray as _  # noqa: F401
     except ImportError as exc:
         fail(f"--ray needs the [ray] extra: pip install 'genre-recourse[ray]' ({exc})")
-    from genre.ray import recourse_file
+    from genre.service.ray import recourse_file
 
     if id_column is not None:
         fail(GenreError("--id is not available with --ray (give the id in the schema's `id:`)"))
@@ -145,7 +145,7 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
 
 
 def _print_changes(diff, show: int) -> None:
-    from genre.explain import format_value
+    from genre.tables.explain import format_value
 
     people = list(dict.fromkeys(diff["person"]))[:show]
     if not people:

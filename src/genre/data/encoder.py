@@ -18,7 +18,7 @@ import pandas as pd
 
 from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key, python_scalar
 from genre.errors import InputError, value_repr
-from genre.limits import INTEGER_MAX
+from genre.utils.limits import INTEGER_MAX
 
 CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
 

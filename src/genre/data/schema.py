@@ -38,7 +38,7 @@ Monotone = Literal["increase", "decrease"] | None
 _FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer", "cost",
                  "ordered"}
 _TOP_KEYS = {"name", "target", "favourable", "features", "id", "max_changes", "sparsity"}
-# The columns genre writes beside the features in its recourse outputs (genre.recourse):
+# The columns genre writes beside the features in its recourse outputs (genre.tables.recourse):
 # no feature may be named like one, or its values would be overwritten by them in
 # recourse.csv. Add a column here when an output gains one.
 RESERVED_COLUMNS = ("person", "option", "status", "h_probability", "plausible", "cost",

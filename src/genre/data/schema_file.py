@@ -185,7 +185,8 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
                            or (isinstance(c, float) and not math.isfinite(c))]
                     if bad:
                         raise SchemaError(f"{source}: feature '{name}': categories must be "
-                                          f"labels or finite numbers, got {value_repr(bad[0])}")
+                                          "labels or numbers (finite ones), got "
+                                          f"{value_repr(bad[0])}")
                 if isinstance(spec, dict) and "type" in spec and not isinstance(spec["type"], str):
                     raise SchemaError(f"{source}: feature '{name}': type must be 'numeric' or "
                                       f"'categorical', got {spec['type']!r}")

@@ -36,7 +36,6 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from genre.base import RecourseMethod
 from genre.classifiers.mlp import (
     is_saveable_sklearn,
     load_mlp,
@@ -44,9 +43,13 @@ from genre.classifiers.mlp import (
     save_mlp,
     save_sklearn,
 )
+from genre.core.method import RecourseMethod
+from genre.core.network import RecourseTransformer, TransformerConfig
+from genre.core.pairs import PairSampler, sparse_targets, split_holdout
+from genre.core.plausibility import PlausibilityFlag
+from genre.core.task import Classifier, RecourseTask, TorchClassifier
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
-from genre.device import resolve_device
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
     MANIFEST,
@@ -57,12 +60,16 @@ from genre.integrity import (
     verify_manifest,
     write_manifest,
 )
-from genre.limits import BEST_K_MAX, FLOAT32_MAX, INTEGER_MAX, SEED_MAX, THREADS_MAX, check_request
-from genre.model import RecourseTransformer, TransformerConfig
-from genre.pairs import PairSampler, sparse_targets, split_holdout
-from genre.plausibility import PlausibilityFlag
-from genre.task import Classifier, RecourseTask, TorchClassifier
-from genre.threads import torch_threads
+from genre.utils.device import resolve_device
+from genre.utils.limits import (
+    BEST_K_MAX,
+    FLOAT32_MAX,
+    INTEGER_MAX,
+    SEED_MAX,
+    THREADS_MAX,
+    check_request,
+)
+from genre.utils.threads import torch_threads
 
 FORMAT_VERSION = 1
 LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LOG_EVERY epochs
@@ -424,12 +431,12 @@ class GenRe(RecourseMethod):
                  id_column: str | None = None):
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
-        genre.recourse.recourse_table for the columns; genre.changes for the long view).
+        genre.tables.recourse.recourse_table for the columns; genre.changes for the long view).
         Rows are answered in blocks as `genre recourse` answers a file, so both give the
         same profiles for the same rows and seed."""
         import pandas as pd
 
-        from genre.streaming import answer_blocks
+        from genre.tables.streaming import answer_blocks
 
         if not hasattr(self, "model_"):
             raise ModelError("GenRe is not fitted: call genre.fit(...) or genre.load(dir) first")
@@ -449,7 +456,7 @@ class GenRe(RecourseMethod):
     def plausibility(self) -> PlausibilityFlag:
         """The plausible flag: distance to the nearest observed favourable training rows,
         its threshold calibrated so that about 5% of held-out favourable rows are flagged
-        (see genre.plausibility). Built on first use, the same after save and load."""
+        (see genre.core.plausibility). Built on first use, the same after save and load."""
         if getattr(self, "_lof", None) is None:
             self._lof = PlausibilityFlag(seed=self.seed).fit(self.reference_)
         return self._lof

@@ -11,8 +11,8 @@ naming its line and leaves no output file behind.
 
 `person` in every output is the 0-based row index of the input (the first data row is
 person 0, for CSV and Parquet alike); errors name CSV rows by the line they start on
-(genre.csvrows: quoted line breaks and blank lines counted). Before pandas reads a CSV, one
-bounded pass (genre.csvrows.scan_csv) refuses a data row longer than MAX_ROW_BYTES and caps
+(genre.utils.csvrows: quoted line breaks and blank lines counted). Before pandas reads a CSV, one
+bounded pass (genre.utils.csvrows.scan_csv) refuses a data row longer than MAX_ROW_BYTES and caps
 the rows per chunk so that a chunk's text stays under CHUNK_BYTES, whatever the bytes.
 validate_first=True checks every row of the file against the model's schema before any row
 is answered, so a bad last row fails in the time it takes to read the file.
@@ -40,11 +40,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.csvrows import scan_csv
+from genre.core.estimator import GenRe
 from genre.data.schema import RESERVED_ID_COLUMNS
 from genre.errors import InputError, ModelError
-from genre.estimator import GenRe
-from genre.extras import require
 from genre.io import (
     atomic_path,
     check_outputs,
@@ -52,8 +50,10 @@ from genre.io import (
     csv_line_index,
     read_csv_header,
 )
-from genre.limits import CHUNK_MAX, check_int, check_request
-from genre.recourse import recourse_table
+from genre.tables.recourse import recourse_table
+from genre.utils.csvrows import scan_csv
+from genre.utils.extras import require
+from genre.utils.limits import CHUNK_MAX, check_int, check_request
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -146,7 +146,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     validate_first: check every row against the schema before answering any (one extra
     read of the file). csv_safe: neutralise spreadsheet formulas in CSV outputs (see the
     module docstring). seed, best_k, options and chunk_size are checked against
-    genre.limits' ranges first.
+    genre.utils.limits' ranges first.
     """
     if not hasattr(model, "model_"):
         raise ModelError("GenRe is not fitted: call fit(task) or GenRe.load(dir) first")

@@ -9,7 +9,7 @@ line where the row starts; nothing else is held per row.
 The same pass finds where each data row starts, so errors name the right line when cells
 hold quoted line breaks (one row over several lines) or the file has blank lines (which
 pandas skips): `CsvLayout.lines` gives the line numbers of data rows, as readers label
-their rows (genre.io.read_table, genre.streaming), and `chunk_rows` caps how many rows a
+their rows (genre.io.read_table, genre.tables.streaming), and `chunk_rows` caps how many rows a
 chunk may hold so that a chunk's raw text stays under CHUNK_BYTES however long the rows.
 
 Rows are split as pandas' C parser splits them: at a line feed, a carriage return and
