@@ -133,6 +133,15 @@ def test_a_quote_left_open_over_megabytes_is_named(work, tiny_model):
             work, "open.csv", "line 3: a row longer than")
 
 
+def test_parquet_rows_that_inflate_past_the_row_limit(work, tiny_model):
+    pytest.importorskip("pyarrow")
+    table = pd.DataFrame({"age": [30, 31], "income": [50.0, 51.0], "job": ["a" * 3_000_000] * 2})
+    table.to_parquet(work / "wide.parquet", compression="zstd")
+    assert (work / "wide.parquet").stat().st_size < 100_000
+    refused(["recourse", "--model", tiny_model, "--input", "wide.parquet", "--output",
+             "out.csv"], work, "wide.parquet", "row group 0 (rows 0 on) holds rows of")
+
+
 def test_chunks_hold_bounded_bytes_whatever_the_rows(tmp_path):
     path = tmp_path / "wide.csv"
     path.write_text("a\n" + ("x" * 500_000 + "\n") * 3)

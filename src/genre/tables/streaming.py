@@ -51,7 +51,7 @@ from genre.io import (
     read_csv_header,
 )
 from genre.tables.recourse import recourse_table
-from genre.utils.csvrows import scan_csv
+from genre.utils.csvrows import CHUNK_BYTES, MAX_ROW_BYTES, scan_csv
 from genre.utils.extras import require
 from genre.utils.limits import CHUNK_MAX, check_int, check_request
 
@@ -393,6 +393,22 @@ class _ParquetReader:
         self.columns = [n for n in names if n not in stored_index]
         if not self.columns:
             raise InputError(f"{path}: the file is empty (no columns)")
+        self.row_bytes = self._row_bytes()
+
+    def _row_bytes(self) -> int:
+        """The largest mean row size (uncompressed, from the footer) of any row group;
+        InputError when it is over MAX_ROW_BYTES (a few rows that inflate to gigabytes)."""
+        meta, widest = self.file.metadata, 1
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            size = max(group.total_byte_size, 0) // max(group.num_rows, 1)
+            if size > MAX_ROW_BYTES:
+                first = sum(meta.row_group(i).num_rows for i in range(g))
+                raise InputError(f"{self.path}: row group {g} (rows {first} on) holds rows of "
+                                 f"{size:,} bytes on average uncompressed; a row may take at "
+                                 f"most {MAX_ROW_BYTES:,}")
+            widest = max(widest, size)
+        return widest
 
     def total_rows(self) -> int:
         return self.file.metadata.num_rows
@@ -401,8 +417,9 @@ class _ParquetReader:
         import pyarrow as pa
 
         row = 0
+        size = max(1, min(chunk_size, CHUNK_BYTES // self.row_bytes))  # bounded memory
         try:
-            for batch in self.file.iter_batches(batch_size=chunk_size, columns=self.columns):
+            for batch in self.file.iter_batches(batch_size=size, columns=self.columns):
                 chunk = batch.to_pandas()
                 chunk.index = pd.RangeIndex(row, row + len(chunk))
                 row += len(chunk)
