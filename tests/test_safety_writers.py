@@ -190,11 +190,11 @@ def test_fit_out_model_holding_an_input_is_refused(work, tiny_model):
 
 
 def test_fit_overwrite_replaces_a_model_genre_wrote(work, tiny_model, monkeypatch):
-    import genre.core.estimator
+    import genre.core.presets
     import genre.core.usertask
 
     # The CLI's own fit, made tiny: the classifier h and GenRe train in about a second.
-    monkeypatch.setattr(genre.core.estimator, "genre_for", lambda *a, **k: GenRe(**TINY | {
+    monkeypatch.setattr(genre.core.presets, "genre_for", lambda *a, **k: GenRe(**TINY | {
         "max_epochs": 1, "seed": 7}))
     monkeypatch.setattr(genre.core.usertask, "build_user_task",
                         functools.partial(genre.core.usertask.build_user_task, h_epochs=40))

@@ -42,7 +42,7 @@ def fit(
     and ETA; otherwise one log line per 10 epochs goes to stderr."""
     import time
 
-    from genre.core.estimator import genre_for
+    from genre.core.presets import genre_for
     from genre.io import check_model_dir
     from genre.utils.device import resolve_device
 

@@ -84,7 +84,7 @@ def evaluate(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.core.estimator import genre_for
+    from genre.core.presets import genre_for
     from genre.io import check_outputs, write_text
 
     try:
@@ -133,7 +133,7 @@ def demo(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.core.estimator import genre_for
+    from genre.core.presets import genre_for
     from genre.tables.explain import changes, format_value
 
     console.rule(f"GenRe demo on {dataset}")

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.core.estimator import GenRe
-from genre.errors import InputError, ModelError
+from genre.errors import InputError
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
+from genre.tables.protocol import Answerer, check_fitted
 from genre.tables.recourse import recourse_table
 from genre.utils.extras import require
 
@@ -60,7 +60,7 @@ def output_format(path: str | Path) -> str:
                      ".parquet file")
 
 
-def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int = 1,
+def answer_blocks(model: Answerer, chunks: Iterable[pd.DataFrame], *, options: int = 1,
                   best_k: int | None = None, seed: int = 0, source: str = "input",
                   id_column: str | None = None
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
@@ -76,7 +76,7 @@ def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int 
         start += len(block)
 
 
-def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Path, *,
+def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | Path, *,
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
@@ -100,8 +100,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
     change rows of the first `show` people with changes (a DataFrame, for display).
     """
-    if not hasattr(model, "model_"):
-        raise ModelError("GenRe is not fitted: call fit(task) or GenRe.load(dir) first")
+    check_fitted(model)
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
     if chunk_size < 1:
