@@ -63,7 +63,7 @@ def fit(
         else:
             from dataclasses import replace
 
-            from genre.core.usertask import build_user_task
+            from genre.core.usertask import fit_user_table
             from genre.data.schema_file import load_schema
             from genre.io import read_table
 
@@ -73,18 +73,29 @@ def fit(
             if id_column is not None:
                 user_schema = replace(user_schema, id_column=id_column)
             table = read_table(data)
-            with console.status("checking the data" + ("" if classifier else
-                                                       " and choosing the classifier h")):
-                task = build_user_task(table, user_schema, classifier, seed=seed,
-                                       source=str(data))
-            name = str(data)
-            if task.classifier_report is not None:
-                print_classifier_report(task.classifier_report)
-        t1 = time.perf_counter()
-        log_progress()
-        model = genre_for(dataset or "", fast=fast, seed=seed, device=device).fit(task)
-        if classifier is not None:
-            model.classifier_path_ = classifier
+            status = console.status("checking the data" + ("" if classifier else
+                                                           " and choosing the classifier h"))
+            status.start()
+            name, t1 = str(data), None
+
+            def on_task(task) -> None:  # the data is read and h chosen: GenRe fits next
+                nonlocal t1
+                status.stop()
+                if task.classifier_report is not None:
+                    print_classifier_report(task.classifier_report)
+                t1 = time.perf_counter()
+                log_progress()
+
+            try:
+                model = fit_user_table(genre_for("", fast=fast, seed=seed, device=device),
+                                       table, user_schema, classifier, seed=seed,
+                                       source=str(data), on_task=on_task)
+            finally:
+                status.stop()
+        if dataset is not None:
+            t1 = time.perf_counter()
+            log_progress()
+            model = genre_for(dataset, fast=fast, seed=seed, device=device).fit(task)
         seconds = time.perf_counter() - t1
     except GenreError as exc:
         fail(exc)

@@ -28,7 +28,7 @@ import pandas as pd
 
 from genre.core import sampling, training
 from genre.core.method import RecourseMethod
-from genre.core.params import check_is_fitted, check_params, param_names
+from genre.core.params import ParamsMixin, check_is_fitted
 from genre.core.plausibility import PlausibilityFlag
 from genre.core.saving import load_model, save_model
 from genre.core.task import Classifier, RecourseTask
@@ -41,7 +41,7 @@ TrainLog = training.TrainLog
 bin_representatives = training.bin_representatives
 
 
-class GenRe(RecourseMethod):
+class GenRe(ParamsMixin, RecourseMethod):
     """Generative recourse (Garg, Nagalapatti, Sarawagi, ICLR 2025).
 
     Pair synthesis: lambda_, gamma, k. Model: n_bins, d_model, n_heads, n_enc_layers,
@@ -84,49 +84,6 @@ class GenRe(RecourseMethod):
         self.seed, self.threads, self.progress = seed, threads, progress
         self.device, self.select = device, select
 
-    @classmethod
-    def _param_names(cls) -> tuple[str, ...]:
-        if "_params" not in cls.__dict__:
-            cls._params = param_names(cls)  # read from the signature once per class
-        return cls._params
-
-    def get_params(self, deep: bool = True) -> dict:
-        """The hyper-parameters, in the signature's order.
-
-        Parameters
-        ----------
-        deep : bool
-            Ignored (GenRe holds no nested estimators); scikit-learn's signature.
-
-        Returns
-        -------
-        dict
-        """
-        return {k: getattr(self, k) for k in self._param_names()}
-
-    def set_params(self, **params) -> GenRe:
-        """Change hyper-parameters (sampling ones take effect without refitting); the values
-        are checked against genre.core.params.PARAM_CHECKS, as fit checks them.
-
-        Parameters
-        ----------
-        **params
-            Names and new values; InputError (a ValueError) for an unknown name or a value
-            the table refuses, naming what is allowed.
-
-        Returns
-        -------
-        GenRe
-            self.
-        """
-        check_params(params, self._param_names())
-        for key, value in params.items():
-            setattr(self, key, value)
-        return self
-
-    def __sklearn_is_fitted__(self) -> bool:
-        return hasattr(self, "model_")
-
     def fit(self, task: RecourseTask) -> GenRe:
         """Learn R(x+|x) on `task` (see genre.core.training).
 
@@ -140,7 +97,7 @@ class GenRe(RecourseMethod):
         GenRe
             self, with model_, config_, bin_values_, reference_, encoder_, classifier_, log_.
         """
-        check_params(self.get_params(), self._param_names())
+        self._check_params()
         fitted = training.train(self, task, resolve_device(self.device))
         self.bin_values_, self.config_ = fitted.bin_values, fitted.config
         self.model_ = fitted.model  # kept on the CPU; sampling copies it to the device

@@ -133,3 +133,56 @@ def check_params(params: dict, known: tuple[str, ...], where: str = "GenRe") -> 
         expected = PARAM_CHECKS[key](value)
         if expected is not None:
             raise InputError(f"{where}: {key} must be {expected}, got {value!r}")
+
+
+class ParamsMixin:
+    """scikit-learn's parameter protocol for an estimator whose __init__ stores its keyword
+    arguments unchanged: get_params / set_params from the signature, values checked against
+    PARAM_CHECKS, and fitted-ness (`model_`) for sklearn.utils.validation.check_is_fitted."""
+
+    @classmethod
+    def _param_names(cls) -> tuple[str, ...]:
+        if "_params" not in cls.__dict__:
+            cls._params = param_names(cls)  # read from the signature once per class
+        return cls._params
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The hyper-parameters, in the signature's order.
+
+        Parameters
+        ----------
+        deep : bool
+            Ignored (no nested estimators); scikit-learn's signature.
+
+        Returns
+        -------
+        dict
+        """
+        return {k: getattr(self, k) for k in self._param_names()}
+
+    def set_params(self, **params) -> ParamsMixin:
+        """Change hyper-parameters (GenRe's sampling ones take effect without refitting);
+        the values are checked against PARAM_CHECKS, as fit checks them.
+
+        Parameters
+        ----------
+        **params
+            Names and new values; InputError (a ValueError) for an unknown name or a value
+            the table refuses, naming what is allowed.
+
+        Returns
+        -------
+        GenRe
+            self.
+        """
+        check_params(params, self._param_names(), type(self).__name__)
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model_")
+
+    def _check_params(self) -> None:
+        """fit's check: every parameter against PARAM_CHECKS (as set_params checks them)."""
+        check_params(self.get_params(), self._param_names(), type(self).__name__)
