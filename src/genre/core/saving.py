@@ -94,7 +94,7 @@ def save_model(est, directory: str | Path) -> Path:
     meta_log = getattr(est, "train_log_", None)  # a loaded model keeps its record
     meta = {
         "format": "genre-recourse/genre", "version": FORMAT_VERSION,
-        "params": est.get_params(), "transformer": est.config_.to_dict(),
+        "params": saved_params(est), "transformer": est.config_.to_dict(),
         "schema": est.encoder_.schema_.to_dict(),
         "encoder": {"lo": est.encoder_.lo_.tolist(), "hi": est.encoder_.hi_.tolist()},
         "train_log": ({k: v for k, v in asdict(est.log_).items() if k != "history"}
@@ -103,6 +103,26 @@ def save_model(est, directory: str | Path) -> Path:
     (directory / "config.json").write_text(json.dumps(meta, indent=2))
     write_manifest(directory, ["config.json", "model.safetensors", *files])
     return directory
+
+
+def saved_params(est) -> dict:
+    """The hyper-parameters config.json records: get_params(), except that the network's
+    shape (n_bins, d_model, ...) is the one the saved weights have. A set_params of those
+    after fit takes effect at the next fit; until then the fitted network is what is saved,
+    so that the saved model always loads.
+
+    Parameters
+    ----------
+    est : GenRe
+        Fitted.
+
+    Returns
+    -------
+    dict
+    """
+    network = est.config_.to_dict()
+    return {k: network.get(k, v) if k in TRANSFORMER_CHECKS else v
+            for k, v in est.get_params().items()}
 
 
 def load_model(cls: type, directory: str | Path, classifier: Classifier | None = None, *,
