@@ -55,11 +55,11 @@ def people(n: int = 400, seed: int = 0) -> pd.DataFrame:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny GenRe on a 400-row table, fitted once (a few seconds) and saved."""
     from genre.core.usertask import build_user_task
-    from genre.data.schema_file import load_schema
+    from genre.data.schema import Schema
 
     root = tmp_path_factory.mktemp("tiny")
     (root / "schema.yaml").write_text(SCHEMA)
-    task = build_user_task(people(), load_schema(root / "schema.yaml"), seed=0, h_epochs=40)
+    task = build_user_task(people(), Schema.from_yaml(root / "schema.yaml"), seed=0, h_epochs=40)
     return GenRe(**TINY).fit(task).save(root / "model")
 
 

@@ -11,8 +11,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from genre.classifiers.skops import skops_type_allowed
 from genre.core.task import SklearnClassifier, TorchClassifier
 from genre.errors import ModelError
+from genre.integrity import load_tensors, module_shapes, read_json
 from genre.utils.threads import torch_threads
 
 
@@ -106,8 +108,6 @@ def load_mlp(directory: Path, stem: str = "h", n_features: int | None = None) ->
     """Load what save_mlp wrote: the architecture (checked: integer sizes, at most 16 hidden
     layers of at most 4096 units, n_features if given) fixes the tensor shapes, which the
     safetensors header must match before anything is loaded; weights must be finite."""
-    from genre.integrity import load_tensors, module_shapes, read_json
-
     directory = Path(directory)
     arch_path = directory / f"{stem}.json"
     arch = read_json(arch_path)
@@ -201,8 +201,6 @@ def load_sklearn_h(path: Path):
     """An h saved by `save_sklearn` beside a model, as a SklearnClassifier on normalised rows.
     Types outside genre.classifiers.skops's allow-list are refused (nothing is unpickled)."""
     import skops.io as sio
-
-    from genre.classifiers.skops import skops_type_allowed
 
     try:
         untrusted = set(sio.get_untrusted_types(file=Path(path)))

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from genre.cli.common import Device, console, fail
+from genre.data.schema import Schema
 from genre.errors import GenreError
+from genre.io import atomic_dir, check_model_dir, read_table
 
 
 def fit(
@@ -43,7 +45,6 @@ def fit(
     import time
 
     from genre.core.presets import genre_for
-    from genre.io import check_model_dir
     from genre.utils.device import resolve_device
 
     try:
@@ -64,12 +65,10 @@ def fit(
             from dataclasses import replace
 
             from genre.core.usertask import fit_user_table
-            from genre.data.schema_file import load_schema
-            from genre.io import read_table
 
             if schema is None:
                 raise GenreError("--data needs --schema (write one with `genre schema infer`)")
-            user_schema = load_schema(schema)
+            user_schema = Schema.from_yaml(schema)
             if id_column is not None:
                 user_schema = replace(user_schema, id_column=id_column)
             table = read_table(data)
@@ -146,7 +145,5 @@ def log_progress() -> None:
 def save_atomically(model, out: Path, overwrite: bool = False) -> None:
     """Save into a sibling temp dir and rename (genre.io.atomic_dir): a failure leaves no
     half model, and only a model directory genre wrote is ever replaced (with overwrite)."""
-    from genre.io import atomic_dir
-
     with atomic_dir(out, overwrite=overwrite) as tmp:
         model.save(tmp)

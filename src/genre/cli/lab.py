@@ -10,7 +10,10 @@ import typer
 from rich.table import Table
 
 from genre.cli.common import Device, console, fail
+from genre.data import DATASETS, load
 from genre.errors import GenreError
+from genre.io import check_outputs, write_text
+from genre.tables.explain import changes, format_value
 
 # The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
 # help needs no import of torch (tests/test_cli_conventions.py keeps the two equal).
@@ -32,7 +35,6 @@ def register(app: typer.Typer) -> None:
 
 def datasets() -> None:
     """List the bundled datasets with their sizes and feature counts."""
-    from genre.data import DATASETS, load
 
     table = Table(title="bundled datasets")
     for col in ("name", "train rows", "test rows", "features", "categorical", "immutable",
@@ -85,7 +87,6 @@ def evaluate(
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
     from genre.core.presets import genre_for
-    from genre.io import check_outputs, write_text
 
     try:
         check_outputs([json_path], inputs=[model], overwrite=overwrite)
@@ -134,7 +135,6 @@ def demo(
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
     from genre.core.presets import genre_for
-    from genre.tables.explain import changes, format_value
 
     console.rule(f"GenRe demo on {dataset}")
     with console.status("protocol: gold model, re-drawn labels, classifier h (cached)"):
