@@ -14,11 +14,7 @@ from genre.data import DATASETS, load
 from genre.errors import GenreError
 from genre.io import check_outputs, write_text
 from genre.tables.explain import changes, format_value
-
-# The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
-# help needs no import of torch (tests/test_cli_conventions.py keeps the two equal).
-METHOD_NAMES = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
-                "cruds", "diffusion")
+from genre.utils.methods import METHOD_NAMES
 
 
 def register(app: typer.Typer) -> None:
