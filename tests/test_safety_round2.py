@@ -222,12 +222,12 @@ def cells(path: Path, column: str) -> list[str]:
 def formula_model(tmp_path_factory) -> Path:
     """A tiny GenRe whose categories (from the training data) look like formulas."""
     from genre.core.usertask import build_user_task
-    from genre.data.schema_file import load_schema
+    from genre.data.schema import Schema
 
     root = tmp_path_factory.mktemp("formula")
     data = people().replace(FORMULAS)
     (root / "schema.yaml").write_text(SCHEMA)
-    task = build_user_task(data, load_schema(root / "schema.yaml"), seed=0, h_epochs=40)
+    task = build_user_task(data, Schema.from_yaml(root / "schema.yaml"), seed=0, h_epochs=40)
     return GenRe(**TINY).fit(task).save(root / "model")
 
 
@@ -418,16 +418,17 @@ def test_a_model_set_aside_by_a_killed_run_is_put_back(work, tiny_model):
 def test_a_full_disk_while_saving_is_one_line(work, monkeypatch):
     from safetensors import SafetensorError
 
-    import genre.core.estimator
+    import genre.core.presets
+    import genre.core.saving
     import genre.core.usertask
 
     def full(*args, **kwargs):
         raise SafetensorError("Error while serializing: IoError(No space left on device)")
 
-    monkeypatch.setattr(genre.core.estimator, "genre_for", lambda *a, **k: GenRe(**TINY))
+    monkeypatch.setattr(genre.core.presets, "genre_for", lambda *a, **k: GenRe(**TINY))
     monkeypatch.setattr(genre.core.usertask, "build_user_task",
                         functools.partial(genre.core.usertask.build_user_task, h_epochs=20))
-    monkeypatch.setattr(genre.core.estimator, "save_file", full)
+    monkeypatch.setattr(genre.core.saving, "save_file", full)
     refused(["fit", "--data", "data.csv", "--schema", "schema.yaml", "--out", "m"], work, "m",
             "No space left on device")
 

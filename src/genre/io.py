@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -42,7 +43,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from genre.errors import OutputError
+from genre.errors import InputError, OutputError
+from genre.utils.csvrows import scan_csv
+from genre.utils.extras import require
 
 MODEL_FORMAT = "genre-recourse/genre"  # config.json's "format", as GenRe.save writes it
 # What GenRe.save writes: config.json, tensors, h's architecture, a user's classifier file,
@@ -307,7 +310,7 @@ def clean_leftovers(path: PathLike) -> list[Path]:
     directories ('.NAME.genre-PID-XXXXXXXX.tmp'), whose process PID is no longer running. A
     model directory set aside ('...old') while being replaced is put back when `path` is
     missing, else removed. Returns what was removed or put back."""
-    import re
+
 
     path = Path(path)
     prefix = _temp_prefix(path)
@@ -445,14 +448,10 @@ def read_table(path: str | Path):
     """
     import pandas as pd
 
-    from genre.errors import InputError
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
-        from genre.utils.extras import require
-
         require("pyarrow", "parquet", "reading Parquet")
         try:
             import pyarrow.parquet as pq
@@ -467,8 +466,6 @@ def read_table(path: str | Path):
             raise InputError(f"{path}: has no data rows")
         return df
     read_csv_header(path)
-    from genre.utils.csvrows import scan_csv
-
     layout = scan_csv(path)  # bounded rows; where each row starts
     try:
         df = pd.read_csv(path, skipinitialspace=True)
@@ -502,8 +499,6 @@ def read_csv_header(path: str | Path) -> list[str]:
     import csv
     import io
     from collections import Counter
-
-    from genre.errors import InputError
 
     path = Path(path)
     try:
@@ -545,8 +540,6 @@ def check_parquet_types(path: str | Path, arrow_schema) -> None:
     from collections import Counter
 
     import pyarrow.types as pat
-
-    from genre.errors import InputError
 
     meta = arrow_schema.pandas_metadata or {}
     index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}

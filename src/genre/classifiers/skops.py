@@ -1,4 +1,5 @@
-"""A user's scikit-learn classifier from a .skops file, loaded with a type allow-list.
+"""Every .skops file genre reads (a user's classifier, a default h stored with a model, the
+lab's gold model) is read by `read_skops`, with one type allow-list.
 
 Nothing is ever unpickled; see `SKOPS_TRUSTED_MODULES` for which types a file may contain.
 """
@@ -6,6 +7,7 @@ Nothing is ever unpickled; see `SKOPS_TRUSTED_MODULES` for which types a file ma
 from __future__ import annotations
 
 import importlib
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from genre.errors import ModelError
 SKOPS_TRUSTED_MODULES = (
     "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing", "sklearn.linear_model",
     "sklearn.ensemble", "sklearn.tree", "sklearn.neighbors", "sklearn.svm", "sklearn.impute",
-    "sklearn.neural_network",
+    "sklearn.neural_network", "sklearn.calibration", "sklearn.isotonic", "sklearn.frozen",
     "sklearn.metrics._dist_metrics",  # the distance objects inside fitted neighbour models
 )
 _SKOPS_TRUSTED_EXACT = frozenset({"numpy.dtype", "numpy.ndarray", "collections.OrderedDict",
@@ -94,8 +96,6 @@ def check_skops_size(path: Path) -> None:
     MAX_SKOPS_BYTES uncompressed, judged from its zip directory before anything is inflated
     (a deflated array of zeros is a thousand times smaller than the array). Reading never
     inflates an entry past the size the directory gives, so the check bounds memory."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as zf:
             entries = zf.infolist()
@@ -108,11 +108,25 @@ def check_skops_size(path: Path) -> None:
                          f"{MAX_SKOPS_BYTES:,} bytes")
 
 
-def load_skops(path: Path):
+def read_skops(path: str | Path):
+    """The object stored in the .skops file `path`, after checking every type it holds
+    against the allow-list (skops_type_allowed); ModelError naming the file otherwise.
+
+    Parameters
+    ----------
+    path : str or Path
+        A .skops file.
+
+    Returns
+    -------
+    object
+        What the file holds (not yet checked to be a classifier).
+    """
     try:
         import skops.io as sio
     except ImportError as exc:  # pragma: no cover - skops is a dependency
         raise ModelError(f"{path}: reading .skops files needs the 'skops' package") from exc
+    path = Path(path)
     check_skops_size(path)
     try:
         untrusted = list(sio.get_untrusted_types(file=path))
@@ -126,9 +140,25 @@ def load_skops(path: Path):
             f"{', '.join(m for m in SKOPS_TRUSTED_MODULES if m.count('.') == 1)}) and numpy "
             "arrays and dtypes are loaded; custom functions and classes are not.")
     try:
-        model = sio.load(path, trusted=untrusted)
-    except Exception as exc:
+        return sio.load(path, trusted=untrusted)
+    except Exception as exc:  # a damaged file can fail anywhere inside skops
         raise ModelError(f"{path}: cannot load the .skops file ({exc})") from exc
+
+
+def load_skops(path: Path):
+    """A user's fitted scikit-learn classifier from a .skops file (read_skops, then checked
+    to have predict_proba and classes_).
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    object
+        The classifier or pipeline.
+    """
+    model = read_skops(path)
     if not hasattr(model, "predict_proba"):
         raise ModelError(f"{path}: the saved {type(model).__name__} has no predict_proba; "
                          "save a classifier (or a pipeline ending in one)")

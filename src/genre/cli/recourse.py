@@ -10,6 +10,10 @@ from rich.table import Table
 
 from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
+from genre.io import check_outputs
+from genre.tables.explain import format_value
+from genre.tables.streaming import stream_recourse
+from genre.utils.limits import CHUNK_MAX, WORKERS_MAX, check_int, check_request
 
 
 def recourse(
@@ -73,10 +77,7 @@ def recourse(
     writes it as it is); Parquet outputs hold the values as they are.
     """
     from genre.core.estimator import GenRe
-    from genre.io import check_outputs
-    from genre.tables.streaming import stream_recourse
     from genre.utils.device import resolve_device
-    from genre.utils.limits import CHUNK_MAX, WORKERS_MAX, check_int, check_request
 
     try:
         seed, best_k, options = check_request(
@@ -145,8 +146,6 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
 
 
 def _print_changes(diff, show: int) -> None:
-    from genre.tables.explain import format_value
-
     people = list(dict.fromkeys(diff["person"]))[:show]
     if not people:
         return

@@ -40,9 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.core.estimator import GenRe
 from genre.data.schema import RESERVED_ID_COLUMNS
-from genre.errors import InputError, ModelError
+from genre.errors import InputError
 from genre.io import (
     atomic_path,
     check_outputs,
@@ -50,6 +49,7 @@ from genre.io import (
     csv_line_index,
     read_csv_header,
 )
+from genre.tables.protocol import Answerer, check_fitted
 from genre.tables.recourse import recourse_table
 from genre.utils.csvrows import CHUNK_BYTES, MAX_ROW_BYTES, scan_csv
 from genre.utils.extras import require
@@ -102,23 +102,74 @@ def output_format(path: str | Path) -> str:
                      ".parquet file")
 
 
-def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int = 1,
+def answer_blocks(model: Answerer, chunks: Iterable[pd.DataFrame], *, options: int = 1,
                   best_k: int | None = None, seed: int = 0, source: str = "input",
-                  id_column: str | None = None
+                  id_column: str | None = None, start: int = 0
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
-    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (block b with
-    block_seed(seed, b), persons numbered from 0 across blocks): yields (profiles, changes,
-    rows in the block)."""
-    start = 0
+    """The one way a table is answered (GenRe.recourse, stream_recourse, serve and Ray all
+    come here): recourse_table on consecutive SEED_BLOCK-row blocks of `chunks`.
+
+    Parameters
+    ----------
+    model : Answerer
+        A fitted model (GenRe).
+    chunks : iterable of DataFrame
+        The people, original units, in order (any chunk sizes).
+    options, best_k, seed, source, id_column
+        As for recourse_table; block b of the stream gets block_seed(seed, start //
+        SEED_BLOCK + b).
+    start : int
+        The row number of the first row (a multiple of SEED_BLOCK): persons are numbered
+        from it, and the seeds are those of the whole file's blocks.
+
+    Returns
+    -------
+    iterator of (profiles, changes, rows in the block)
+    """
+    if start % SEED_BLOCK:
+        raise InputError(f"{source}: rows must start on a seed block (a multiple of "
+                         f"{SEED_BLOCK}), got {start}")
+    first = start // SEED_BLOCK
     for b, block in enumerate(_blocks(iter(chunks), SEED_BLOCK)):
         result, diff = recourse_table(model, block, options=options, best_k=best_k,
-                                      seed=block_seed(seed, b), source=source, start=start,
-                                      id_column=id_column)
+                                      seed=block_seed(seed, first + b), source=source,
+                                      start=start, id_column=id_column)
         yield result, diff, len(block)
         start += len(block)
 
 
-def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Path, *,
+def check_columns(model: Answerer, columns: list[str], source: str,
+                  id_column: str | None = None) -> str | None:
+    """Fail before any work when `columns` do not match the model's schema (the target may
+    be present; the id column, `id_column` or the schema's, must be).
+
+    Parameters
+    ----------
+    model : Answerer
+    columns : list of str
+    source : str
+        Names the input in messages.
+    id_column : str, optional
+        Default: the schema's.
+
+    Returns
+    -------
+    str or None
+        The id column in use.
+    """
+    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
+    if id_column in RESERVED_ID_COLUMNS:
+        raise InputError(f"{source}: id column '{id_column}' is named like a column genre "
+                         f"writes in its outputs {list(RESERVED_ID_COLUMNS)}; rename it")
+    if id_column is not None and id_column not in columns:
+        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
+                         f"{columns}"[:600])
+    model.encoder_._check_columns(pd.DataFrame(columns=[c for c in columns if c != id_column]),
+                                  allow_target=True, source=source)
+    return id_column
+
+
+def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | Path, *,
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
@@ -148,8 +199,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     module docstring). seed, best_k, options and chunk_size are checked against
     genre.utils.limits' ranges first.
     """
-    if not hasattr(model, "model_"):
-        raise ModelError("GenRe is not fitted: call fit(task) or GenRe.load(dir) first")
+    check_fitted(model)
     seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
     check_int(chunk_size, "chunk_size", 1, CHUNK_MAX)
     check_outputs((output_path, changes_path), inputs=(input_path,), overwrite=overwrite)
@@ -207,39 +257,50 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     return counts
 
 
-def open_input(model: GenRe, input_path: str | Path, id_column: str | None = None):
+def open_input(model: Answerer, input_path: str | Path, id_column: str | None = None):
     """A chunk reader on the CSV/Parquet file `input_path` whose header was checked against
-    the model's schema (before any row is read: read_table's and the encoder's messages),
-    and the id column (`id_column`, else the schema's)."""
+    the model's schema (check_columns: before any row is read), and the id column in use.
+
+    Parameters
+    ----------
+    model : Answerer
+    input_path : str or Path
+    id_column : str, optional
+        Default: the schema's.
+
+    Returns
+    -------
+    tuple
+        (reader, id column or None).
+    """
     path = Path(input_path)
     reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
         _CsvReader(path)
-    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
-    check_id_column(id_column, reader.columns, str(path))
-    model.encoder_._check_columns(
-        pd.DataFrame(columns=[c for c in reader.columns if c != id_column]),
-        allow_target=True, source=str(path))
-    return reader, id_column
+    return reader, check_columns(model, reader.columns, str(path), id_column)
 
 
-def check_id_column(id_column: str | None, columns: list[str], source: str) -> None:
-    """The id column must be one of the input's `columns` and not named like an output
-    column (RESERVED_ID_COLUMNS); InputError naming `source` otherwise."""
-    if id_column is None:
-        return
-    if id_column in RESERVED_ID_COLUMNS:
-        raise InputError(f"{source}: id column '{id_column}' is named like a column genre "
-                         f"writes in its outputs {list(RESERVED_ID_COLUMNS)}; rename it")
-    if id_column not in columns:
-        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
-                         f"{columns}"[:600])
-
-
-def validate_rows(model: GenRe, reader, chunk_size: int, source: str,
+def validate_rows(model: Answerer, reader, chunk_size: int, source: str,
                   id_column: str | None) -> int:
     """Check every row the reader gives against the model's schema (the encoder's
     transform, chunk by chunk) before any is answered; the first bad cell raises its
-    InputError naming the line. Returns the number of rows."""
+    InputError naming the line.
+
+    Parameters
+    ----------
+    model : Answerer
+    reader : a reader from open_input
+    chunk_size : int
+        Rows per chunk.
+    source : str
+        Names the input in messages.
+    id_column : str or None
+        Left out of the check.
+
+    Returns
+    -------
+    int
+        The number of rows.
+    """
     rows = 0
     for chunk in reader.chunks(chunk_size):
         if id_column is not None:
@@ -431,4 +492,4 @@ class _ParquetReader:
         return f"{self.path}: has no data rows"
 
 
-__all__ = ["SEED_BLOCK", "block_seed", "stream_recourse"]
+__all__ = ["SEED_BLOCK", "answer_blocks", "block_seed", "check_columns", "stream_recourse"]
