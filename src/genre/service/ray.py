@@ -199,10 +199,10 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     started = not ray.is_initialized()
     if started:
-        _quiet_ray()
         ray.init(address=address, log_to_driver=False, include_dashboard=False,
                  logging_level="error")
         _keep_sigterm()
+        _quiet_ray()  # after ray.init and ray.data's import, which both set log levels
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -234,8 +234,10 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _quiet_ray() -> None:
-    """Ray Data logs a task's whole traceback (about 200 lines) before raising; the
-    error is raised here once, as one line, instead."""
+    """Ray Data logs a task's whole traceback (about 200 lines) before raising, and Ray
+    its progress and shutdown noise; the error is raised here once, as one line, instead."""
+    import ray.data  # noqa: F401 - its import configures the loggers silenced here
+
     for name in ("ray", "ray.data"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
