@@ -9,7 +9,7 @@ from genre.baselines import METHODS
 from genre.baselines.nnr import NearestNeighbourRecourse
 from genre.bench import cells
 from genre.bench.benchmark import run_benchmark
-from genre.estimator import GenRe
+from genre.core.estimator import GenRe
 
 FITS: list[tuple] = []
 
@@ -95,7 +95,7 @@ def test_results_are_assembled_from_the_cells_of_two_runs(compas, counting, tmp_
 
 
 def test_code_digest_follows_imports(tmp_path, monkeypatch):
-    import genre.cache as cache
+    import genre.utils.cache as cache
 
     a, b = tmp_path / "a.py", tmp_path / "b.py"
     a.write_text("import numpy\n\ndef f():\n    from genre.fake_b import g\n")
@@ -109,7 +109,7 @@ def test_code_digest_follows_imports(tmp_path, monkeypatch):
 
 
 def test_max_seconds_is_off_by_default_and_recorded_when_it_fires(compas, tmp_path):
-    from genre.estimator import FAST, PRESETS
+    from genre.core.presets import FAST, PRESETS
 
     assert GenRe().max_seconds is None
     assert all("max_seconds" not in p for p in (*PRESETS.values(), FAST))

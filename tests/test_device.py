@@ -8,9 +8,10 @@ import torch
 from typer.testing import CliRunner
 
 from genre.cli import app
-from genre.device import resolve_device
+from genre.core.estimator import GenRe
+from genre.core.saving import check_config
 from genre.errors import InputError, ModelError
-from genre.estimator import GenRe, check_config
+from genre.utils.device import resolve_device
 
 
 @pytest.fixture

@@ -5,9 +5,11 @@ import json
 import numpy as np
 import pytest
 
+from genre.core import training, tuning
+from genre.core.estimator import GenRe
+from genre.core.sampling import setting
+from genre.core.tuning import BEST_KS, TEMPERATURES, held_out_rows
 from genre.errors import GenreWarning, ModelError
-from genre.estimator import GenRe
-from genre.tuning import BEST_KS, TEMPERATURES, held_out_rows
 
 TINY = dict(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16, max_epochs=3,
             patience=3, batch_size=512, k=20, progress=False)
@@ -32,8 +34,8 @@ def test_the_choice_is_the_best_of_the_grid(tuned):
     assert 20 <= record["n_rows"] <= 200
     # Sampling uses the choice; the parameters are left as the user gave them.
     assert (tuned.temperature, tuned.best_k) == (3.0, 7)
-    assert tuned._setting("temperature") == record["temperature"]
-    assert tuned._setting("best_k") == record["best_k"]
+    assert setting(tuned, "temperature") == record["temperature"]
+    assert setting(tuned, "best_k") == record["best_k"]
 
 
 def test_held_out_rows_are_rejected_training_sources(tuned, compas):
@@ -42,6 +44,29 @@ def test_held_out_rows_are_rejected_training_sources(tuned, compas):
     assert len(rows) >= 20 and (p < 0.5).all()
     train = {tuple(r) for r in np.round(compas.X_train, 9)}
     assert all(tuple(r) in train for r in np.round(rows, 9))
+
+
+def test_held_out_rows_are_the_sources_fit_held_out(compas, monkeypatch):
+    """held_out_rows re-draws fit's first random draw (the sources' validation split); if
+    training.train drew anything before it, the two would fall out of step: the split
+    held_out_rows draws must be the one fit drew."""
+    splits = []
+    real = training.split_holdout
+
+    def recording(n, frac, rng):
+        splits.append(real(n, frac, rng))
+        return splits[-1]
+
+    monkeypatch.setattr(training, "split_holdout", recording)
+    monkeypatch.setattr(tuning, "split_holdout", recording)
+    task = compas.task()
+    model = GenRe(**TINY, tune=None).fit(task)
+    fit_sources = splits[0]  # fit: sources, then targets
+    held_out_rows(model, task)
+    assert len(splits) == 3
+    np.testing.assert_array_equal(splits[2][0], fit_sources[0])
+    np.testing.assert_array_equal(splits[2][1], fit_sources[1])
+    assert len(fit_sources[1]) > 0
 
 
 def test_tuning_is_saved_loaded_and_off_with_none(tuned, compas, tmp_path):
@@ -54,7 +79,7 @@ def test_tuning_is_saved_loaded_and_off_with_none(tuned, compas, tmp_path):
     np.testing.assert_array_equal(loaded.generate(X), tuned.generate(X))
 
     loaded.set_params(tune=None)  # off: the parameters again
-    assert (loaded._setting("temperature"), loaded._setting("best_k")) == (3.0, 7)
+    assert (setting(loaded, "temperature"), setting(loaded, "best_k")) == (3.0, 7)
     plain = GenRe(**TINY, tune=None).fit(compas.task())
     assert plain.tuning_ is None
 
@@ -65,4 +90,18 @@ def test_tuning_is_saved_loaded_and_off_with_none(tuned, compas, tmp_path):
             pytest.warns(GenreWarning):
         GenRe.load(tmp_path / "m")
     with pytest.raises(ValueError, match="tune"):
-        GenRe(tune="always")
+        GenRe().set_params(tune="always")
+
+
+def test_a_model_saved_without_tuning_samples_with_its_saved_settings():
+    """The byte-identical fixture was saved before tuning existed (no `tune`, no `tuning`):
+    it loads with tune="auto" but no record, so sampling uses its saved temperature/best_k."""
+    from pathlib import Path
+
+    fixture = Path(__file__).parent / "fixtures" / "house" / "model"
+    config = json.loads((fixture / "config.json").read_text())
+    assert "tune" not in config["params"] and "tuning" not in config
+    model = GenRe.load(fixture)
+    assert model.tune == "auto" and model.tuning_ is None
+    assert setting(model, "temperature") == config["params"]["temperature"] == 2.0
+    assert setting(model, "best_k") == config["params"]["best_k"] == 5

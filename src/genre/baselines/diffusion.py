@@ -50,12 +50,13 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from genre.base import RecourseMethod
 from genre.baselines.vae import finite_rows, require_logits
+from genre.core.method import RecourseMethod
+from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
-from genre.task import RecourseTask
-from genre.threads import torch_threads
+from genre.utils.cache import cache_dir, cache_entry, code_digest, key_digest, report_rebuild
+from genre.utils.threads import torch_threads
 
 CACHE_NAME = "diffusion-v1"
 FORMAT = "genre-tabular-ddpm"
@@ -215,9 +216,7 @@ class DDPMInfo:
 
 def cache_key(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray) -> str:
     """Readable prefix (task name, seed, D) + hash of the config, the training rows and the
-    source of the code that trains the model (genre.cache.code_digest)."""
-    from genre.cache import code_digest, key_digest
-
+    source of the code that trains the model (genre.utils.cache.code_digest)."""
     digest = key_digest({"config": asdict(config), "format": FORMAT},
                         code_digest("genre.baselines.diffusion"),
                         arrays=(np.asarray(X_fit, dtype=np.float64),))
@@ -246,8 +245,6 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
                        use_cache: bool = True, threads: int = 1,
                        progress=None) -> tuple[TabularDDPM, DDPMInfo]:
     """The task's DDPM from the cache, or trained on X_fit (and cached)."""
-    from genre.cache import cache_dir, new_entry, report_rebuild
-
     key = cache_key(task, config, X_fit)
     where = cache_dir() / CACHE_NAME / key
     if use_cache and (where.exists() or where.is_symlink()):
@@ -271,7 +268,7 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
             "loss": log["loss"]}
     if not use_cache:
         return model, DDPMInfo(None, False, seconds, meta)
-    with new_entry(where) as tmp:
+    with cache_entry(where) as tmp:  # stale or unreadable: replaced
         save_file({k: v.detach().contiguous() for k, v in model.denoiser.state_dict().items()},
                   str(tmp / "ddpm.safetensors"))
         (tmp / "ddpm.json").write_text(json.dumps(meta, indent=1))

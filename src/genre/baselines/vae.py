@@ -35,8 +35,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,10 +45,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from genre.base import RecourseMethod
+from genre.core.method import RecourseMethod
+from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
-from genre.task import RecourseTask
+from genre.utils.cache import cache_dir, cache_entry, code_digest, key_digest, report_rebuild
+from genre.utils.threads import torch_threads
 
 CACHE_NAME = "vae-v1"
 FORMAT = "genre-latent-vae"
@@ -268,10 +269,8 @@ def _labels(task: RecourseTask, config: VAEConfig) -> np.ndarray | None:
 
 def cache_key(task: RecourseTask, config: VAEConfig, labels: np.ndarray | None = None) -> str:
     """Readable prefix (task name, seed, D) + hash of config, immutables, data, labels and the
-    source of the code that trains the VAE (genre.cache.code_digest)."""
+    source of the code that trains the VAE (genre.utils.cache.code_digest)."""
     D = task.n_features
-    from genre.cache import code_digest, key_digest
-
     arrays = (np.asarray(task.X_train, dtype=np.float64),) + (
         () if labels is None else (np.asarray(labels, dtype=np.int64),))
     digest = key_digest({"config": config.to_dict(), "D": D,
@@ -305,8 +304,6 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
                       progress: Callable[[str], None] | None = None
                       ) -> tuple[LatentVAE, VAEInfo]:
     """Load the task's VAE from the cache, or train it (and cache it)."""
-    from genre.cache import cache_dir, new_entry, report_rebuild
-
     if task.n_features - int(task.encoder.immutable_mask.sum()) < 1:
         raise InputError("every feature is immutable: a latent search has nothing to change")
     labels = _labels(task, config)
@@ -338,7 +335,7 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
     if not use_cache:
         return vae, VAEInfo(None, False, seconds, meta)
 
-    with new_entry(where) as tmp:
+    with cache_entry(where) as tmp:  # stale or incomplete (it did not load): replaced
         save_file({k: v.detach().contiguous() for k, v in vae.state_dict().items()},
                   str(tmp / "vae.safetensors"))
         (tmp / "vae.json").write_text(json.dumps(meta, indent=1))
@@ -347,24 +344,6 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
 
 
 # ---------------------------------------------------------- shared search helpers
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run torch on n intra-op threads (None: leave as is), restoring the setting after.
-
-    These models are small and fed small batches: one thread is as fast as several on an
-    idle machine and far faster on a busy one, where spinning worker threads stall.
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def finite_rows(X: np.ndarray) -> np.ndarray:
     """Rows a method can work on (no NaN/inf); the others get a NaN answer."""
     return np.isfinite(X).all(axis=1)

@@ -19,7 +19,7 @@ in a folder with cells/ they are genre's own outputs and a run rewrites them wit
 --overwrite. Cells run in the order of --methods within each dataset and seed.
 
 Trained components are cached, each entry keyed by a digest of its inputs, its parameters
-and the source of the code that builds it (genre.cache.code_digest), so changed code never
+and the source of the code that builds it (genre.utils.cache.code_digest), so changed code never
 reads an old entry: the protocol (gold model, h), the VAE of the latent baselines, the
 diffusion model, and fitted GenRe models (cache_dir()/genre-models/<dataset>-seed<seed>-
 <digest>).
@@ -39,7 +39,6 @@ from genre.bench.common import split_names
 from genre.bench.methods import (
     GENRE_CACHE,
     PAPER_DATASETS,
-    PAPER_METHODS,
     QUICK,
     VARIANTS,
     fit_genre_cached,
@@ -59,6 +58,7 @@ from genre.bench.report import (
 from genre.bench.runner import DEFAULT_OUT, run_benchmark
 from genre.errors import GenreError, InputError
 from genre.io import check_outputs, results_files
+from genre.utils.methods import METHOD_NAMES
 
 
 # --------------------------------------------------------------------------- CLI
@@ -67,7 +67,7 @@ def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
     from genre.baselines import METHODS
     from genre.data import DATASETS
 
-    method_names = set(METHODS) | set(PAPER_METHODS) | set(VARIANTS) | {"all", "tuned"}
+    method_names = set(METHODS) | set(METHOD_NAMES) | set(VARIANTS) | {"all", "tuned"}
     ds, ms, nums = [], [], []
     for name in split_names(extras):
         if name in DATASETS:
@@ -284,7 +284,7 @@ def benchmark_command(
 
 # The public names of the table (the runner's and the report's live in their modules).
 __all__ = ["COLUMNS", "DEFAULT_OUT", "EXTRA_COLUMNS", "GENRE_CACHE", "PAPER_DATASETS",
-           "PAPER_METHODS", "QUICK", "RESULT_FILES", "benchmark_command", "fit_genre_cached",
+           "QUICK", "RESULT_FILES", "benchmark_command", "fit_genre_cached",
            "make", "markdown", "resolve_datasets", "resolve_methods", "rich_table",
            "run_benchmark", "summarise", "write_results"]
 

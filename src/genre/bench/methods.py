@@ -19,11 +19,8 @@ import numpy as np
 
 from genre.bench.common import split_names
 from genre.errors import InputError, ModelError
+from genre.utils.methods import METHOD_NAMES
 
-# The paper's comparison, in its order; "all" = those of these registered in METHODS (then
-# any other registered method, in registration order).
-PAPER_METHODS = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
-                 "cruds")
 PAPER_DATASETS = ("adult", "compas", "heloc")
 
 # --quick: caps on the heavy hyper-parameters (iterations, samples, VAE epochs, GenRe's
@@ -48,14 +45,15 @@ GENRE_CACHE = "genre-models"
 # ------------------------------------------------------------------------- names
 def resolve_methods(methods: list[str] | str = "all") -> list[str]:
     """The row names a run will use, in the order given; "all" = every registered method, in
-    the paper's order; "tuned" = every tuned variant (see VARIANTS)."""
+    the paper's order (genre.utils.methods.METHOD_NAMES, then any other registered method,
+    in registration order); "tuned" = every tuned variant (see VARIANTS)."""
     from genre.baselines import METHODS
 
     names = split_names(methods)
     if not names:
         names = ["all"]
-    everything = ([m for m in PAPER_METHODS if m in METHODS]
-                  + [m for m in METHODS if m not in PAPER_METHODS])
+    everything = ([m for m in METHOD_NAMES if m in METHODS]
+                  + [m for m in METHODS if m not in METHOD_NAMES])
     variants = [v for v, spec in VARIANTS.items() if spec.factory or spec.base in METHODS]
     out: list[str] = []
     for name in names:
@@ -64,7 +62,7 @@ def resolve_methods(methods: list[str] | str = "all") -> list[str]:
     out = list(dict.fromkeys(out))
     unknown = [m for m in out if m not in METHODS and m not in variants]
     if unknown:
-        missing = [m for m in unknown if m in PAPER_METHODS]
+        missing = [m for m in unknown if m in METHOD_NAMES]
         hint = (f" ({', '.join(missing)} not registered in genre.baselines.METHODS yet)"
                 if missing else "")
         raise InputError(f"unknown method(s) {', '.join(map(repr, unknown))}{hint}; "
@@ -164,7 +162,7 @@ def method_params(name: str, dataset: str, seed: int, quick: bool,
 def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict] | None = None):
     """The method of one cell, unfitted (a variant: its base, before any grid setting)."""
     from genre.baselines import make_method
-    from genre.estimator import genre_for
+    from genre.core.presets import genre_for
 
     kwargs = method_params(name, dataset, seed, quick, params)
     variant = VARIANTS.get(name)
@@ -183,8 +181,8 @@ def genre_cache_key(model, protocol, monotone: bool) -> str:
     """<dataset>-seed<seed>-<digest>: the digest covers GenRe's training parameters (not
     the sampling ones, SAMPLING_PARAMS: one fit serves every sampling setting), the training
     rows and labels, h's decisions on them, and the source of the code that trains GenRe
-    (genre.cache.code_digest of the estimator's module and all it imports)."""
-    from genre.cache import code_digest, key_digest
+    (genre.utils.cache.code_digest of the estimator's module and all it imports)."""
+    from genre.utils.cache import code_digest, key_digest
 
     params = {k: v for k, v in model.get_params().items()
               if k not in ("progress", "threads", "device", *SAMPLING_PARAMS)}
@@ -205,9 +203,9 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
     Returns (model, cached, train_seconds); train_seconds is the original training time
     (read back from the saved model when it came from the cache).
     """
-    from genre.cache import cache_dir, new_entry, report_rebuild
-    from genre.estimator import GenRe
-    from genre.tuning import tune_sampling
+    from genre.core.estimator import GenRe
+    from genre.core.tuning import tune_sampling
+    from genre.utils.cache import cache_dir, cache_entry, report_rebuild
 
     where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, monotone)
     if use_cache and (where.exists() or where.is_symlink()):
@@ -224,7 +222,7 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
             return loaded, True, seconds
     model.fit(protocol.task(monotone=monotone))
     if use_cache:
-        with new_entry(where) as tmp:
+        with cache_entry(where) as tmp:
             model.save(tmp)
     return model, False, model.log_.seconds
 

@@ -10,7 +10,7 @@
 
 Everything is cached under a user cache dir (override with the GENRE_CACHE_DIR environment
 variable), keyed by dataset, seed, h's epochs and a digest of the encoded data and of the
-source of every module that builds the entry (genre.cache.code_digest), so a rerun takes
+source of every module that builds the entry (genre.utils.cache.code_digest), so a rerun takes
 seconds and changed code never reads an old entry. `Protocol.fingerprint` is a short digest
 of what the methods see (X_train, y_train, the rejected test individuals and h's
 probabilities on them): two results with one fingerprint ran on the same protocol.
@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genre.cache import cache_dir, code_digest, key_digest, new_entry, report_rebuild
 from genre.classifiers.mlp import load_mlp, load_sklearn, save_mlp, save_sklearn, train_mlp
+from genre.core.task import Classifier, RecourseTask, SklearnClassifier
 from genre.data import Dataset, Encoder, load
 from genre.errors import ModelError
 from genre.integrity import MANIFEST, regular_file, verify_manifest, write_manifest
-from genre.task import Classifier, RecourseTask, SklearnClassifier
+from genre.utils.cache import cache_dir, cache_entry, code_digest, key_digest, report_rebuild
 
 CACHE_VERSION = "v1"  # the folder; entries are keyed by a digest of inputs and code
 BALANCED_H = {"adult", "compas"}  # the paper trains h with balanced class weights on these
@@ -164,7 +164,7 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
     rejected_test = rng.permutation(rejected)
 
     if where is not None:
-        with new_entry(where) as tmp:
+        with cache_entry(where) as tmp:
             save_sklearn(gold_model, tmp / "gold.skops")
             save_mlp(h, tmp)
             labels = {"y_train": y_train, "y_test": y_test, "rejected_test": rejected_test}

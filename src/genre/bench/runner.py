@@ -87,7 +87,7 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
 
     timing, if given, receives fit/generate wall and process-CPU seconds (a tuned row's fit
     includes its search on validation individuals); details receives "tuning": a tuned
-    row's search (genre.bench.tuned) or GenRe's own choice (tune="auto", genre.tuning).
+    row's search (genre.bench.tuned) or GenRe's own choice (tune="auto", genre.core.tuning).
     The row's `setting` is the chosen setting (None: the method's own).
     """
     from genre.bench.evaluation import run_method

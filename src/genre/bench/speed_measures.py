@@ -84,7 +84,7 @@ def timed(fn: Callable[[], object], min_seconds: float = 0.5, max_runs: int = 5,
 def genre_model(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
     """(GenRe, from the cache?, training seconds, its directory in the cache or None)."""
     from genre.bench.methods import GENRE_CACHE, fit_genre_cached, genre_cache_key, make
-    from genre.cache import cache_dir
+    from genre.utils.cache import cache_dir
 
     model = make("genre", dataset, seed, quick)
     where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, False)
@@ -177,9 +177,9 @@ def synthetic_task(n_features: int, n_rows: int, seed: int, h_epochs: int = 20):
     import pandas as pd
 
     from genre.classifiers.mlp import train_mlp
+    from genre.core.task import RecourseTask
     from genre.data import Encoder
     from genre.data.schema import Feature, Schema
-    from genre.task import RecourseTask
 
     rng = np.random.default_rng([seed, n_features])
     names = [f"x{i}" for i in range(n_features)]
@@ -203,7 +203,7 @@ def synthetic_task(n_features: int, n_rows: int, seed: int, h_epochs: int = 20):
 
 def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) -> list[dict]:
     """GenRe ms per individual (the class default best_k) against the number of features."""
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     rows = []
     for d in counts:
@@ -225,8 +225,8 @@ def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) 
 # -------------------------------------------------------------------- streaming
 _CHILD = r"""
 import json, resource, sys, time
-from genre.estimator import GenRe
-from genre.streaming import stream_recourse
+from genre.core.estimator import GenRe
+from genre.tables.streaming import stream_recourse
 model_dir, src, out, changes, best_k = sys.argv[1:6]
 model = GenRe.load(model_dir)
 t0 = time.perf_counter()

@@ -24,8 +24,8 @@ from genre.bench.speed_measures import (
     THREADS_BATCH,
     THROUGHPUT_AT,
 )
-from genre.extras import require
 from genre.io import atomic_path, write_text
+from genre.utils.extras import require
 
 
 def table_scores(table: Path | str | None, seed: int) -> dict[str, float]:

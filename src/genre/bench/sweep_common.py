@@ -15,8 +15,8 @@ import pandas as pd
 from genre.bench.common import error_text, machine, plain, versions
 from genre.bench.runner import result_row
 from genre.errors import InputError
-from genre.extras import require
 from genre.io import atomic_path, write_text
+from genre.utils.extras import require
 
 RESULTS = Path("benchmarks/results")
 EXPERIMENTS = ("lambda_sweep", "ablation", "miscalibration")

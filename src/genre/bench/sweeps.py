@@ -46,7 +46,7 @@ from genre.bench.sweep_common import (
     save_png,
 )
 from genre.errors import InputError
-from genre.extras import require
+from genre.utils.extras import require
 
 
 # --------------------------------------------------------------- lambda sweep

@@ -1,4 +1,5 @@
-"""A user's scikit-learn classifier from a .skops file, loaded with a type allow-list.
+"""Every .skops file genre reads (a user's classifier, a default h stored with a model, the
+lab's gold model) is read by `read_skops`, with one type allow-list.
 
 Nothing is ever unpickled; see `SKOPS_TRUSTED_MODULES` for which types a file may contain.
 """
@@ -6,6 +7,7 @@ Nothing is ever unpickled; see `SKOPS_TRUSTED_MODULES` for which types a file ma
 from __future__ import annotations
 
 import importlib
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from genre.errors import ModelError
 SKOPS_TRUSTED_MODULES = (
     "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing", "sklearn.linear_model",
     "sklearn.ensemble", "sklearn.tree", "sklearn.neighbors", "sklearn.svm", "sklearn.impute",
-    "sklearn.neural_network",
+    "sklearn.neural_network", "sklearn.calibration", "sklearn.isotonic", "sklearn.frozen",
     "sklearn.metrics._dist_metrics",  # the distance objects inside fitted neighbour models
 )
 _SKOPS_TRUSTED_EXACT = frozenset({"numpy.dtype", "numpy.ndarray", "collections.OrderedDict",
@@ -85,11 +87,47 @@ def skops_bytes(model) -> bytes:
     return data
 
 
-def load_skops(path: Path):
+MAX_SKOPS_BYTES = 512 << 20  # what a .skops file's contents may take once uncompressed
+MAX_SKOPS_ENTRIES = 100_000
+
+
+def check_skops_size(path: Path) -> None:
+    """Refuse (ModelError naming the file) a .skops file whose contents would take more than
+    MAX_SKOPS_BYTES uncompressed, judged from its zip directory before anything is inflated
+    (a deflated array of zeros is a thousand times smaller than the array). Reading never
+    inflates an entry past the size the directory gives, so the check bounds memory."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            entries = zf.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise ModelError(f"{path}: not a readable .skops file ({exc})") from None
+    total = sum(e.file_size for e in entries)
+    if len(entries) > MAX_SKOPS_ENTRIES or total > MAX_SKOPS_BYTES:
+        raise ModelError(f"{path}: its contents take {total:,} bytes in {len(entries):,} "
+                         f"entries uncompressed; a classifier file may take at most "
+                         f"{MAX_SKOPS_BYTES:,} bytes")
+
+
+def read_skops(path: str | Path):
+    """The object stored in the .skops file `path`, after checking every type it holds
+    against the allow-list (skops_type_allowed); ModelError naming the file otherwise.
+
+    Parameters
+    ----------
+    path : str or Path
+        A .skops file.
+
+    Returns
+    -------
+    object
+        What the file holds (not yet checked to be a classifier).
+    """
     try:
         import skops.io as sio
     except ImportError as exc:  # pragma: no cover - skops is a dependency
         raise ModelError(f"{path}: reading .skops files needs the 'skops' package") from exc
+    path = Path(path)
+    check_skops_size(path)
     try:
         untrusted = list(sio.get_untrusted_types(file=path))
     except Exception as exc:  # skops raises several types on a corrupt file
@@ -102,12 +140,32 @@ def load_skops(path: Path):
             f"{', '.join(m for m in SKOPS_TRUSTED_MODULES if m.count('.') == 1)}) and numpy "
             "arrays and dtypes are loaded; custom functions and classes are not.")
     try:
-        model = sio.load(path, trusted=untrusted)
-    except Exception as exc:
+        return sio.load(path, trusted=untrusted)
+    except Exception as exc:  # a damaged file can fail anywhere inside skops
         raise ModelError(f"{path}: cannot load the .skops file ({exc})") from exc
+
+
+def load_skops(path: Path):
+    """A user's fitted scikit-learn classifier from a .skops file (read_skops, then checked
+    to have predict_proba and classes_).
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    object
+        The classifier or pipeline.
+    """
+    model = read_skops(path)
     if not hasattr(model, "predict_proba"):
         raise ModelError(f"{path}: the saved {type(model).__name__} has no predict_proba; "
                          "save a classifier (or a pipeline ending in one)")
-    if getattr(model, "classes_", None) is None:
+    classes = getattr(model, "classes_", None)
+    if classes is None:
         raise ModelError(f"{path}: the saved {type(model).__name__} is not fitted (no classes_)")
+    if len(np.atleast_1d(classes)) < 2:
+        raise ModelError(f"{path}: the saved {type(model).__name__} knows "
+                         f"{len(np.atleast_1d(classes))} class; a classifier needs two or more")
     return model

@@ -10,12 +10,12 @@ import typer
 from rich.table import Table
 
 from genre.cli.common import Device, console, fail
+from genre.data import DATASETS, load
 from genre.errors import GenreError
-
-# The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
-# help needs no import of torch (tests/test_cli_conventions.py keeps the two equal).
-METHOD_NAMES = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
-                "cruds", "diffusion")
+from genre.io import check_outputs, write_text
+from genre.tables.explain import changes, format_value
+from genre.utils.limits import check_int, check_seed
+from genre.utils.methods import METHOD_NAMES
 
 
 def register(app: typer.Typer) -> None:
@@ -32,7 +32,6 @@ def register(app: typer.Typer) -> None:
 
 def datasets() -> None:
     """List the bundled datasets with their sizes and feature counts."""
-    from genre.data import DATASETS, load
 
     table = Table(title="bundled datasets")
     for col in ("name", "train rows", "test rows", "features", "categorical", "immutable",
@@ -84,10 +83,11 @@ def evaluate(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.estimator import genre_for
-    from genre.io import check_outputs, write_text
+    from genre.core.presets import genre_for
 
     try:
+        check_seed(seed, "--seed")
+        check_int(n, "--n", 1, 10_000_000)
         check_outputs([json_path], inputs=[model], overwrite=overwrite)
         with console.status(f"protocol for {dataset} (seed {seed})"):
             protocol = build_protocol(dataset, seed)
@@ -97,7 +97,7 @@ def evaluate(
         if fitted:
             if method != "genre":
                 raise GenreError("--model applies to --method genre only")
-            from genre.estimator import GenRe
+            from genre.core.estimator import GenRe
 
             method_obj = GenRe.load(model).set_params(device=device)
         elif method == "genre":
@@ -133,8 +133,7 @@ def demo(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.estimator import genre_for
-    from genre.explain import changes, format_value
+    from genre.core.presets import genre_for
 
     console.rule(f"GenRe demo on {dataset}")
     with console.status("protocol: gold model, re-drawn labels, classifier h (cached)"):

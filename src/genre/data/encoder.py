@@ -16,8 +16,10 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key, python_scalar
+from genre.data.feature import FLOAT32_MAX, Feature, category_key, python_scalar, sort_key
+from genre.data.schema import Schema
 from genre.errors import InputError, value_repr
+from genre.utils.limits import INTEGER_MAX
 
 CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
 
@@ -68,6 +70,10 @@ class Encoder:
                 lo.append(low)
                 top = float(f.max) if f.max is not None else float(values.max())
                 hi.append(top if top > lo[-1] else lo[-1] + 1.0)
+                if not hi[-1] - lo[-1] <= FLOAT32_MAX:
+                    raise InputError(f"{source}: column '{f.name}': values span "
+                                     f"{lo[-1]:g} to {hi[-1]:g}, wider than float32's range "
+                                     "(3.4e38) that the model computes in")
             feats.append(f)
         self.schema_ = replace(self.schema, features=tuple(feats), extra={})
         self.lo_ = np.asarray(lo)
@@ -292,6 +298,12 @@ class Encoder:
                              f"{values[p]:g} is beyond +-3.4e38, the float32 range the model "
                              "computes in")
         if f.integer:
+            big = np.flatnonzero(np.abs(values) > INTEGER_MAX)
+            if big.size:
+                p = big[0]
+                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
+                                 f"value {values[p]:g} is beyond +-2**53, the range in which "
+                                 "an integer feature stays exact")
             frac = np.flatnonzero(values != np.rint(values))
             if frac.size:
                 p = frac[0]
@@ -334,13 +346,6 @@ def _significant(x: np.ndarray, magnitude: float, digits: int = 15) -> np.ndarra
     noise of the min-max arithmetic, so values read from a file come back as written."""
     decimals = digits - 1 - int(np.floor(np.log10(magnitude))) if magnitude > 0 else digits
     return np.round(x, decimals)
-
-
-def sort_key(k: str):
-    try:
-        return (0, float(k), k)
-    except ValueError:
-        return (1, 0.0, k)
 
 
 def target_labels(df: pd.DataFrame, schema: Schema, source: str = "training data") -> np.ndarray:

@@ -23,8 +23,8 @@ import math
 
 import numpy as np
 
+from genre.core.pairs import split_holdout
 from genre.errors import ModelError
-from genre.pairs import split_holdout
 
 TEMPERATURES = (1.0, 2.0, 4.0, 10.0)
 BEST_KS = (10, 30)
@@ -48,7 +48,9 @@ def held_out_rows(model, task) -> np.ndarray:
     numpy.ndarray
         At most MAX_ROWS rows (normalised), possibly empty.
     """
-    rng = np.random.default_rng(model.seed)  # fit's first draw is this split
+    # genre.core.training.train's first draw from default_rng(seed) is this split
+    # (tests/test_tuning.py checks that the two stay in step).
+    rng = np.random.default_rng(model.seed)
     X = np.asarray(task.X_train, dtype=np.float64)
     p = task.classifier.predict_proba(X)
     sources = X[p <= model.gamma]

@@ -7,13 +7,14 @@ stderr (`report_rebuild`), never used.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -175,23 +176,24 @@ def key_digest(*parts: object, arrays: tuple = ()) -> str:
     return digest.hexdigest()
 
 
-@contextlib.contextmanager
-def new_entry(where: Path):
-    """Build a cache entry in a temporary sibling of `where`, then rename it into place.
-
-    Yields the temporary directory; on success an old entry at `where` (stale or damaged:
-    it did not load) is replaced. A crash never leaves a half entry; when a concurrent run
-    got there first its copy is kept (it is as good as ours).
+@contextmanager
+def cache_entry(where: Path) -> Iterator[Path]:
+    """Write the cache entry `where` safely: yields a new temporary sibling directory to
+    write into; when the block ends without an exception, what is at `where` (a stale or
+    unusable entry of genre's cache) is removed and the temporary directory renamed into
+    place, so a crash never leaves a half entry. A concurrent writer that renamed its own
+    entry first wins (its entry is as good). The temporary directory never outlives the
+    block.
 
     Parameters
     ----------
-    where : pathlib.Path
-        The entry's final directory.
+    where : Path
+        The entry's directory.
 
-    Yields
-    ------
-    pathlib.Path
-        The temporary directory to write the entry's files into.
+    Returns
+    -------
+    Iterator[Path]
+        The temporary directory (a context manager's value).
     """
     where.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{where.name}-"))
@@ -200,7 +202,9 @@ def new_entry(where: Path):
         if where.is_symlink() or where.is_file():
             where.unlink()
         shutil.rmtree(where, ignore_errors=True)
-        with contextlib.suppress(OSError):  # a concurrent run got there first
+        try:
             tmp.rename(where)
+        except OSError:  # a concurrent run got there first
+            pass
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -10,7 +10,7 @@ or from the command line, one file in and one file out:
 
 Same answers as the single-process run. `genre recourse` answers block b of SEED_BLOCK rows
 (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1, counted from 0) with one recourse_table call
-seeded block_seed(seed, b) (genre.streaming). Here every row is numbered by its position in
+seeded block_seed(seed, b) (genre.tables.streaming). Here every row is numbered by its position in
 the dataset, the rows are re-cut into Ray blocks of whole seed blocks, and each seed block
 is answered by the same recourse_table call with the same seed, in a pool of actors that
 each load the model once. The output is therefore row for row what `genre recourse`
@@ -33,13 +33,26 @@ file is byte-identical to what `genre recourse` writes without --ray.
 
 from __future__ import annotations
 
+import logging
+import threading
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from genre.core.estimator import GenRe
 from genre.errors import GenreError, InputError
-from genre.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES, block_seed
+from genre.io import atomic_path, check_outputs, exit_on_sigterm
+from genre.tables.streaming import (
+    PARQUET_SUFFIXES,
+    SEED_BLOCK,
+    STATUSES,
+    answer_blocks,
+    check_columns,
+    neutralise_formulas,
+    open_input,
+    validate_rows,
+)
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
@@ -59,8 +72,6 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     """
     import ray
 
-    from genre.estimator import GenRe
-
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
     if labels not in ("row", "line"):
@@ -69,7 +80,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     ds = ds.materialize()  # read once; its blocks, in order, number the rows
     if ds.count() == 0:
         raise InputError(f"{source}: has no data rows")
-    check_columns(GenRe.load(model_dir).encoder_.schema_, ds.schema().names, source)
+    check_columns(GenRe.load(model_dir), ds.schema().names, source)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
     aligned = seed_aligned(ds, workers)
@@ -133,8 +144,6 @@ class BlockRecourse:
         import torch
         from threadpoolctl import threadpool_limits
 
-        from genre.estimator import GenRe
-
         # Every thread pool (torch, BLAS, OpenMP in scikit-learn's LOF) to the actor's CPUs:
         # actors sharing a node must not oversubscribe it.
         torch.set_num_threads(threads)
@@ -145,8 +154,6 @@ class BlockRecourse:
         self.labels, self.source = labels, source
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from genre.recourse import recourse_table
-
         rows = batch[ROW].to_numpy()
         if rows[0] % SEED_BLOCK or np.any(np.diff(rows) != 1):  # never: seed_aligned cut it
             raise InputError(f"{self.source}: a batch of rows {rows[0]}..{rows[-1]} is not "
@@ -154,52 +161,48 @@ class BlockRecourse:
         people = batch.drop(columns=ROW)
         people.index = (pd.RangeIndex(rows[0] + 2, rows[-1] + 3, name="line")
                         if self.labels == "line" else pd.RangeIndex(rows[0], rows[-1] + 1))
-        out = []
-        for start in range(0, len(people), SEED_BLOCK):
-            profiles, _ = recourse_table(
-                self.model, people.iloc[start:start + SEED_BLOCK], options=self.options,
-                best_k=self.best_k, seed=block_seed(self.seed, int(rows[start] // SEED_BLOCK)),
-                source=self.source, start=int(rows[start]),
-                id_column=self.model.encoder_.schema_.id_column)
-            out.append(profiles)
-        return pd.concat(out, ignore_index=True)
-
-
-def check_columns(schema, columns: list[str], source: str) -> None:
-    """Fail before any work when the columns do not match the model's schema (the target
-    may be present)."""
-    names = schema.names
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
-    extra = [c for c in columns if c not in {*names, schema.target, schema.id_column}]
-    if extra:
-        raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names} "
-                         f"(and optionally the target '{schema.target}')")
+        return pd.concat([profiles for profiles, _, _ in answer_blocks(
+            self.model, [people], options=self.options, best_k=self.best_k, seed=self.seed,
+            source=self.source, id_column=self.model.encoder_.schema_.id_column,
+            start=int(rows[0]))], ignore_index=True)
 
 
 def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
                   options: int = 1, best_k: int | None = None, seed: int = 0,
-                  address: str | None = None, workers: int | None = None) -> dict:
+                  address: str | None = None, workers: int | None = None,
+                  overwrite: bool = True, csv_safe: bool = True) -> dict:
     """`genre recourse --ray`: read a CSV/Parquet file with Ray Data, answer it on the Ray
     cluster at `address` (default: start a local one) and stream the answers, in order,
     into one CSV at output_path (written beside it, renamed when complete) - byte-identical
-    to stream_recourse's output. Returns the counts: people, rows and one per status."""
-    import ray
+    to stream_recourse's output (csv_safe as there). Returns the counts: people, rows and
+    one per status.
 
-    from genre.io import atomic_path
+    Every row is checked against the model's schema here, before Ray starts (one read of
+    the file), so a bad cell anywhere is the InputError naming its line and column that
+    `genre recourse` gives, never an error from inside Ray. Ray's own error log is silenced
+    (the error is raised here once); SIGTERM raises SystemExit(143) in the driver as
+    genre.io.exit_on_sigterm does, so the temporary output is removed and Ray shut down.
+    """
+    import ray
 
     path = Path(input_path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if Path(output_path).suffix.lower() in PARQUET_SUFFIXES:
         raise InputError(f"{output_path}: --ray writes CSV; give a .csv output (or call "
-                         "genre.ray.recourse_dataset and write_parquet for a directory)")
+                         "genre.service.ray.recourse_dataset and write_parquet for a directory)")
+    check_outputs([output_path], inputs=[input_path, model_dir], overwrite=overwrite)
+    model = GenRe.load(model_dir)
+    reader, id_column = open_input(model, path)
+    validate_rows(model, reader, 50_000, str(path), id_column)
+    del model, reader
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, log_to_driver=False, include_dashboard=False,
                  logging_level="error")
+        _keep_sigterm()
+        _quiet_ray()  # after ray.init and ray.data's import, which both set log levels
     try:
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
@@ -211,28 +214,53 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
             result = recourse_dataset(ds, model_dir, options=options, best_k=best_k,
                                       seed=seed, workers=workers, source=str(path),
                                       labels="row" if parquet else "line")
-            return _write_csv(result, output_path, atomic_path)
+            return _write_csv(result, output_path, overwrite, csv_safe)
+        except GenreError:
+            raise
         except Exception as exc:  # a Ray error: surface the GenreError it wraps, if any
             cause = _genre_cause(exc)
             if cause is None or cause is exc:
-                raise
+                raise GenreError(f"{path}: Ray failed ({type(exc).__name__}: "
+                                 f"{_first_line(exc)})") from None
             raise cause from None
     finally:
         if started:
             ray.shutdown()
 
 
-def _write_csv(result, output_path, atomic_path) -> dict:
+def _first_line(exc: BaseException) -> str:
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    return (lines[-1] if lines else "")[:300]
+
+
+def _quiet_ray() -> None:
+    """Ray Data logs a task's whole traceback (about 200 lines) before raising, and Ray
+    its progress and shutdown noise; the error is raised here once, as one line, instead."""
+    import ray.data  # noqa: F401 - its import configures the loggers silenced here
+
+    for name in ("ray", "ray.data"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _keep_sigterm() -> None:
+    """ray.init installs its own SIGTERM handler; put genre's back (SystemExit(143), so
+    the temporary output is removed and Ray shut down in `finally` blocks)."""
+    if threading.current_thread() is threading.main_thread():
+        exit_on_sigterm()
+
+
+def _write_csv(result, output_path, overwrite: bool = True, csv_safe: bool = True) -> dict:
     counts = dict.fromkeys(("people", "rows", *STATUSES), 0)
     last = None
-    with atomic_path(output_path) as tmp, tmp.open("w", newline="") as out:
+    with atomic_path(output_path, overwrite) as tmp, tmp.open("w", newline="") as out:
         for batch in result.iter_batches(batch_format="pandas", batch_size=None):
             if not len(batch):
                 continue
             person = batch["person"].to_numpy()
             if last is not None and person[0] < last or np.any(np.diff(person) < 0):
                 raise GenreError("Ray returned rows out of order")  # preserve_order is set
-            batch.to_csv(out, header=last is None, index=False)
+            (neutralise_formulas(batch) if csv_safe else batch).to_csv(
+                out, header=last is None, index=False)
             new = batch.drop_duplicates("person")
             if last is not None:  # a person's options may span two batches
                 new = new[new["person"] != last]

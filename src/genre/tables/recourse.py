@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from genre.data.encoder import Encoder, category_key
-from genre.errors import InputError
-from genre.explain import TOL
-
-if TYPE_CHECKING:
-    from genre.estimator import GenRe
+from genre.data.encoder import Encoder, category_key, row_label
+from genre.errors import InputError, ModelError
+from genre.tables.explain import TOL
+from genre.tables.protocol import Answerer
 
 # The columns of a profiles table that are not the person's features (or id).
 META_COLUMNS = ("person", "option", "h_probability", "cost", "plausible", "status")
 CHANGE_COLUMNS = ("person", "option", "feature", "from", "to")
 
 
-def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
+def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
                    best_k: int | None = None, seed: int = 0, source: str = "input",
                    start: int = 0, id_column: str | None = None
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -32,7 +29,7 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     when `people` is a block starting at row `start`), the id column (`id_column`, else the
     schema's, when set: carried through unchanged), option (only when options > 1), the
     features, h_probability, cost (L1, normalised units), plausible (near the training
-    data's favourable rows, by a calibrated threshold: see genre.plausibility) and status
+    data's favourable rows, by a calibrated threshold: see genre.core.plausibility) and status
     ('recourse', 'none found', 'already accepted': returned unchanged). changes:
     `profile_changes` of the profiles.
     Features a profile leaves unchanged keep the input's value exactly; changed numbers
@@ -52,31 +49,28 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
         ids = people[id_column].to_numpy()
         people = people.drop(columns=id_column)
     X = enc.transform(people, source=source)
-    p_before = model.classifier_.predict_proba(X)
-    accepted = p_before > 0.5
+    # The model answers the block at once: profiles, h's probability and the flag.
+    try:
+        answers = model.answer(X, options, best_k, seed)
+    except ModelError as exc:  # rows the classifier gives no probability for (NaN)
+        rows = getattr(exc, "rows", None)
+        if rows is None or not len(rows):
+            raise
+        raise ModelError(f"{source}: {row_label(people.index, rows[0])}: the model's "
+                         f"classifier gives no probability (NaN) for this row ({len(rows)} "
+                         "such rows); recourse needs a classifier that answers every valid "
+                         "row") from None
+    accepted, X_plus = answers.accepted, answers.X_plus
+    prob, plausible = answers.probability, answers.plausible
     N, D = X.shape
-    X_plus = np.full((N, options, D), np.nan)
-    prob = np.full((N, options), np.nan)
-    plausible = np.zeros((N, options), dtype=bool)
-    X_plus[accepted, 0], prob[accepted, 0] = X[accepted], p_before[accepted]
-    plausible[accepted, 0] = True
-    rejected = np.flatnonzero(~accepted)
-    if rejected.size and options == 1:
-        best = model.generate(X[rejected], best_k, seed=seed)
-        X_plus[rejected, 0] = best
-        prob[rejected, 0] = model.classifier_.predict_proba(best)
-        plausible[rejected, 0] = model.plausibility().predict(best) == 1
-    elif rejected.size:
-        opts = model.options(X[rejected], options, best_k, seed=seed)
-        X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
-        plausible[rejected] = opts.plausible
     # One row per (person, option); options beyond those found are dropped, but every
     # person keeps option 1 (unchanged where nothing was found, with its status).
     row = np.repeat(np.arange(N), options)
     option = np.tile(np.arange(1, options + 1), N)
     was_accepted = np.repeat(accepted, options)
     flat = X_plus.reshape(N * options, D)
-    found = ~np.isnan(flat).any(axis=1)
+    # A profile the classifier gives no probability for is never answered as a recourse.
+    found = ~np.isnan(flat).any(axis=1) & ~np.isnan(prob.reshape(-1))
     base = X[row]
     chosen = np.where(found[:, None], flat, base)
     result = in_input_units(enc, chosen, base, people, row)

@@ -1,0 +1,295 @@
+"""GenRe: learn R(x+ | x) once from synthesised pairs, answer each query by sampling.
+
+fit:      sources = training rows with h(x) <= gamma, targets = rows with h(x) > gamma and
+          y = 1; each epoch every source draws a partner from Q(x+|x) (exp(-lambda L1) over
+          its K nearest feasible targets); the transformer is trained on those pairs with
+          the soft-bin loss; 10% of sources and targets are held out and the checkpoint with
+          the lowest validation loss is kept (early stopping on it).
+generate: best_k samples per individual, decoded with immutables fixed and forbidden bins
+          masked (monotone direction, bounds), snapped to the schema's grid, and the one h
+          scores highest is returned.
+
+With effort keys in the schema (feature `cost`/`ordered`, top-level `max_changes`/`sparsity`,
+see genre.data.schema): Q(x+|x) weighs targets by exp(-lambda * effort) instead of L1, each
+source is also offered sparse targets (itself with a few features copied from one of its
+SPARSE_NEIGHBOURS nearest favourable rows, kept where h > gamma), targets changing more than
+max_changes features are not paired; sampling stops changing features once max_changes have
+moved, and a sampled bin next to the factual's keeps the factual value (EFFORT_STAY_RADIUS);
+generate returns the cheapest (by effort) sample h accepts (the highest-scored one when h
+accepts none); options are ranked by effort.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genre.core import sampling, training
+from genre.core.method import RecourseMethod
+from genre.core.params import ParamsMixin, check_is_fitted
+from genre.core.plausibility import PlausibilityFlag
+from genre.core.saving import load_model, save_model
+from genre.core.task import Classifier, RecourseTask
+from genre.core.tuning import tune_sampling
+from genre.errors import InputError
+from genre.tables.streaming import answer_blocks
+from genre.utils.device import resolve_device
+from genre.utils.limits import check_request
+
+Options = sampling.Options  # GenRe.options' result (defined with the sampler)
+TrainLog = training.TrainLog
+bin_representatives = training.bin_representatives
+
+
+class GenRe(ParamsMixin, RecourseMethod):
+    """Generative recourse (Garg, Nagalapatti, Sarawagi, ICLR 2025).
+
+    Pair synthesis: lambda_, gamma, k. Model: n_bins, d_model, n_heads, n_enc_layers,
+    n_dec_layers, d_ff, dropout. Training: lr, batch_size, max_epochs, patience (epochs
+    without a better validation loss), max_seconds (a wall-clock cap; None, the default: no
+    limit; when it fires, `log_.stopped_by` and the saved train_log say "max_seconds"), val_frac.
+    Sampling: temperature (larger = sharper; the paper's 10 gave lower LOF than 2 on all
+    three benchmark datasets in our CPU configuration, see benchmarks/results/genre_search_*),
+    sigma (Gaussian noise on bin values), best_k,
+    bin_value ("edge": a bin stands for its left edge, as in the paper; "data": for the real
+    training value nearest the median of the targets in that bin, so that skewed features
+    such as a length of stay land on values people have), stay_in_bin (a sampled bin that
+    holds the factual's value keeps it: no change, no cost). Selection: select ("h": of the
+    best_k samples, the one h scores highest, the paper's rule; "effort": the cheapest by
+    the schema's effort among those h accepts). Tuning: tune ("auto", the default: after
+    fit, temperature in {1, 2, 4, 10} x best_k in {10, 30} is chosen on held-out rejected
+    training rows by h-validity + plausible - effort/D and used for sampling, the record in
+    `tuning_` and config.json, see genre.core.tuning; None: temperature and best_k as given;
+    a model loaded without a tuning record samples with its saved temperature and best_k).
+    Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
+    where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
+    sampler draws its random numbers on the CPU, so a seed gives the same samples on either
+    device up to floating-point round-off).
+    """
+
+    name = "genre"
+
+    def __init__(self, lambda_: float = 5.0, gamma: float = 0.7, k: int = 1000,
+                 n_bins: int = 50, d_model: int = 32, n_heads: int = 4, n_enc_layers: int = 2,
+                 n_dec_layers: int = 2, d_ff: int = 64, dropout: float = 0.1, lr: float = 1e-3,
+                 batch_size: int = 512, max_epochs: int = 200, patience: int = 20,
+                 max_seconds: float | None = None, val_frac: float = 0.1,
+                 temperature: float = 2.0, sigma: float = 0.0, best_k: int = 10,
+                 bin_value: str = "data", stay_in_bin: bool = True, seed: int = 0,
+                 threads: int = 1, progress: bool = True, device: str = "cpu",
+                 select: str = "h", tune: str | None = "auto"):
+        self.lambda_, self.gamma, self.k = lambda_, gamma, k
+        self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
+        self.n_enc_layers, self.n_dec_layers, self.d_ff, self.dropout = (
+            n_enc_layers, n_dec_layers, d_ff, dropout)
+        self.lr, self.batch_size = lr, batch_size
+        self.max_epochs, self.patience = max_epochs, patience
+        self.max_seconds, self.val_frac = max_seconds, val_frac
+        self.temperature, self.sigma, self.best_k = temperature, sigma, best_k
+        self.bin_value, self.stay_in_bin = bin_value, stay_in_bin
+        self.seed, self.threads, self.progress = seed, threads, progress
+        self.device, self.select, self.tune = device, select, tune
+
+    def fit(self, task: RecourseTask) -> GenRe:
+        """Learn R(x+|x) on `task` (see genre.core.training).
+
+        Parameters
+        ----------
+        task : RecourseTask
+            The encoder, normalised training rows and labels, and h.
+
+        Returns
+        -------
+        GenRe
+            self, with model_, config_, bin_values_, reference_, encoder_, classifier_, log_
+            and tuning_ (tune="auto": the sampling settings chosen, see genre.core.tuning;
+            else None).
+        """
+        self._check_params()
+        fitted = training.train(self, task, resolve_device(self.device))
+        self.bin_values_, self.config_ = fitted.bin_values, fitted.config
+        self.model_ = fitted.model  # kept on the CPU; sampling copies it to the device
+        self.encoder_, self.classifier_ = task.encoder, task.classifier
+        self.reference_, self.log_ = fitted.reference, fitted.log
+        self._on_device = self._lof = None
+        self.tuning_ = tune_sampling(self, task) if self.tune == "auto" else None
+        return self
+
+    def _check_input(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self)
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.config_.n_features:
+            raise InputError(f"expected an array of shape (n, {self.config_.n_features}) for "
+                             f"schema '{self.encoder_.schema_.name}', got {X.shape}")
+        return X
+
+    def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
+               use_cache: bool = True, temperature: float | None = None) -> np.ndarray:
+        """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid.
+
+        Parameters
+        ----------
+        X : ndarray
+            (N, D) normalised factuals.
+        n_samples : int
+            Candidates per row.
+        seed : int, optional
+            Sampling seed (default: the model's seed).
+        use_cache : bool
+            The fast decoder (True) or the reference one; same samples.
+        temperature : float, optional
+            Default: the tuned one with tune="auto" (see tuning_), else the parameter.
+
+        Returns
+        -------
+        ndarray
+            (N, n_samples, D).
+        """
+        return sampling.sample(self, self._check_input(X), n_samples, seed, use_cache,
+                               temperature)
+
+    def generate(self, X: np.ndarray, best_k: int | None = None, *,
+                 seed: int | None = None) -> np.ndarray:
+        """One recourse per row: of best_k samples, the one h scores highest (the paper's
+        rule, select="h"). With select="effort": the cheapest (by the schema's effort) sample
+        h accepts, or the one h scores highest when h accepts none. "h" is the default: on
+        adult, compas and heloc capped at 3 changes it kept gold validity at 0.99 / 0.94 on
+        compas / adult where "effort" fell to 0.75 / 0.80 (the cheapest accepted samples sit
+        near h's boundary; benchmarks/results/max_changes).
+
+        Parameters
+        ----------
+        X : ndarray
+            (N, D) normalised factuals.
+        best_k : int, optional
+            Samples per row (default: the model's best_k).
+        seed : int, optional
+            Sampling seed.
+
+        Returns
+        -------
+        ndarray
+            (N, D) profiles.
+        """
+        X = self._check_input(X)
+        best_k = sampling.setting(self, "best_k") if best_k is None else best_k
+        return sampling.choose(self, X, best_k, seed)[0]
+
+    def options(self, X: np.ndarray, k: int = 3, n_samples: int | None = None, *,
+                seed: int | None = None) -> Options:
+        """Up to k distinct recourses per row that h accepts, cheapest first, diverse.
+
+        Draws n_samples candidates (default max(best_k, 10 k)) per person, keeps the distinct
+        ones h scores favourable and ranks them by the schema's effort (L1 cost without
+        effort keys): first the cheapest profile of each distinct set of changed features,
+        cheapest first; then the other profiles (near-copies), cheapest first. Padding is NaN.
+
+        Parameters
+        ----------
+        X : ndarray
+            (N, D) normalised factuals.
+        k : int
+            Options per person.
+        n_samples : int, optional
+            Candidates per person.
+        seed : int, optional
+            Sampling seed.
+
+        Returns
+        -------
+        Options
+        """
+        n_samples = max(sampling.setting(self, "best_k"), 10 * k) if n_samples is None \
+            else n_samples
+        return sampling.options(self, self._check_input(X), k, n_samples, seed)
+
+    def answer(self, X: np.ndarray, options: int = 1, best_k: int | None = None,
+               seed: int | None = None) -> sampling.Answers:
+        """A block of people answered at once (what every table entry point calls):
+        profiles, h's probability, effort and plausibility flag; see sampling.answer.
+
+        Parameters
+        ----------
+        X : ndarray
+            (N, D) normalised factuals.
+        options : int
+            Profiles per person.
+        best_k : int, optional
+            Samples per person.
+        seed : int, optional
+            Sampling seed.
+
+        Returns
+        -------
+        genre.core.sampling.Answers
+        """
+        return sampling.answer(self, self._check_input(X), options, best_k, seed)
+
+    def recourse(self, people: pd.DataFrame, options: int = 1, *, seed: int = 0,
+                 best_k: int | None = None, id_column: str | None = None) -> pd.DataFrame:
+        """Recourse for every row of the DataFrame `people` (original units): the table the
+        CLI writes to recourse.csv, with `person` the 0-based row position (see
+        genre.tables.recourse.recourse_table for the columns; genre.changes for the long view).
+        Rows are answered in blocks as `genre recourse` answers a file, so both give the
+        same profiles for the same rows and seed.
+
+        Parameters
+        ----------
+        people : DataFrame
+            Original units, the schema's features (the target and id column may be present).
+        options : int
+            Up to this many profiles per person.
+        seed : int
+            Sampling seed.
+        best_k : int, optional
+            Samples per person.
+        id_column : str, optional
+            Carried through (default: the schema's id).
+
+        Returns
+        -------
+        DataFrame
+        """
+        check_is_fitted(self)
+        seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
+        if not isinstance(people, pd.DataFrame):
+            raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
+        id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
+        results = [r for r, _, _ in answer_blocks(self, [people], options=options,
+                                                   best_k=best_k, seed=seed, source="people",
+                                                   id_column=id_column)]
+        if not results:
+            raise InputError("people: no rows")
+        result = pd.concat(results, ignore_index=True)
+        result.attrs["id_column"] = id_column
+        return result
+
+    def plausibility(self) -> PlausibilityFlag:
+        """The plausible flag: distance to the nearest observed favourable training rows,
+        its threshold calibrated so that about 5% of held-out favourable rows are flagged
+        (see genre.core.plausibility). Built on first use, the same after save and load.
+
+        Returns
+        -------
+        PlausibilityFlag
+        """
+        check_is_fitted(self)
+        if getattr(self, "_lof", None) is None:
+            self._lof = PlausibilityFlag(seed=self.seed).fit(self.reference_)
+        return self._lof
+
+    def save(self, directory: str | Path) -> Path:
+        """Write config.json + model.safetensors (+ h.safetensors/h.json or the user's
+        classifier file) and manifest.json (their sizes and sha256). No pickle.
+        See genre.core.saving.save_model."""
+        return save_model(self, directory)
+
+    @classmethod
+    def load(cls, directory: str | Path, classifier: Classifier | None = None, *,
+             require_manifest: bool = False) -> GenRe:
+        """Load a saved model: JSON and tensors only, so loading runs no code (manifest,
+        config and tensor shapes checked first; every failure a ModelError naming the file).
+        See genre.core.saving.load_model."""
+        return load_model(cls, directory, classifier, require_manifest=require_manifest)
