@@ -1,8 +1,7 @@
 """Guided diffusion: a tabular DDPM of favourable profiles, steered towards recourse by h.
 
 The paper (section "comparison with a pre-trained diffusion model") contrasts GenRe with a
-generative model that knows nothing about recourse and is steered at sampling time. This
-module is that baseline, built on the project's interface.
+generative model that knows nothing about recourse, steered at sampling time: this one.
 
 Model (fit):
 * A DDPM over the normalised features, rescaled to [-1, 1], trained on the *favourable*
@@ -14,13 +13,11 @@ Model (fit):
   schedule; loss: MSE on eps with t uniform in 1..T; Adam, an exponential moving average of
   the weights is what samples. Training length is ``train_steps`` gradient steps (or
   ``epochs`` passes over the favourable rows when given).
-* Cached (safetensors + JSON, no pickle) under cache_dir()/"diffusion-v1"/<key>, the key
-  made of the task name and seed, the training hyper-parameters and a fingerprint of the
-  training rows; written to a temporary sibling directory and renamed.
+* Cached (safetensors + JSON, no pickle) under cache_dir()/"diffusion-v1"/<key>, keyed by a
+  digest of the hyper-parameters, training rows and code (genre.utils.cache.cache_entry).
 
 Recourse (generate), batched over individuals x n_samples:
-* SDEdit start: the factual noised to step t0 = round(strength * T) (strength 1 is,
-  in effect, pure noise), then the reverse chain t0 .. 1.
+* SDEdit start: the factual noised to step t0 = round(strength * T), then the chain t0 .. 1.
 * At each step the denoiser's x0_hat (clipped to [-1, 1]) is moved, in normalised [0, 1]
   units, by  guidance_scale * grad[ log sigmoid(h_logit(x0_hat)) - lambda_ ||x0_hat - x||_1 ]
   (no gradient through the denoiser); the DDPM posterior mean is formed from the moved
@@ -288,10 +285,9 @@ class GuidedDiffusion(RecourseMethod):
     pulls towards h logit > margin), unguided_steps (the last steps run without guidance),
     n_samples (candidates per individual), select ("h": highest h, as GenRe; "cost":
     cheapest that h accepts), seed, threads, batch_rows (rows per denoiser call).
-    The sampling defaults are the configuration with the best worst-case validation Score
-    over adult, compas and heloc; `diffusion_for(dataset)` applies the per-dataset choice
-    (benchmarks/diffusion_tuning.py, benchmarks/results/diffusion_tuning.md).
-    """
+    The sampling defaults: the best worst-case validation Score over adult, compas and heloc;
+    `diffusion_for(dataset)` applies the per-dataset choice (benchmarks/diffusion_tuning.py,
+    benchmarks/results/diffusion_tuning.md)."""
 
     name = "diffusion"
 

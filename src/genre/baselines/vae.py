@@ -21,13 +21,10 @@ Design (one model class serves all three):
   "mutual-information minimisation" term). CSVAE labels are h's decisions
   (`label_source="classifier"`) or the task's training labels (`"data"`, as CARLA does).
 
-Caching: `load_or_train_vae` keys the model by task name, task seed, D, the configuration
-and a fingerprint of the training data (and labels), and stores it under
-cache_dir()/"vae-v1"/<key> as `vae.safetensors` + `vae.json` (no pickle; written to a
-temporary sibling directory and renamed, so a crash never leaves a half cache).
-
-The module also holds `latent_gradient_search`, the batched descent in latent space that
-REVISE and CRUDS share.
+Caching: `load_or_train_vae` keys the model by task name, seed, D and a digest of the
+configuration, data, labels and code, under cache_dir()/"vae-v1"/<key> (`vae.safetensors` +
+`vae.json`, no pickle, written by genre.utils.cache.cache_entry). The module also holds
+`latent_gradient_search`, the latent-space descent REVISE and CRUDS share.
 """
 
 from __future__ import annotations
@@ -410,10 +407,8 @@ def latent_gradient_search(X: Tensor, latent0: Tensor, decode: Callable[[Tensor]
 
 class VAESearchMethod(RecourseMethod):
     """What CCHVAE, REVISE and CRUDS share: fit trains (or loads the cached) VAE once.
-
     Subclasses set latent_dim, vae_epochs, seed, use_cache and num_threads in __init__;
-    needs_logits says whether the search differentiates through h.
-    """
+    needs_logits says whether the search differentiates through h."""
 
     needs_logits = True
 
