@@ -60,6 +60,7 @@ from genre.integrity import (
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, sparse_targets, split_holdout
 from genre.plausibility import PlausibilityFlag
+from genre.seeding import row_normals, row_uniforms
 from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
 
@@ -329,12 +330,24 @@ class GenRe(RecourseMethod):
         return cached[2]
 
     def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
-               use_cache: bool = True) -> np.ndarray:
-        """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid."""
+               use_cache: bool = True, keys: np.ndarray | None = None,
+               offset: int = 0) -> np.ndarray:
+        """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid.
+
+        keys (N,), from genre.seeding.row_keys: each row draws from its own stream (samples
+        offset .. offset + n_samples - 1 of it), so a row's samples do not depend on the
+        other rows; without keys, one generator seeded `seed` serves the whole batch (the
+        lab's protocol)."""
         self._check_fitted(X)
         device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        draws = {}
+        if keys is not None:
+            D = X.shape[1]
+            draws["uniform"] = torch.from_numpy(row_uniforms(keys, n_samples, D, offset))
+            if self.sigma > 0:
+                draws["noise"] = torch.from_numpy(row_normals(keys, n_samples, D, offset))
         Xr = np.repeat(X, n_samples, axis=0)  # rows i*n .. i*n+n-1 belong to individual i
         xt = torch.as_tensor(Xr, dtype=torch.float32, device=device)
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
@@ -347,7 +360,7 @@ class GenRe(RecourseMethod):
                 fixed, gen, use_cache=use_cache, bin_values=torch.as_tensor(self.bin_values_),
                 stay_in_bin=self.stay_in_bin, group=n_samples,
                 max_changes=self.encoder_.schema_.max_changes,
-                stay_radius=EFFORT_STAY_RADIUS if effort else 0).cpu().double().numpy()
+                stay_radius=EFFORT_STAY_RADIUS if effort else 0, **draws).cpu().double().numpy()
         if effort:  # a value the sampler kept (the factual in float32) is the factual exactly
             out = np.where(out == Xr.astype(np.float32), Xr, out)
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
@@ -359,7 +372,8 @@ class GenRe(RecourseMethod):
         return out.reshape(len(X), n_samples, -1)
 
     def generate(self, X: np.ndarray, best_k: int | None = None, *,
-                 seed: int | None = None) -> np.ndarray:
+                 seed: int | None = None, keys: np.ndarray | None = None,
+                 offset: int = 0) -> np.ndarray:
         """One recourse per row: of best_k samples, the one h scores highest (the paper's
         rule, select="h"). With select="effort": the cheapest (by the schema's effort) sample
         h accepts, or the one h scores highest when h accepts none. "h" is the default: on
@@ -367,7 +381,7 @@ class GenRe(RecourseMethod):
         compas / adult where "effort" fell to 0.75 / 0.80 (the cheapest accepted samples sit
         near h's boundary; benchmarks/results/max_changes)."""
         best_k = self.best_k if best_k is None else best_k
-        cands = self.sample(X, best_k, seed=seed)
+        cands = self.sample(X, best_k, seed=seed, keys=keys, offset=offset)
         N, K, D = cands.shape
         p = self.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
         pick = p.argmax(axis=1)
@@ -378,7 +392,8 @@ class GenRe(RecourseMethod):
         return cands[np.arange(N), pick]
 
     def options(self, X: np.ndarray, k: int = 3, n_samples: int | None = None, *,
-                seed: int | None = None) -> Options:
+                seed: int | None = None, keys: np.ndarray | None = None,
+                offset: int = 0) -> Options:
         """Up to k distinct recourses per row that h accepts, cheapest first, diverse.
 
         Draws n_samples candidates (default max(best_k, 10 k)) per person, keeps the distinct
@@ -387,7 +402,7 @@ class GenRe(RecourseMethod):
         cheapest first; then the other profiles (near-copies), cheapest first. Padding is NaN.
         """
         n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
-        cands = self.sample(X, n_samples, seed=seed)
+        cands = self.sample(X, n_samples, seed=seed, keys=keys, offset=offset)
         N, S, D = cands.shape
         flat = cands.reshape(N * S, D)
         prob = self.classifier_.predict_proba(flat).reshape(N, S)

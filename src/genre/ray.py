@@ -8,12 +8,11 @@ or from the command line, one file in and one file out:
 
     genre recourse --ray [--ray-address ADDR] --model DIR --input people.csv --output out.csv
 
-Same answers as the single-process run. `genre recourse` answers block b of SEED_BLOCK rows
-(rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1, counted from 0) with one recourse_table call
-seeded block_seed(seed, b) (genre.streaming). Here every row is numbered by its position in
-the dataset, the rows are re-cut into Ray blocks of whole seed blocks, and each seed block
-is answered by the same recourse_table call with the same seed, in a pool of actors that
-each load the model once. The output is therefore row for row what `genre recourse`
+Same answers as the single-process run. Every record draws from its own random stream,
+keyed by the seed and its values (genre.seeding), so its answer does not depend on where it
+is answered; every row is numbered by its position in the dataset and answered by
+recourse_table in blocks of SEED_BLOCK rows (as `genre recourse` does), in a pool of actors
+that each load the model once. The output is therefore row for row what `genre recourse`
 writes for the same rows and seed, whatever the cluster, its number of workers or the
 dataset's block sizes.
 
@@ -39,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from genre.errors import GenreError, InputError
-from genre.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES, block_seed
+from genre.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
@@ -158,7 +157,7 @@ class BlockRecourse:
         for start in range(0, len(people), SEED_BLOCK):
             profiles, _ = recourse_table(
                 self.model, people.iloc[start:start + SEED_BLOCK], options=self.options,
-                best_k=self.best_k, seed=block_seed(self.seed, int(rows[start] // SEED_BLOCK)),
+                best_k=self.best_k, seed=self.seed,
                 source=self.source, start=int(rows[start]),
                 id_column=self.model.encoder_.schema_.id_column)
             out.append(profiles)

@@ -11,6 +11,7 @@ import pandas as pd
 from genre.data.encoder import Encoder, category_key
 from genre.errors import InputError
 from genre.explain import TOL
+from genre.seeding import row_keys
 
 if TYPE_CHECKING:
     from genre.estimator import GenRe
@@ -61,13 +62,14 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     X_plus[accepted, 0], prob[accepted, 0] = X[accepted], p_before[accepted]
     plausible[accepted, 0] = True
     rejected = np.flatnonzero(~accepted)
+    keys = row_keys(X[rejected], seed)  # each person's own random stream
     if rejected.size and options == 1:
-        best = model.generate(X[rejected], best_k, seed=seed)
+        best = model.generate(X[rejected], best_k, keys=keys)
         X_plus[rejected, 0] = best
         prob[rejected, 0] = model.classifier_.predict_proba(best)
         plausible[rejected, 0] = model.plausibility().predict(best) == 1
     elif rejected.size:
-        opts = model.options(X[rejected], options, best_k, seed=seed)
+        opts = model.options(X[rejected], options, best_k, keys=keys)
         X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
         plausible[rejected] = opts.plausible
     # One row per (person, option); options beyond those found are dropped, but every

@@ -10,9 +10,9 @@ genre-recourse[serve]`).
     GET  /docs      the OpenAPI page: the request schema is generated from the model's schema,
                     so it lists every feature with its type, bounds and categories.
 
-The records of one request are answered as one table with the seed scheme of
-`genre.streaming` (block b of SEED_BLOCK records gets block_seed(seed, b)), so a request gets
-exactly the rows `genre recourse --seed S` writes for a file holding those records; `person`
+Every record draws from its own random stream, keyed by the seed and its values
+(genre.seeding), so a record gets exactly the options `genre recourse --seed S` writes for
+it in any file, alone or among others; `person`
 is the record's 0-based position in the request, `id` is echoed when a record has one.
 
 Bad input is a 422 whose `message` names the record and field (`record 3, field 'age': ...`)
@@ -122,8 +122,8 @@ def app_from_env():
 def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
                      best_k: int | None = None, seed: int = 0,
                      source: str = "request") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table with genre.streaming's seed scheme (answer_blocks:
-    block b of SEED_BLOCK rows with block_seed(seed, b), person = 0-based position).
+    """recourse_table over a whole table in genre.streaming's blocks (answer_blocks; each
+    record with its own random stream from `seed`, person = 0-based position).
     Returns (profiles, changes)."""
     from genre.streaming import answer_blocks
 

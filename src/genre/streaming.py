@@ -12,11 +12,11 @@ naming its line and leaves no output file behind.
 `person` in every output is the 0-based row index of the input (the first data row is
 person 0, for CSV and Parquet alike); errors name CSV rows by their line number.
 
-Seeding: block b (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1 of the file, counted from 0)
-is answered with block_seed(seed, b); block 0 uses `seed` itself. Results therefore do not
-depend on chunk_size, and a file of at most SEED_BLOCK rows gets exactly what
-recourse_table(read_table(path), seed=seed) gives. A bigger file differs from one
-recourse_table call on the whole table only in which random draws each row gets.
+Seeding: every record draws from its own random stream, keyed by the seed and the record's
+values (genre.seeding), so a record's answer depends on the record and the seed only: not on
+its row, its block, chunk_size or the other rows. The rows are answered in blocks of
+SEED_BLOCK rows (memory, not seeding), and a file gets exactly what
+recourse_table(read_table(path), seed=seed) gives for the same rows.
 `answer_blocks` is that rule for any stream of DataFrames (GenRe.recourse uses it too).
 """
 
@@ -35,18 +35,9 @@ from genre.extras import require
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
 from genre.recourse import recourse_table
 
-SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
+SEED_BLOCK = 1000  # rows per recourse_table call (a memory bound; answers do not depend on it)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 STATUSES = ("recourse", "none found", "already accepted")
-
-
-def block_seed(seed: int, block: int) -> int:
-    """The sampling seed of block `block` (SEED_BLOCK rows each): `seed` for block 0, then
-    independent seeds derived from (seed, block)."""
-    if block == 0:
-        return seed
-    state = np.random.SeedSequence([seed % 2**64, block]).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 32 | int(state[1])
 
 
 def output_format(path: str | Path) -> str:
@@ -64,13 +55,13 @@ def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int 
                   best_k: int | None = None, seed: int = 0, source: str = "input",
                   id_column: str | None = None
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
-    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (block b with
-    block_seed(seed, b), persons numbered from 0 across blocks): yields (profiles, changes,
-    rows in the block)."""
+    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (persons numbered
+    from 0 across blocks; each record with its own random stream from `seed`): yields
+    (profiles, changes, rows in the block)."""
     start = 0
-    for b, block in enumerate(_blocks(iter(chunks), SEED_BLOCK)):
+    for block in _blocks(iter(chunks), SEED_BLOCK):
         result, diff = recourse_table(model, block, options=options, best_k=best_k,
-                                      seed=block_seed(seed, b), source=source, start=start,
+                                      seed=seed, source=source, start=start,
                                       id_column=id_column)
         yield result, diff, len(block)
         start += len(block)
@@ -330,4 +321,4 @@ class _ParquetReader:
         return f"{self.path}: has no data rows"
 
 
-__all__ = ["SEED_BLOCK", "block_seed", "stream_recourse"]
+__all__ = ["SEED_BLOCK", "stream_recourse"]
