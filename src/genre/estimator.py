@@ -44,8 +44,10 @@ from genre.classifiers.mlp import (
     save_mlp,
     save_sklearn,
 )
+from genre.constraints import Constraints, category_moves, row_rules
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
+from genre.decision import accepts
 from genre.device import resolve_device
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
@@ -270,12 +272,13 @@ class GenRe(RecourseMethod):
         targets, then any sparse targets). Without effort keys: the paper's L1 pairs."""
         enc = task.encoder
         schema = enc.schema_
+        moves = category_moves(enc)  # the schema's never/allowed rules
         if not schema.has_effort:
             return PairSampler(sources, targets, enc.immutable_mask, self.lambda_, self.k,
-                               enc.monotone), targets
+                               enc.monotone, moves=moves), targets
         effort = enc.effort_terms()
         near = PairSampler(sources, targets, enc.immutable_mask, self.lambda_,
-                           SPARSE_NEIGHBOURS, enc.monotone, effort=effort)
+                           SPARSE_NEIGHBOURS, enc.monotone, effort=effort, moves=moves)
         neighbours = np.full((len(sources), near.neighbours_.shape[1]), -1, dtype=np.int64)
         neighbours[near.source_index_] = near.neighbours_
         cap = schema.max_changes or SPARSE_DEFAULT_CHANGES
@@ -284,7 +287,7 @@ class GenRe(RecourseMethod):
             lambda Z: task.classifier.predict_proba(Z) > self.gamma, cap, SPARSE_COPIES, rng)
         pairs = PairSampler(sources, targets, enc.immutable_mask, self.lambda_, self.k,
                             enc.monotone, effort=effort, max_changes=schema.max_changes,
-                            extra=extra, extra_owner=owner)
+                            extra=extra, extra_owner=owner, moves=moves)
         return pairs, np.vstack([targets, extra])
 
     @torch.no_grad()
@@ -331,13 +334,16 @@ class GenRe(RecourseMethod):
 
     def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
                use_cache: bool = True, keys: np.ndarray | None = None,
-               offset: int = 0) -> np.ndarray:
+               offset: int = 0, constraints: Constraints | None = None) -> np.ndarray:
         """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid.
 
         keys (N,), from genre.seeding.row_keys: each row draws from its own stream (samples
         offset .. offset + n_samples - 1 of it), so a row's samples do not depend on the
         other rows; without keys, one generator seeded `seed` serves the whole batch (the
-        lab's protocol)."""
+        lab's protocol). The schema's category rules (never/allowed) and `constraints`
+        (per-call freeze and ranges) are enforced by construction: the bins a row may not
+        take are masked, frozen features decode as fixed, and genre.constraints projects
+        every sample onto what its row allows."""
         self._check_fitted(X)
         device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
@@ -351,9 +357,17 @@ class GenRe(RecourseMethod):
         Xr = np.repeat(X, n_samples, axis=0)  # rows i*n .. i*n+n-1 belong to individual i
         xt = torch.as_tensor(Xr, dtype=torch.float32, device=device)
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
+        rules = row_rules(self.encoder_, X, constraints)
         with torch_threads(self.threads):
             # The mask depends on the individual only: build it once per individual.
-            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32)).to(device)
+            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32))
+            if rules is not None:
+                left = self.model_.bins.double().numpy()
+                own = np.clip(np.floor(X * self.n_bins), 0, self.n_bins - 1).astype(int)
+                mask &= torch.from_numpy(rules.bin_mask(left, left + 1.0 / self.n_bins,
+                                                        self.bin_values_, own))
+                fixed = torch.from_numpy(rules.fixed).repeat_interleave(n_samples, dim=0)
+            mask = mask.to(device)
             effort = self.encoder_.schema_.has_effort
             out = self.model_on(device).sample(
                 xt, self.temperature, self.sigma, mask.repeat_interleave(n_samples, dim=0),
@@ -369,51 +383,63 @@ class GenRe(RecourseMethod):
         out = self.encoder_.project(out, factual=Xr)
         if effort:  # and a value rounded back onto the factual's grid point is unchanged
             out = np.where(np.abs(out - Xr) <= CHANGE_TOL, Xr, out)
+        if rules is not None:
+            out = rules.repeat(n_samples).project(out, Xr, self.encoder_)
         return out.reshape(len(X), n_samples, -1)
 
     def generate(self, X: np.ndarray, best_k: int | None = None, *,
                  seed: int | None = None, keys: np.ndarray | None = None,
-                 offset: int = 0) -> np.ndarray:
+                 offset: int = 0, min_probability: float | None = None,
+                 constraints: Constraints | None = None) -> np.ndarray:
         """One recourse per row: of best_k samples, the one h scores highest (the paper's
         rule, select="h"). With select="effort": the cheapest (by the schema's effort) sample
         h accepts, or the one h scores highest when h accepts none. "h" is the default: on
         adult, compas and heloc capped at 3 changes it kept gold validity at 0.99 / 0.94 on
         compas / adult where "effort" fell to 0.75 / 0.80 (the cheapest accepted samples sit
-        near h's boundary; benchmarks/results/max_changes)."""
+        near h's boundary; benchmarks/results/max_changes). keys/offset: per-row streams
+        (see `sample`); min_probability: what "h accepts" means for select="effort" (see
+        genre.decision.accepts)."""
         best_k = self.best_k if best_k is None else best_k
-        cands = self.sample(X, best_k, seed=seed, keys=keys, offset=offset)
+        cands = self.sample(X, best_k, seed=seed, keys=keys, offset=offset,
+                            constraints=constraints)
         N, K, D = cands.shape
         p = self.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
         pick = p.argmax(axis=1)
         if self.select == "effort":
             effort = self.encoder_.effort(np.asarray(X, dtype=float)[:, None, :], cands)
-            cheapest = np.where(p > 0.5, effort, np.inf).argmin(axis=1)
-            pick = np.where((p > 0.5).any(axis=1), cheapest, pick)
+            ok = accepts(p, min_probability)
+            cheapest = np.where(ok, effort, np.inf).argmin(axis=1)
+            pick = np.where(ok.any(axis=1), cheapest, pick)
         return cands[np.arange(N), pick]
 
     def options(self, X: np.ndarray, k: int = 3, n_samples: int | None = None, *,
                 seed: int | None = None, keys: np.ndarray | None = None,
-                offset: int = 0) -> Options:
+                offset: int = 0, min_probability: float | None = None,
+                constraints: Constraints | None = None) -> Options:
         """Up to k distinct recourses per row that h accepts, cheapest first, diverse.
 
         Draws n_samples candidates (default max(best_k, 10 k)) per person, keeps the distinct
         ones h scores favourable and ranks them by the schema's effort (L1 cost without
         effort keys): first the cheapest profile of each distinct set of changed features,
         cheapest first; then the other profiles (near-copies), cheapest first. Padding is NaN.
+        "h accepts": genre.decision.accepts with min_probability; keys/offset: per-row
+        streams (see `sample`).
         """
         n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
-        cands = self.sample(X, n_samples, seed=seed, keys=keys, offset=offset)
+        cands = self.sample(X, n_samples, seed=seed, keys=keys, offset=offset,
+                            constraints=constraints)
         N, S, D = cands.shape
         flat = cands.reshape(N * S, D)
         prob = self.classifier_.predict_proba(flat).reshape(N, S)
         X = np.asarray(X, dtype=float)
         cost = self.encoder_.effort(X[:, None, :], cands)
+        accepted = accepts(prob, min_probability)
         moved = np.abs(cands - X[:, None, :]) > CHANGE_TOL
         out = np.full((N, k, D), np.nan)
         out_prob = np.full((N, k), np.nan)
         out_cost = np.full((N, k), np.nan)
         for i in range(N):  # per person: dedupe a few dozen rows, cheap
-            ok = np.flatnonzero(prob[i] > 0.5)
+            ok = np.flatnonzero(accepted[i])
             if ok.size == 0:
                 continue
             _, first = np.unique(np.round(cands[i, ok], 9), axis=0, return_index=True)
@@ -434,12 +460,20 @@ class GenRe(RecourseMethod):
         return Options(out, out_prob, out_cost, plausible)
 
     def recourse(self, people, options: int = 1, *, seed: int = 0, best_k: int | None = None,
-                 id_column: str | None = None):
+                 id_column: str | None = None, min_probability: float | None = None,
+                 freeze=None, ranges=None):
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
         genre.recourse.recourse_table for the columns; genre.changes for the long view).
         Rows are answered in blocks as `genre recourse` answers a file, so both give the
-        same profiles for the same rows and seed."""
+        same profiles for the same rows and seed; a record's answer depends only on the
+        record and the seed (genre.seeding).
+
+        min_probability: a profile is a recourse only if h gives it at least this
+        probability (besides h accepting it). freeze: features no recourse may change;
+        ranges: {feature: (lo, hi)} in original units, where a changed numeric feature
+        must lie (None: an open end). Both apply to every row and are enforced while
+        sampling (genre.constraints), never by filtering afterwards."""
         import pandas as pd
 
         from genre.streaming import answer_blocks
@@ -451,9 +485,13 @@ class GenRe(RecourseMethod):
         if not isinstance(people, pd.DataFrame):
             raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
+        constraints = Constraints.make(freeze, ranges, source="recourse").check(
+            self.encoder_.schema_, source="recourse")
         results = [r for r, _, _ in answer_blocks(self, [people], options=options,
                                                    best_k=best_k, seed=seed, source="people",
-                                                   id_column=id_column)]
+                                                   id_column=id_column,
+                                                   min_probability=min_probability,
+                                                   constraints=constraints)]
         if not results:
             raise InputError("people: no rows")
         result = pd.concat(results, ignore_index=True)

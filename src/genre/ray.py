@@ -45,7 +45,8 @@ ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
 def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int | None = None,
                      seed: int = 0, workers: int | None = None, cpus_per_worker: float = 1,
-                     labels: str = "row", source: str = "input"):
+                     labels: str = "row", source: str = "input",
+                     min_probability: float | None = None, constraints=None):
     """Recourse for every row of the Ray Dataset `ds` (original units) -> a Ray Dataset of
     recourse_table's profiles, in input order, identical to `genre recourse` on the same
     rows with the same seed (see the module docstring).
@@ -54,7 +55,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     given cpus_per_worker each). labels: 'row' (person = 0-based position) or 'line'
     (person = CSV line number, the header being line 1, as genre.io.read_table labels a
     CSV). A bad row raises (wrapped by Ray) the InputError recourse_table gives, naming
-    `source`, column and row.
+    `source`, column and row. min_probability, constraints: as for recourse_table.
     """
     import ray
 
@@ -68,7 +69,10 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     ds = ds.materialize()  # read once; its blocks, in order, number the rows
     if ds.count() == 0:
         raise InputError(f"{source}: has no data rows")
-    check_columns(GenRe.load(model_dir).encoder_.schema_, ds.schema().names, source)
+    schema = GenRe.load(model_dir).encoder_.schema_
+    check_columns(schema, ds.schema().names, source)
+    if constraints is not None:
+        constraints.check(schema)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
     aligned = seed_aligned(ds, workers)
@@ -77,6 +81,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
         fn_constructor_kwargs=dict(model_dir=str(model_dir), options=options, best_k=best_k,
                                    seed=seed, labels=labels, source=source,
+                                   min_probability=min_probability, constraints=constraints,
                                    threads=max(1, int(cpus_per_worker))))
 
 
@@ -128,7 +133,8 @@ class BlockRecourse:
     """A Ray actor's work: load the model once; answer each seed block of a batch."""
 
     def __init__(self, model_dir: str, options: int, best_k: int | None, seed: int,
-                 labels: str, source: str, threads: int = 1):
+                 labels: str, source: str, threads: int = 1,
+                 min_probability: float | None = None, constraints=None):
         import torch
         from threadpoolctl import threadpool_limits
 
@@ -142,6 +148,7 @@ class BlockRecourse:
         self.model.plausibility()
         self.options, self.best_k, self.seed = options, best_k, seed
         self.labels, self.source = labels, source
+        self.min_probability, self.constraints = min_probability, constraints
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from genre.recourse import recourse_table
@@ -159,6 +166,7 @@ class BlockRecourse:
                 self.model, people.iloc[start:start + SEED_BLOCK], options=self.options,
                 best_k=self.best_k, seed=self.seed,
                 source=self.source, start=int(rows[start]),
+                min_probability=self.min_probability, constraints=self.constraints,
                 id_column=self.model.encoder_.schema_.id_column)
             out.append(profiles)
         return pd.concat(out, ignore_index=True)
@@ -179,7 +187,8 @@ def check_columns(schema, columns: list[str], source: str) -> None:
 
 def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
                   options: int = 1, best_k: int | None = None, seed: int = 0,
-                  address: str | None = None, workers: int | None = None) -> dict:
+                  address: str | None = None, workers: int | None = None,
+                  min_probability: float | None = None, constraints=None) -> dict:
     """`genre recourse --ray`: read a CSV/Parquet file with Ray Data, answer it on the Ray
     cluster at `address` (default: start a local one) and stream the answers, in order,
     into one CSV at output_path (written beside it, renamed when complete) - byte-identical
@@ -209,6 +218,8 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
             ds = ray.data.read_parquet(str(path)) if parquet else ray.data.read_csv(str(path))
             result = recourse_dataset(ds, model_dir, options=options, best_k=best_k,
                                       seed=seed, workers=workers, source=str(path),
+                                      min_probability=min_probability,
+                                      constraints=constraints,
                                       labels="row" if parquet else "line")
             return _write_csv(result, output_path, atomic_path)
         except Exception as exc:  # a Ray error: surface the GenreError it wraps, if any

@@ -33,6 +33,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 
+from genre.constraints import Constraints
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
 
@@ -96,8 +97,13 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
         table = pd.DataFrame(records, columns=schema.names)
         try:
             with lock:
+                constraints = Constraints.make(
+                    body.freeze, {k: tuple(v) for k, v in (body.ranges or {}).items()},
+                    source="request").check(schema, source="request")
                 profiles, diff = recourse_records(model, table, options=body.options,
-                                                  seed=body.seed)
+                                                  seed=body.seed,
+                                                  min_probability=body.min_probability,
+                                                  constraints=constraints)
         except InputError as exc:  # what the request model cannot see (rare)
             return JSONResponse(status_code=422, content={"message": str(exc), "detail": [
                 {"loc": ["body", "records"], "msg": str(exc), "type": "value_error"}]})
@@ -121,7 +127,8 @@ def app_from_env():
 
 def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
                      best_k: int | None = None, seed: int = 0,
-                     source: str = "request") -> tuple[pd.DataFrame, pd.DataFrame]:
+                     source: str = "request", min_probability: float | None = None,
+                     constraints=None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """recourse_table over a whole table in genre.streaming's blocks (answer_blocks; each
     record with its own random stream from `seed`, person = 0-based position).
     Returns (profiles, changes)."""
@@ -129,7 +136,8 @@ def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
 
     id_column = model.encoder_.schema_.id_column
     parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
-                               source=source,
+                               source=source, min_probability=min_probability,
+                               constraints=constraints,
                                id_column=id_column if id_column in table.columns else None))
     return (pd.concat([p for p, _, _ in parts], ignore_index=True),
             pd.concat([d for _, d, _ in parts], ignore_index=True))
@@ -169,12 +177,15 @@ def request_models(model, max_records: int = MAX_RECORDS):
     A record holds every feature (numeric: a finite number within the schema's bounds, an
     integer for integer features; categorical: one of its categories) and optionally an `id`
     (a string or integer echoed in the answer; absent when a feature is called `id`);
-    unknown fields are refused. A request holds 1..max_records records, `options` (1..20)
-    and `seed` (default 0).
+    unknown fields are refused. A request holds 1..max_records records, `options` (1..20),
+    `seed` (default 0), and optionally `min_probability`, `freeze` (feature names) and
+    `ranges` ({numeric feature: [lo, hi]}), which apply to every record.
     """
     from pydantic import BeforeValidator, ConfigDict, Field, create_model
 
     fields: dict[str, Any] = {}
+    names = model.encoder_.schema_.names
+    numeric = [f.name for f in model.encoder_.schema_.features if not f.is_categorical]
     for f in model.encoder_.schema_.features:
         fields[f.name] = (_field_type(f, BeforeValidator, Field), ...)
     if ID_FIELD not in fields:
@@ -186,6 +197,15 @@ def request_models(model, max_records: int = MAX_RECORDS):
                                      description="people in original units")),
         options=(int, Field(1, ge=1, le=MAX_OPTIONS, description="recourses per person")),
         seed=(int, Field(0, ge=0, description="sampling seed (as `genre recourse --seed`)")),
+        min_probability=(float | None, Field(
+            None, ge=0, lt=1, description="a recourse needs at least this probability from h "
+            "(besides h accepting it), as `--min-probability`")),
+        freeze=(list[Literal[tuple(names)]], Field(
+            [], description="features no recourse may change, for every record")),
+        ranges=(dict[Literal[tuple(numeric)], tuple[float | None, float | None]] if numeric
+                else dict[str, tuple[float, float]], Field(
+            {}, description="numeric feature -> [lo, hi]: where a changed value must lie "
+            "(original units; null for an open end), for every record")),
     )
     return request, record
 

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre.constraints import Constraints
+from genre.decision import check_min_probability
 from genre.errors import InputError, ModelError
 from genre.estimator import GenRe
 from genre.extras import require
@@ -53,16 +55,19 @@ def output_format(path: str | Path) -> str:
 
 def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int = 1,
                   best_k: int | None = None, seed: int = 0, source: str = "input",
-                  id_column: str | None = None
+                  id_column: str | None = None, min_probability: float | None = None,
+                  constraints: Constraints | None = None
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
     """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (persons numbered
     from 0 across blocks; each record with its own random stream from `seed`): yields
-    (profiles, changes, rows in the block)."""
+    (profiles, changes, rows in the block). min_probability and constraints: as for
+    recourse_table."""
     start = 0
     for block in _blocks(iter(chunks), SEED_BLOCK):
         result, diff = recourse_table(model, block, options=options, best_k=best_k,
                                       seed=seed, source=source, start=start,
-                                      id_column=id_column)
+                                      id_column=id_column, min_probability=min_probability,
+                                      constraints=constraints)
         yield result, diff, len(block)
         start += len(block)
 
@@ -71,14 +76,17 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
-                    id_column: str | None = None, overwrite: bool = True) -> dict:
+                    id_column: str | None = None, overwrite: bool = True,
+                    min_probability: float | None = None,
+                    constraints: Constraints | None = None) -> dict:
     """Recourse for every row of a CSV/Parquet file, written to output_path (.csv or
     .parquet).
 
     The output has the columns of recourse_table's profiles (person = 0-based row index,
     the id column when `id_column` or the schema's `id` names one, ...); changes_path, when
     given, gets its long changes view (in Parquet, `from` and `to` are text: they mix
-    labels and numbers). options, best_k and seed mean what they mean for recourse_table
+    labels and numbers). options, best_k, seed, min_probability and constraints (checked
+    against the schema before any row is read) mean what they mean for recourse_table
     (see the module docstring for how seeds are spread over the file). Raises InputError for
     a missing, empty or unparsable file, an output that is not .csv/.parquet, columns that
     do not match the model's schema (checked before any row is answered) or a bad cell
@@ -98,6 +106,9 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     if chunk_size < 1:
         raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
     check_outputs((output_path, changes_path), inputs=(input_path,), overwrite=overwrite)
+    min_probability = check_min_probability(min_probability)
+    if constraints is not None:
+        constraints.check(model.encoder_.schema_)
     formats = [output_format(p) for p in (output_path, changes_path) if p is not None]
     if "parquet" in formats:
         require("pyarrow.parquet", "parquet", "writing Parquet")
@@ -133,7 +144,9 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
         stack.callback(bar.close)
         for result, diff, n in answer_blocks(model, reader.chunks(chunk_size),
                                              options=options, best_k=best_k, seed=seed,
-                                             source=source, id_column=id_column):
+                                             source=source, id_column=id_column,
+                                             min_probability=min_probability,
+                                             constraints=constraints):
             out.write(result)
             if diff_out is not None:
                 diff_out.write(diff)
