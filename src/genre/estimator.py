@@ -419,9 +419,10 @@ class GenRe(RecourseMethod):
         """Up to k distinct recourses per row that h accepts, cheapest first, diverse.
 
         Draws n_samples candidates (default max(best_k, 10 k)) per person, keeps the distinct
-        ones h scores favourable and ranks them by the schema's effort (L1 cost without
-        effort keys): first the cheapest profile of each distinct set of changed features,
-        cheapest first; then the other profiles (near-copies), cheapest first. Padding is NaN.
+        ones h scores favourable and chooses by the schema's effort (L1 cost without effort
+        keys): first the cheapest profile of each distinct set of changed features, then
+        the other profiles (near-copies); the k chosen are returned sorted by effort,
+        cheapest first. Padding is NaN.
         "h accepts": genre.decision.accepts with min_probability; keys/offset: per-row
         streams (see `sample`).
         """
@@ -450,6 +451,7 @@ class GenRe(RecourseMethod):
             leads = np.zeros(len(keep), dtype=bool)
             leads[lead] = True
             keep = np.concatenate([keep[leads], keep[~leads]])[:k]
+            keep = keep[np.argsort(cost[i, keep], kind="stable")]  # shown cheapest first
             out[i, :len(keep)] = cands[i, keep]
             out_prob[i, :len(keep)] = prob[i, keep]
             out_cost[i, :len(keep)] = cost[i, keep]

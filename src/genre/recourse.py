@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from genre.estimator import GenRe
 
 # The columns of a profiles table that are not the person's features (or id).
-META_COLUMNS = ("person", "option", "h_probability", "cost", "plausible", "status")
+# The columns of a profiles table that are not the person's features (or id): every
+# column genre adds to a profile, in output order.
+META_COLUMNS = ("person", "option", "h_probability", "effort", "cost", "plausible", "status")
 CHANGE_COLUMNS = ("person", "option", "feature", "from", "to")
 
 
@@ -36,8 +38,10 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     person (`start` + the row's position in `people`: the 0-based row index of the file
     when `people` is a block starting at row `start`), the id column (`id_column`, else the
     schema's, when set: carried through unchanged), option (only when options > 1), the
-    features, h_probability (h's probability of the profile as written), cost (L1,
-    normalised units), plausible (near the training
+    features, h_probability (h's probability of the profile as written), effort (the
+    schema's effort of the change, genre.data.encoder.Encoder.effort: what options are
+    ranked by; the L1 cost when the schema has no effort keys), cost (L1, normalised
+    units), plausible (near the training
     data's favourable rows, by a calibrated threshold: see genre.plausibility) and status
     ('recourse', 'none found', 'already accepted': returned unchanged). changes:
     `profile_changes` of the profiles.
@@ -113,6 +117,7 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
         result.insert(0, id_column, ids[row])
     result.insert(0, "person", start + row)
     result["h_probability"] = np.round(flat_prob, 4)
+    result["effort"] = np.round(np.where(found, enc.effort(base, chosen), np.nan), 4)
     result["cost"] = np.round(np.where(found, np.abs(flat - base).sum(axis=1), np.nan), 4)
     result["plausible"] = plausible
     result["status"] = np.where(was_accepted, "already accepted",

@@ -146,7 +146,8 @@ def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
 def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
            ids: list | None = None) -> list[dict]:
     """The JSON answer: per person (in order) its status and options, each option with its
-    profile (original units), h_probability, cost, plausible and changes (feature/from/to)."""
+    profile (original units), h_probability, effort, cost, plausible and changes
+    (feature/from/to)."""
     if "option" not in profiles.columns:
         profiles = profiles.assign(option=1)
     changes: dict[tuple, list] = {}
@@ -163,6 +164,7 @@ def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
         people[person]["options"].append({
             "option": int(row["option"]),
             "h_probability": _plain(row["h_probability"]),
+            "effort": _plain(row["effort"]),
             "cost": _plain(row["cost"]),
             "plausible": bool(row["plausible"]),
             "profile": {name: _plain(row[name]) for name in names},
