@@ -62,6 +62,7 @@ from genre.integrity import (
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, sparse_targets, split_holdout
 from genre.plausibility import PlausibilityFlag
+from genre.report import announce, training_lines
 from genre.seeding import row_normals, row_uniforms
 from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
@@ -263,8 +264,18 @@ class GenRe(RecourseMethod):
         self.reference_ = X[np.asarray(task.y_train) == 1].astype(np.float32)
         self.log_ = TrainLog(len(history), best_epoch, best_val, time.perf_counter() - start,
                              len(src), len(v_src), history)
+        # The held-out figures of a default h genre chose for a user's table (else None).
+        self.classifier_report_ = getattr(task, "classifier_report", None)
         self._on_device = None
+        announce(*training_lines(self.training_summary(), self.max_epochs))
         return self
+
+    def training_summary(self) -> dict | None:
+        """The training log without its per-epoch history (as saved in config.json):
+        epochs, best_epoch, best_val_loss, seconds, n_train_pairs, n_val_pairs."""
+        if hasattr(self, "log_"):
+            return {k: v for k, v in asdict(self.log_).items() if k != "history"}
+        return getattr(self, "train_log_", None)
 
     def _pairs(self, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
                rng: np.random.Generator) -> tuple[PairSampler, np.ndarray]:
@@ -544,15 +555,16 @@ class GenRe(RecourseMethod):
         tensors[BIN_VALUES] = torch.as_tensor(self.bin_values_)
         tensors[REFERENCE] = torch.as_tensor(self.reference_)
         save_file(tensors, str(directory / "model.safetensors"))
-        meta_log = getattr(self, "train_log_", None)  # a loaded model keeps its record
         meta = {
             "format": "genre-recourse/genre", "version": FORMAT_VERSION,
             "params": self.get_params(), "transformer": self.config_.to_dict(),
             "schema": self.encoder_.schema_.to_dict(),
             "encoder": {"lo": self.encoder_.lo_.tolist(), "hi": self.encoder_.hi_.tolist()},
-            "train_log": ({k: v for k, v in asdict(self.log_).items() if k != "history"}
-                          if hasattr(self, "log_") else meta_log),
+            "train_log": self.training_summary(),  # a loaded model keeps its record
         }
+        report = getattr(self, "classifier_report_", None)
+        if report is not None:
+            meta["classifier_report"] = report
         (directory / "config.json").write_text(json.dumps(meta, indent=2))
         write_manifest(directory, ["config.json", "model.safetensors", *files])
         return directory
@@ -590,6 +602,7 @@ class GenRe(RecourseMethod):
         schema = check_config(meta, cfg_path)
         self = cls(**meta["params"])
         self.train_log_ = meta["train_log"]
+        self.classifier_report_ = meta.get("classifier_report")
         self.config_ = TransformerConfig.from_dict(meta["transformer"])
         self.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])
         D, n_bins = self.config_.n_features, self.config_.n_bins
@@ -695,7 +708,9 @@ OPTIONAL_PARAMS = {"device", "select"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
-CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log"}
+CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log",
+               "classifier_report"}
+OPTIONAL_CONFIG_KEYS = {"classifier_report"}  # absent in models saved by an older genre
 
 
 def _check_section(section, checks: dict, where: str, optional=frozenset()) -> None:
@@ -725,7 +740,7 @@ def check_config(meta, path: Path) -> Schema:
     """
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: expected a JSON object")
-    missing = sorted(CONFIG_KEYS - set(meta))
+    missing = sorted(CONFIG_KEYS - OPTIONAL_CONFIG_KEYS - set(meta))
     unknown = sorted(set(meta) - CONFIG_KEYS)
     if missing or unknown:
         raise ModelError(f"{path}: " + "; ".join(
@@ -745,6 +760,11 @@ def check_config(meta, path: Path) -> Schema:
     if log is not None and (not isinstance(log, dict) or _number(0, infinite=True)(
             log.get("seconds", 0)) is not None):
         raise ModelError(f"{path}: train_log must be a mapping (with seconds a number) or null")
+    report = meta.get("classifier_report")
+    if report is not None and (not isinstance(report, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str | int | float))
+            for k, v in report.items())):
+        raise ModelError(f"{path}: classifier_report must map names to numbers or text")
     try:
         schema = Schema.from_dict(meta["schema"], source=f"{path}: schema")
     except (GenreError, TypeError, ValueError) as exc:
