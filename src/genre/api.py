@@ -18,7 +18,7 @@ import pandas as pd
 
 from genre.data.schema import Schema
 from genre.errors import InputError
-from genre.report import announce, classifier_lines
+from genre.report import announce, classifier_lines, training_lines
 
 
 def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *,
@@ -54,6 +54,7 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
     task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs)
     announce(*classifier_lines(task.classifier_report))
     model = GenRe(**(params | {"seed": seed})).fit(task)
+    announce(*training_lines(model.training_summary(), model.max_epochs))
     path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
     if path is not None:
         model.classifier_path_ = Path(path)

@@ -19,7 +19,6 @@ allowed), so every profile obeys them, whatever the model learned.
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,12 +28,7 @@ import numpy as np
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
 from genre.errors import InputError
-
-
-def near_match(name: str, choices: Iterable[str]) -> str:
-    """' (did you mean 'x'?)' for the closest of `choices` (difflib), or ''."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+from genre.hints import near_match
 
 
 @dataclass(frozen=True)
@@ -301,5 +295,4 @@ def violations(people, profiles, schema: Schema,
     return out
 
 
-__all__ = ["Constraints", "RowRules", "category_moves", "near_match", "row_rules",
-           "violations"]
+__all__ = ["Constraints", "RowRules", "category_moves", "row_rules", "violations"]

@@ -62,7 +62,6 @@ from genre.integrity import (
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, sparse_targets, split_holdout
 from genre.plausibility import PlausibilityFlag
-from genre.report import announce, training_lines
 from genre.seeding import row_normals, row_uniforms
 from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
@@ -267,7 +266,6 @@ class GenRe(RecourseMethod):
         # The held-out figures of a default h genre chose for a user's table (else None).
         self.classifier_report_ = getattr(task, "classifier_report", None)
         self._on_device = None
-        announce(*training_lines(self.training_summary(), self.max_epochs))
         return self
 
     def training_summary(self) -> dict | None:

@@ -6,11 +6,11 @@ The same sentences serve the API (logged on the `genre` logger, problems as Genr
 
 from __future__ import annotations
 
-import difflib
 import logging
 import warnings
 
 from genre.errors import GenreWarning, InputError
+from genre.hints import near_match
 
 MIN_VAL_PAIRS = 50  # fewer validation pairs than this: the early-stopping signal is noise
 H_NAMES = {"mlp": "the protocol's MLP", "hgb": "HistGradientBoosting"}
@@ -122,8 +122,7 @@ def parse_params(items: list[str] | None, checks: dict, source: str = "--param")
             raise InputError(f"{source}: expected NAME=VALUE (e.g. max_epochs=400), got "
                              f"{item!r}")
         if name not in checks:
-            close = difflib.get_close_matches(name, list(checks), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = near_match(name, checks)
             raise InputError(f"{source}: unknown GenRe parameter '{name}'{hint}; known: "
                              f"{', '.join(sorted(checks))}")
         try:

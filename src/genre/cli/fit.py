@@ -48,12 +48,11 @@ def fit(
     (`genre info DIR` shows them again), with a warning when GenRe's best epoch is its last
     or fewer than 50 validation pairs judged it."""
     import time
-    import warnings
 
     from genre.device import resolve_device
     from genre.estimator import PARAM_CHECKS, genre_for
     from genre.io import check_model_dir
-    from genre.report import parse_params
+    from genre.report import parse_params, training_lines
 
     try:
         resolve_device(device)  # an unusable device fails before the data is read
@@ -93,10 +92,8 @@ def fit(
                 print_classifier_report(task.classifier_report)
         t1 = time.perf_counter()
         log_progress()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", GenreWarning)
-            model = genre_for(dataset or "", fast=fast, seed=seed, device=device,
-                              **params).fit(task)
+        model = genre_for(dataset or "", fast=fast, seed=seed, device=device,
+                          **params).fit(task)
         if classifier is not None:
             model.classifier_path_ = classifier
         seconds = time.perf_counter() - t1
@@ -108,8 +105,9 @@ def fit(
         fail(exc)
     except OSError as exc:
         fail(f"{out}: cannot save the model ({exc.strerror or exc})")
-    for w in caught:  # the fit's warnings, each one line (also under a test runner)
-        show_warning(w.message, w.category, w.filename, w.lineno)
+    _, problems = training_lines(model.training_summary(), model.max_epochs)
+    for problem in problems:  # one `warning:` line each (also under a test runner)
+        show_warning(problem, GenreWarning, __file__, 0)
     log = model.log_
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
