@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import genre
 from genre.cli import app
 from genre.errors import GenreWarning, InputError, ModelError
-from genre.hints import looks_like_id, near_match
+from genre.utils.hints import looks_like_id, near_match
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=1,
             patience=1, batch_size=256, k=50, progress=False, best_k=4)

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 import genre
 from genre.cli import app
+from genre.core.estimator import PARAM_CHECKS
+from genre.core.report import MIN_VAL_PAIRS, parse_params, training_lines
 from genre.errors import GenreWarning, InputError
-from genre.estimator import PARAM_CHECKS
-from genre.report import MIN_VAL_PAIRS, parse_params, training_lines
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, batch_size=256,
             k=50, progress=False, best_k=4)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genre.estimator import GenRe
-from genre.seeding import row_keys, row_normals, row_uniforms
-from genre.streaming import stream_recourse
+from genre.core.estimator import GenRe
+from genre.core.seeding import row_keys, row_normals, row_uniforms
+from genre.tables.streaming import stream_recourse
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
             patience=3, batch_size=256, k=50, progress=False, best_k=4)
@@ -91,7 +91,7 @@ def test_same_record_same_options_anywhere(model, model_dir, records, tmp_path):
     fastapi = pytest.importorskip("fastapi")  # noqa: F841
     from fastapi.testclient import TestClient
 
-    from genre.serve import create_app
+    from genre.service.serve import create_app
     client = TestClient(create_app(model_dir))
     body = {"records": records.iloc[::-1].to_dict(orient="records"), "options": OPTIONS,
             "seed": 3}
@@ -108,7 +108,7 @@ def test_same_record_same_options_anywhere(model, model_dir, records, tmp_path):
 
 def test_same_options_on_ray(model, model_dir, records):
     ray = pytest.importorskip("ray")
-    from genre.ray import recourse_dataset
+    from genre.service.ray import recourse_dataset
 
     alone = []
     for i in range(len(records)):

@@ -11,9 +11,9 @@ from typer.testing import CliRunner
 
 import genre
 from genre.cli import app
+from genre.core.decision import THRESHOLD, accepts, check_min_probability
 from genre.data import load
 from genre.data.datasets import DATASETS
-from genre.decision import THRESHOLD, accepts, check_min_probability
 from genre.errors import InputError
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=2,

@@ -49,10 +49,10 @@ def fit(
     or fewer than 50 validation pairs judged it."""
     import time
 
-    from genre.device import resolve_device
-    from genre.estimator import PARAM_CHECKS, genre_for
+    from genre.core.estimator import PARAM_CHECKS, genre_for
+    from genre.core.report import parse_params, training_lines
     from genre.io import check_model_dir
-    from genre.report import parse_params, training_lines
+    from genre.utils.device import resolve_device
 
     try:
         resolve_device(device)  # an unusable device fails before the data is read
@@ -73,9 +73,9 @@ def fit(
         else:
             from dataclasses import replace
 
+            from genre.core.usertask import build_user_task
             from genre.data.schema_file import load_schema
             from genre.io import read_table
-            from genre.usertask import build_user_task
 
             if schema is None:
                 raise GenreError("--data needs --schema (write one with `genre schema infer`)")
@@ -119,7 +119,7 @@ def print_classifier_report(report: dict) -> None:
     """What `genre fit` says about the default h it chose (see usertask.choose_classifier)."""
     from rich.markup import escape
 
-    from genre.report import classifier_lines
+    from genre.core.report import classifier_lines
 
     lines, problems = classifier_lines(report)
     for line in lines:

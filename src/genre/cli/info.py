@@ -18,9 +18,9 @@ def info(model: Annotated[Path, typer.Argument(help="a saved GenRe model directo
     validation loss and pairs, with the fit's warnings) and its hyper-parameters.
 
     Reads config.json (checked as `genre recourse` checks it); loads no weights."""
-    from genre.estimator import check_config
+    from genre.core.estimator import check_config
+    from genre.core.report import classifier_lines, training_lines
     from genre.integrity import read_json, verify_manifest
-    from genre.report import classifier_lines, training_lines
 
     try:
         cfg = model / "config.json"

@@ -84,7 +84,7 @@ def evaluate(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.estimator import genre_for
+    from genre.core.estimator import genre_for
     from genre.io import check_outputs, write_text
 
     try:
@@ -97,7 +97,7 @@ def evaluate(
         if fitted:
             if method != "genre":
                 raise GenreError("--model applies to --method genre only")
-            from genre.estimator import GenRe
+            from genre.core.estimator import GenRe
 
             method_obj = GenRe.load(model).set_params(device=device)
         elif method == "genre":
@@ -135,9 +135,9 @@ def demo(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.decision import accepts
-    from genre.estimator import genre_for
-    from genre.explain import changes, format_value
+    from genre.core.decision import accepts
+    from genre.core.estimator import genre_for
+    from genre.tables.explain import changes, format_value
 
     console.rule(f"GenRe demo on {dataset}")
     with console.status("protocol: gold model, re-drawn labels, classifier h (cached)"):

@@ -19,7 +19,7 @@ import pandas as pd
 
 from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key, python_scalar
 from genre.errors import GenreWarning, InputError, value_repr
-from genre.hints import id_hint, near_match, renamed_hint
+from genre.utils.hints import id_hint, near_match, renamed_hint
 
 CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
 

@@ -9,7 +9,7 @@ or from the command line, one file in and one file out:
     genre recourse --ray [--ray-address ADDR] --model DIR --input people.csv --output out.csv
 
 Same answers as the single-process run. Every record draws from its own random stream,
-keyed by the seed and its values (genre.seeding), so its answer does not depend on where it
+keyed by the seed and its values (genre.core.seeding), so its answer does not depend on where it
 is answered; every row is numbered by its position in the dataset and answered by
 recourse_table in blocks of SEED_BLOCK rows (as `genre recourse` does), in a pool of actors
 that each load the model once. The output is therefore row for row what `genre recourse`
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from genre.errors import GenreError, InputError
-from genre.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES
+from genre.tables.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
@@ -59,7 +59,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     """
     import ray
 
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
@@ -138,7 +138,7 @@ class BlockRecourse:
         import torch
         from threadpoolctl import threadpool_limits
 
-        from genre.estimator import GenRe
+        from genre.core.estimator import GenRe
 
         # Every thread pool (torch, BLAS, OpenMP in scikit-learn's LOF) to the actor's CPUs:
         # actors sharing a node must not oversubscribe it.
@@ -151,7 +151,7 @@ class BlockRecourse:
         self.min_probability, self.constraints = min_probability, constraints
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from genre.recourse import recourse_table
+        from genre.tables.recourse import recourse_table
 
         rows = batch[ROW].to_numpy()
         if rows[0] % SEED_BLOCK or np.any(np.diff(rows) != 1):  # never: seed_aligned cut it
@@ -202,7 +202,7 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
         raise InputError(f"{path}: no such file")
     if Path(output_path).suffix.lower() in PARQUET_SUFFIXES:
         raise InputError(f"{output_path}: --ray writes CSV; give a .csv output (or call "
-                         "genre.ray.recourse_dataset and write_parquet for a directory)")
+                         "genre.service.ray.recourse_dataset and write_parquet for a directory)")
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     started = not ray.is_initialized()
     if started:

@@ -13,7 +13,7 @@ naming its line and leaves no output file behind.
 person 0, for CSV and Parquet alike); errors name CSV rows by their line number.
 
 Seeding: every record draws from its own random stream, keyed by the seed and the record's
-values (genre.seeding), so a record's answer depends on the record and the seed only: not on
+values (genre.core.seeding), so a record's answer depends on the record and the seed only: not on
 its row, its block, chunk_size or the other rows. The rows are answered in blocks of
 SEED_BLOCK rows (memory, not seeding), and a file gets exactly what
 recourse_table(read_table(path), seed=seed) gives for the same rows.
@@ -29,13 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.constraints import Constraints
-from genre.decision import check_min_probability
+from genre.core.constraints import Constraints
+from genre.core.decision import check_min_probability
+from genre.core.estimator import GenRe
 from genre.errors import InputError, ModelError
-from genre.estimator import GenRe
-from genre.extras import require
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
-from genre.recourse import recourse_table
+from genre.tables.recourse import recourse_table
+from genre.utils.extras import require
 
 SEED_BLOCK = 1000  # rows per recourse_table call (a memory bound; answers do not depend on it)
 PARQUET_SUFFIXES = (".parquet", ".pq")

@@ -11,7 +11,7 @@ genre-recourse[serve]`).
                     so it lists every feature with its type, bounds and categories.
 
 Every record draws from its own random stream, keyed by the seed and its values
-(genre.seeding), so a record gets exactly the options `genre recourse --seed S` writes for
+(genre.core.seeding), so a record gets exactly the options `genre recourse --seed S` writes for
 it in any file, alone or among others; `person`
 is the record's 0-based position in the request, `id` is echoed when a record has one.
 
@@ -33,7 +33,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 
-from genre.constraints import Constraints
+from genre.core.constraints import Constraints
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
 
@@ -56,7 +56,7 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     if max_records < 1 or max_bytes < 1:
         raise InputError(f"max_records and max_bytes must be positive, got {max_records}, "
@@ -129,10 +129,10 @@ def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
                      best_k: int | None = None, seed: int = 0,
                      source: str = "request", min_probability: float | None = None,
                      constraints=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table in genre.streaming's blocks (answer_blocks; each
+    """recourse_table over a whole table in genre.tables.streaming's blocks (answer_blocks; each
     record with its own random stream from `seed`, person = 0-based position).
     Returns (profiles, changes)."""
-    from genre.streaming import answer_blocks
+    from genre.tables.streaming import answer_blocks
 
     id_column = model.encoder_.schema_.id_column
     parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,

@@ -28,7 +28,7 @@ import numpy as np
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
 from genre.errors import InputError
-from genre.hints import near_match
+from genre.utils.hints import near_match
 
 
 @dataclass(frozen=True)

@@ -205,7 +205,7 @@ class RecourseTransformer(nn.Module):
         `generator` (a CPU generator; None: torch's default) in that order, so the samples
         do not depend on the device, the slicing of rows or the decoding path (up to
         floating-point round-off in the logits). uniform (D, B) and noise (D, B), when
-        given, are those draws already made (per-record streams, genre.seeding) and
+        given, are those draws already made (per-record streams, genre.core.seeding) and
         `generator` is not used.
 
         use_cache=True (the fast path) decodes about SAMPLE_ROWS rows at a time with

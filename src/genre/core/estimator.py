@@ -36,7 +36,6 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from genre.base import RecourseMethod
 from genre.classifiers.mlp import (
     is_saveable_sklearn,
     load_mlp,
@@ -44,11 +43,16 @@ from genre.classifiers.mlp import (
     save_mlp,
     save_sklearn,
 )
-from genre.constraints import Constraints, category_moves, row_rules
+from genre.core.constraints import Constraints, category_moves, row_rules
+from genre.core.decision import accepts
+from genre.core.method import RecourseMethod
+from genre.core.network import RecourseTransformer, TransformerConfig
+from genre.core.pairs import PairSampler, sparse_targets, split_holdout
+from genre.core.plausibility import PlausibilityFlag
+from genre.core.seeding import row_normals, row_uniforms
+from genre.core.task import Classifier, RecourseTask, TorchClassifier
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
-from genre.decision import accepts
-from genre.device import resolve_device
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
     MANIFEST,
@@ -59,12 +63,8 @@ from genre.integrity import (
     verify_manifest,
     write_manifest,
 )
-from genre.model import RecourseTransformer, TransformerConfig
-from genre.pairs import PairSampler, sparse_targets, split_holdout
-from genre.plausibility import PlausibilityFlag
-from genre.seeding import row_normals, row_uniforms
-from genre.task import Classifier, RecourseTask, TorchClassifier
-from genre.threads import torch_threads
+from genre.utils.device import resolve_device
+from genre.utils.threads import torch_threads
 
 FORMAT_VERSION = 1
 LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LOG_EVERY epochs
@@ -346,12 +346,12 @@ class GenRe(RecourseMethod):
                offset: int = 0, constraints: Constraints | None = None) -> np.ndarray:
         """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid.
 
-        keys (N,), from genre.seeding.row_keys: each row draws from its own stream (samples
+        keys (N,), from genre.core.seeding.row_keys: each row draws from its own stream (samples
         offset .. offset + n_samples - 1 of it), so a row's samples do not depend on the
         other rows; without keys, one generator seeded `seed` serves the whole batch (the
         lab's protocol). The schema's category rules (never/allowed) and `constraints`
         (per-call freeze and ranges) are enforced by construction: the bins a row may not
-        take are masked, frozen features decode as fixed, and genre.constraints projects
+        take are masked, frozen features decode as fixed, and genre.core.constraints projects
         every sample onto what its row allows."""
         self._check_fitted(X)
         device = resolve_device(self.device)
@@ -407,7 +407,7 @@ class GenRe(RecourseMethod):
         compas / adult where "effort" fell to 0.75 / 0.80 (the cheapest accepted samples sit
         near h's boundary; benchmarks/results/max_changes). keys/offset: per-row streams
         (see `sample`); min_probability: what "h accepts" means for select="effort" (see
-        genre.decision.accepts)."""
+        genre.core.decision.accepts)."""
         best_k = self.best_k if best_k is None else best_k
         cands = self.sample(X, best_k, seed=seed, keys=keys, offset=offset,
                             constraints=constraints)
@@ -432,7 +432,7 @@ class GenRe(RecourseMethod):
         keys): first the cheapest profile of each distinct set of changed features, then
         the other profiles (near-copies); the k chosen are returned sorted by effort,
         cheapest first. Padding is NaN.
-        "h accepts": genre.decision.accepts with min_probability; keys/offset: per-row
+        "h accepts": genre.core.decision.accepts with min_probability; keys/offset: per-row
         streams (see `sample`).
         """
         n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
@@ -475,19 +475,19 @@ class GenRe(RecourseMethod):
                  freeze=None, ranges=None):
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
-        genre.recourse.recourse_table for the columns; genre.changes for the long view).
+        genre.tables.recourse.recourse_table for the columns; genre.changes for the long view).
         Rows are answered in blocks as `genre recourse` answers a file, so both give the
         same profiles for the same rows and seed; a record's answer depends only on the
-        record and the seed (genre.seeding).
+        record and the seed (genre.core.seeding).
 
         min_probability: a profile is a recourse only if h gives it at least this
         probability (besides h accepting it). freeze: features no recourse may change;
         ranges: {feature: (lo, hi)} in original units, where a changed numeric feature
         must lie (None: an open end). Both apply to every row and are enforced while
-        sampling (genre.constraints), never by filtering afterwards."""
+        sampling (genre.core.constraints), never by filtering afterwards."""
         import pandas as pd
 
-        from genre.streaming import answer_blocks
+        from genre.tables.streaming import answer_blocks
 
         if not hasattr(self, "model_"):
             raise ModelError("GenRe is not fitted: call genre.fit(...) or genre.load(dir) first")
@@ -512,7 +512,7 @@ class GenRe(RecourseMethod):
     def plausibility(self) -> PlausibilityFlag:
         """The plausible flag: distance to the nearest observed favourable training rows,
         its threshold calibrated so that about 5% of held-out favourable rows are flagged
-        (see genre.plausibility). Built on first use, the same after save and load."""
+        (see genre.core.plausibility). Built on first use, the same after save and load."""
         if getattr(self, "_lof", None) is None:
             self._lof = PlausibilityFlag(seed=self.seed).fit(self.reference_)
         return self._lof

@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from genre.constraints import Constraints
+from genre.core.constraints import Constraints
+from genre.core.decision import RETRY_ROUNDS, accepts, check_min_probability
+from genre.core.seeding import row_keys
 from genre.data.encoder import Encoder, category_key
-from genre.decision import RETRY_ROUNDS, accepts, check_min_probability
 from genre.errors import InputError
-from genre.explain import TOL
-from genre.seeding import row_keys
+from genre.tables.explain import TOL
 
 if TYPE_CHECKING:
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
 # The columns of a profiles table that are not the person's features (or id).
 # The columns of a profiles table that are not the person's features (or id): every
@@ -42,7 +42,7 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     schema's effort of the change, genre.data.encoder.Encoder.effort: what options are
     ranked by; the L1 cost when the schema has no effort keys), cost (L1, normalised
     units), plausible (near the training
-    data's favourable rows, by a calibrated threshold: see genre.plausibility) and status
+    data's favourable rows, by a calibrated threshold: see genre.core.plausibility) and status
     ('recourse', 'none found', 'already accepted': returned unchanged). changes:
     `profile_changes` of the profiles.
     Features a profile leaves unchanged keep the input's value exactly; changed numbers
@@ -51,13 +51,13 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     With options == 1 each person gets the sample h scores highest (GenRe's rule; with
     the model's select="effort", the cheapest sample h accepts); with K, up to K distinct
     accepted profiles ranked by the schema's effort, distinct sets of changes first.
-    Status is 'recourse' only for a profile h accepts (genre.decision.accepts: above h's
+    Status is 'recourse' only for a profile h accepts (genre.core.decision.accepts: above h's
     decision threshold and, when given, at least `min_probability`): people whose samples
     h all rejects draw again from their own stream (RETRY_ROUNDS more draws), then get
     'none found' (the person unchanged, h_probability and cost empty). Each record draws
-    from its own random stream, keyed by `seed` and the record's values (genre.seeding),
+    from its own random stream, keyed by `seed` and the record's values (genre.core.seeding),
     so its answer does not depend on the other rows. `constraints` (per-call freeze and
-    ranges, genre.constraints) and the schema's never/allowed rules hold on every profile,
+    ranges, genre.core.constraints) and the schema's never/allowed rules hold on every profile,
     by construction.
     """
     min_probability = check_min_probability(min_probability)
@@ -139,7 +139,7 @@ def answer_rejected(model: GenRe, X: np.ndarray, options: int = 1, *,
     Each person draws from their own stream (keyed by `seed` and their values). options
     == 1: the model's `generate` (best_k samples); options > 1: its `options` (best_k, else
     max(model.best_k, 10 * options), samples). A person whose draw gives nothing h accepts
-    (genre.decision.accepts with min_probability) draws as many samples again, continuing
+    (genre.core.decision.accepts with min_probability) draws as many samples again, continuing
     their stream, up to RETRY_ROUNDS times.
     """
     N, D = X.shape

@@ -10,7 +10,7 @@ import logging
 import warnings
 
 from genre.errors import GenreWarning, InputError
-from genre.hints import near_match
+from genre.utils.hints import near_match
 
 MIN_VAL_PAIRS = 50  # fewer validation pairs than this: the early-stopping signal is noise
 H_NAMES = {"mlp": "the protocol's MLP", "hgb": "HistGradientBoosting"}
@@ -104,7 +104,7 @@ def parse_params(items: list[str] | None, checks: dict, source: str = "--param")
     ----------
     items : list of str or None
     checks : dict
-        genre.estimator.PARAM_CHECKS (or a subset).
+        genre.core.estimator.PARAM_CHECKS (or a subset).
     source : str
         How errors name the option.
 
