@@ -42,8 +42,8 @@ def recourse(
         help="Ray actors, each loading the model once (default: one per CPU)")] = None,
     device: Device = "cpu",
     min_probability: Annotated[float | None, typer.Option(
-        metavar="P", help="a recourse needs at least this probability from h, besides h accepting it "
-        "(a margin, like DiCE's stopping threshold)")] = None,
+        metavar="P", help="a recourse needs at least this probability from h, besides h "
+        "accepting it (a margin, like DiCE's stopping threshold)")] = None,
     freeze: Annotated[list[str] | None, typer.Option(
         "--freeze", metavar="FEATURE",
         help="a feature no recourse may change, for every row (repeatable)")]
