@@ -33,9 +33,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 
-from genre.core.constraints import Constraints
+from genre import __version__
+from genre.core.estimator import GenRe
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
+from genre.tables.constraints import Constraints
+from genre.tables.streaming import answer_blocks
 
 MODEL_ENV = "GENRE_SERVE_MODEL"  # read by app_from_env (uvicorn workers import the app)
 MAX_RECORDS_ENV = "GENRE_SERVE_MAX_RECORDS"
@@ -55,8 +58,6 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-
-    from genre.core.estimator import GenRe
 
     if max_records < 1 or max_bytes < 1:
         raise InputError(f"max_records and max_bytes must be positive, got {max_records}, "
@@ -129,11 +130,9 @@ def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
                      best_k: int | None = None, seed: int = 0,
                      source: str = "request", min_probability: float | None = None,
                      constraints=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table in genre.tables.streaming's blocks (answer_blocks; each
-    record with its own random stream from `seed`, person = 0-based position).
+    """recourse_table over a whole table in genre.tables.streaming's blocks (answer_blocks;
+    each record with its own random stream from `seed`, person = 0-based position).
     Returns (profiles, changes)."""
-    from genre.tables.streaming import answer_blocks
-
     id_column = model.encoder_.schema_.id_column
     parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
                                source=source, min_probability=min_probability,
@@ -146,8 +145,7 @@ def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
 def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
            ids: list | None = None) -> list[dict]:
     """The JSON answer: per person (in order) its status and options, each option with its
-    profile (original units), h_probability, effort, cost, plausible and changes
-    (feature/from/to)."""
+    profile (original units), h_probability, cost, plausible and changes (feature/from/to)."""
     if "option" not in profiles.columns:
         profiles = profiles.assign(option=1)
     changes: dict[tuple, list] = {}
@@ -179,9 +177,8 @@ def request_models(model, max_records: int = MAX_RECORDS):
     A record holds every feature (numeric: a finite number within the schema's bounds, an
     integer for integer features; categorical: one of its categories) and optionally an `id`
     (a string or integer echoed in the answer; absent when a feature is called `id`);
-    unknown fields are refused. A request holds 1..max_records records, `options` (1..20),
-    `seed` (default 0), and optionally `min_probability`, `freeze` (feature names) and
-    `ranges` ({numeric feature: [lo, hi]}), which apply to every record.
+    unknown fields are refused. A request holds 1..max_records records, `options` (1..20)
+    and `seed` (default 0).
     """
     from pydantic import BeforeValidator, ConfigDict, Field, create_model
 
@@ -260,8 +257,6 @@ def _plain(v):
 
 
 def _version() -> str:
-    from genre import __version__
-
     return __version__
 
 
