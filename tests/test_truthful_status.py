@@ -13,7 +13,7 @@ import genre
 from genre.cli import app
 from genre.data import load
 from genre.data.datasets import DATASETS
-from genre.errors import InputError
+from genre.errors import InputError, ModelError
 from genre.tables.decision import THRESHOLD, accepts, check_min_probability
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=2,
@@ -93,16 +93,30 @@ def test_min_probability_raises_the_bar():
 
 
 class NaNClassifier:
+    """0.2 for the people themselves (the first call), NaN for every sample drawn for them;
+    nan_first: NaN from the first call on."""
+
+    def __init__(self, nan_first=False):
+        self.calls = 0
+        self.nan_first = nan_first
+
     def predict_proba(self, X):
-        return np.full(len(X), np.nan)
+        self.calls += 1
+        first = self.calls == 1 and not self.nan_first
+        return np.full(len(X), 0.2 if first else np.nan)
 
 
 def test_nan_probability_is_never_recourse():
     df = user_table()
     model = genre.fit(df, genre.Schema.infer(df, target="approved"), h_epochs=3, **TINY)
+    people = df.drop(columns="approved").head(10)
     model.classifier_ = NaNClassifier()
-    result = model.recourse(df.drop(columns="approved").head(10), options=2)
+    result = model.recourse(people, options=2)
     assert set(result["status"]) == {"none found"}
+    # A person h gives no probability for is refused, naming the row (issue 24).
+    model.classifier_ = NaNClassifier(nan_first=True)
+    with pytest.raises(ModelError, match="row 0: the model's classifier gives no probability"):
+        model.recourse(people)
     assert accepts(np.array([np.nan, 0.4, 0.5, 0.51])).tolist() == [False, False, False, True]
 
 

@@ -11,6 +11,7 @@ from genre.cli.common import Device, console, fail, show_warning
 from genre.data.schema import Schema
 from genre.errors import GenreError, GenreWarning
 from genre.io import atomic_dir, check_model_dir, read_table
+from genre.utils.limits import check_seed
 
 
 def fit(
@@ -58,6 +59,7 @@ def fit(
     from genre.utils.device import resolve_device
 
     try:
+        check_seed(seed, "--seed")
         resolve_device(device)  # an unusable device fails before the data is read
         own = {"seed": "--seed", "device": "--device", "progress": "the terminal"}
         params = parse_params(param, {k: v for k, v in PARAM_CHECKS.items() if k not in own})
@@ -112,12 +114,14 @@ def fit(
         seconds = time.perf_counter() - t1
     except GenreError as exc:
         fail(exc)
+    from safetensors import SafetensorError
+
     try:
         save_atomically(model, out, overwrite=overwrite)
     except GenreError as exc:
         fail(exc)
-    except OSError as exc:
-        fail(f"{out}: cannot save the model ({exc.strerror or exc})")
+    except (OSError, SafetensorError) as exc:  # a full disk: safetensors' own error type
+        fail(f"{out}: cannot save the model ({getattr(exc, 'strerror', None) or exc})")
     _, problems = training_lines(model.training_summary(), model.max_epochs)
     for problem in problems:  # one `warning:` line each (also under a test runner)
         show_warning(problem, GenreWarning, __file__, 0)

@@ -15,6 +15,7 @@ from genre.tables.constraints import Constraints
 from genre.tables.decision import check_min_probability
 from genre.tables.explain import format_value
 from genre.tables.streaming import stream_recourse
+from genre.utils.limits import CHUNK_MAX, WORKERS_MAX, check_int, check_request
 
 
 def recourse(
@@ -56,6 +57,14 @@ def recourse(
     ranges: Annotated[list[str] | None, typer.Option(
         "--range", metavar="FEATURE=LO:HI", help="a changed numeric feature must lie in [LO, HI] "
         "(either end may be empty, e.g. age=:40), for every row (repeatable)")] = None,
+    validate_first: Annotated[bool, typer.Option(
+        "--validate-first", help="check every row of --input against the schema before "
+        "answering any, so a bad row anywhere fails in seconds (one extra read of the file)")]
+    = False,
+    raw_csv: Annotated[bool, typer.Option(
+        "--raw-csv", help="write text cells to CSV outputs as they are; by default a cell "
+        "starting with =, +, -, @, a tab or a carriage return (a spreadsheet formula) gets a "
+        "leading '")] = False,
 ) -> None:
     """Recourse for each person in --input (CSV or Parquet), in original units.
 
@@ -77,15 +86,24 @@ def recourse(
 
     --output and --changes must be new files (or, with --overwrite, existing regular files);
     an output that is an input, a link, a directory or a device is refused before any work.
+
+    CSV outputs are safe to open in a spreadsheet: a text cell (an id, a category) starting
+    with =, +, -, @, a tab or a carriage return is written with a leading ' (--raw-csv
+    writes it as it is); Parquet outputs hold the values as they are.
     """
     from genre.core.estimator import GenRe
     from genre.utils.device import resolve_device
 
-    if options < 1:
-        fail(GenreError("--options must be at least 1"))
     try:
         check_min_probability(min_probability, "--min-probability")
         constraints = Constraints.from_cli(freeze, ranges)
+        seed, best_k, options = check_request(
+            seed=seed, best_k=best_k, options=options,
+            names={"seed": "--seed", "best_k": "--best-k", "options": "--options"})
+        check_int(chunk_size, "--chunk-size", 1, CHUNK_MAX)
+        check_int(show, "--show", 0, CHUNK_MAX)
+        if ray_workers is not None:
+            check_int(ray_workers, "--ray-workers", 1, WORKERS_MAX)
         if ray and device != "cpu":
             raise GenreError("--device is not available with --ray (the Ray actors sample on "
                              "their CPUs)")
@@ -95,7 +113,8 @@ def recourse(
         fail(exc)
     if ray:
         _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, ray_address,
-                         ray_workers, min_probability, constraints)
+                         ray_workers, overwrite, id_column, not raw_csv, min_probability,
+                         constraints)
         return
     try:
         genre_model = GenRe.load(model).set_params(device=device)
@@ -103,7 +122,8 @@ def recourse(
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size, overwrite=overwrite,
                                   id_column=id_column, min_probability=min_probability,
-                                  constraints=constraints)
+                                  constraints=constraints, validate_first=validate_first,
+                                  csv_safe=not raw_csv)
     except GenreError as exc:
         fail(exc)
     except OSError as exc:
@@ -119,7 +139,8 @@ def recourse(
 
 
 def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, address,
-                     workers, min_probability, constraints) -> None:
+                     workers, overwrite, id_column, csv_safe, min_probability,
+                     constraints) -> None:
     if changes_path is not None:
         fail(GenreError("--changes is not available with --ray (the profiles hold every "
                         "feature's recourse value, row for row with the input)"))
@@ -129,12 +150,17 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
         fail(f"--ray needs the [ray] extra: pip install 'genre-recourse[ray]' ({exc})")
     from genre.service.ray import recourse_file
 
+    if id_column is not None:
+        fail(GenreError("--id is not available with --ray (give the id in the schema's `id:`)"))
     try:
         summary = recourse_file(model, input, output, options=options, best_k=best_k,
                                 seed=seed, address=address, workers=workers,
+                                overwrite=overwrite, csv_safe=csv_safe,
                                 min_probability=min_probability, constraints=constraints)
     except GenreError as exc:
         fail(exc)
+    except OSError as exc:
+        fail(f"{exc.filename or output}: {exc.strerror or exc}")
     console.print(f"wrote {output} (on Ray): {summary['people']} people; {summary['recourse']} "
                   f"with recourse, {summary['none found']} without, "
                   f"{summary['already accepted']} already accepted (returned unchanged)")

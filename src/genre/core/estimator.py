@@ -37,6 +37,7 @@ from genre.errors import InputError
 from genre.tables.constraints import Constraints
 from genre.tables.streaming import answer_blocks
 from genre.utils.device import resolve_device
+from genre.utils.limits import check_request
 
 Options = sampling.Options  # GenRe.options' result (defined with the sampler)
 TrainLog = training.TrainLog
@@ -269,8 +270,7 @@ class GenRe(ParamsMixin, RecourseMethod):
             A record's answer depends only on the record and the seed (genre.core.seeding).
         """
         check_is_fitted(self)
-        if options < 1:
-            raise InputError(f"options must be at least 1, got {options}")
+        seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
         if not isinstance(people, pd.DataFrame):
             raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column

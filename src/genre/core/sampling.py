@@ -18,6 +18,7 @@ from genre.core.decoder import sample as decode
 from genre.core.network import RecourseTransformer
 from genre.core.seeding import row_keys, row_normals, row_uniforms
 from genre.data.encoder import CHANGE_TOL
+from genre.errors import ModelError
 from genre.tables.constraints import row_rules
 from genre.tables.decision import RETRY_ROUNDS, accepts
 from genre.utils.device import resolve_device
@@ -151,7 +152,7 @@ def choose(est, X: np.ndarray, best_k: int, seed: int | None, min_probability=No
     cands = sample(est, X, best_k, seed, **draw)
     N, K, D = cands.shape
     p = est.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
-    pick = p.argmax(axis=1)
+    pick = np.where(np.isnan(p), -np.inf, p).argmax(axis=1)  # a NaN sample is picked last
     if est.select == "effort":
         effort = est.encoder_.effort(np.asarray(X, dtype=float)[:, None, :], cands)
         ok = accepts(p, min_probability)
@@ -198,6 +199,15 @@ def options(est, X: np.ndarray, k: int, n_samples: int, seed: int | None,
     return Options(out, out_prob, out_cost, plausible)
 
 
+class UnscoredRows(ModelError):
+    """The classifier gave no probability (NaN) for the factual rows `rows` of a block."""
+
+    def __init__(self, rows: np.ndarray):
+        super().__init__(f"the model's classifier gives no probability (NaN) for {rows.size} "
+                         "rows")
+        self.rows = rows
+
+
 def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
            seed: int | None = None, min_probability: float | None = None,
            constraints=None) -> Answers:
@@ -209,6 +219,9 @@ def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
     stream, up to RETRY_ROUNDS times. constraints: per-call freeze and ranges."""
     X = np.asarray(X, dtype=np.float64)
     p_before = est.classifier_.predict_proba(X)
+    unknown = np.flatnonzero(~np.isfinite(p_before))
+    if unknown.size:  # never answered as a recourse: the caller names the row
+        raise UnscoredRows(unknown)
     accepted = accepts(p_before)
     N, D = X.shape
     X_plus = np.full((N, options_k, D), np.nan)
@@ -239,6 +252,8 @@ def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
     new = ~np.isnan(prob) & ~accepted[:, None]
     if new.any():
         plausible[new] = est.plausibility().predict(X_plus[new]) == 1
+    # A profile h gives no probability for is never answered as a recourse.
+    X_plus[np.isnan(prob)] = np.nan
     found = ~np.isnan(X_plus).any(axis=2)
     effort = est.encoder_.effort(X[:, None, :], np.where(found[..., None], X_plus, X[:, None]))
     effort = np.where(found, effort, np.nan)

@@ -7,14 +7,16 @@ import math
 import numpy as np
 import pandas as pd
 
-from genre.data.encoder import Encoder, category_key
-from genre.errors import InputError
+from genre.data.encoder import Encoder, category_key, row_label
+from genre.data.schema import RESERVED_COLUMNS
+from genre.errors import InputError, ModelError
 from genre.tables.decision import accepts, check_min_probability
 from genre.tables.explain import TOL
 from genre.tables.protocol import Answerer
 
-# The columns of a profiles table that are not the person's features (or id).
-META_COLUMNS = ("person", "option", "h_probability", "effort", "cost", "plausible", "status")
+# The columns of a profiles table that are not the person's features (or id), in their order:
+# the schema's reserved names, defined once there.
+META_COLUMNS = RESERVED_COLUMNS
 CHANGE_COLUMNS = ("person", "option", "feature", "from", "to")
 
 
@@ -61,7 +63,16 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
         people = people.drop(columns=id_column)
     X = enc.transform(people, source=source)
     # The model answers the block at once: profiles, h's probability and the flag.
-    answers = model.answer(X, options, best_k, seed, min_probability, constraints)
+    try:
+        answers = model.answer(X, options, best_k, seed, min_probability, constraints)
+    except ModelError as exc:  # rows the classifier gives no probability for (NaN)
+        rows = getattr(exc, "rows", None)
+        if rows is None or not len(rows):
+            raise
+        raise ModelError(f"{source}: {row_label(people.index, rows[0])}: the model's "
+                         f"classifier gives no probability (NaN) for this row ({len(rows)} "
+                         "such rows); recourse needs a classifier that answers every valid "
+                         "row") from None
     accepted, X_plus = answers.accepted, answers.X_plus
     flat_prob = answers.probability.reshape(-1).copy()
     plausible = answers.plausible.reshape(-1).copy()
@@ -72,6 +83,7 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
     option = np.tile(np.arange(1, options + 1), N)
     was_accepted = np.repeat(accepted, options)
     flat = X_plus.reshape(N * options, D)
+    # A profile the classifier gives no probability for is never answered as a recourse.
     found = ~np.isnan(flat).any(axis=1) & ~np.isnan(flat_prob)
     base = X[row]
     chosen = np.where(found[:, None], flat, base)
