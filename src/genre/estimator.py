@@ -44,6 +44,8 @@ from genre.classifiers.mlp import (
     save_mlp,
     save_sklearn,
 )
+from genre.classifiers.trees import TreeEnsemble, is_hgb_classifier, load_trees, save_trees
+from genre.classifiers.trees import export as export_trees
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
 from genre.device import resolve_device
@@ -473,7 +475,12 @@ class GenRe(RecourseMethod):
         if isinstance(self.classifier_, TorchClassifier):
             save_mlp(self.classifier_, directory, stem="h")
             files = ["h.json", "h.safetensors"]
-        elif is_saveable_sklearn(self.classifier_):  # a default h chosen for user data
+        elif isinstance(self.classifier_, TreeEnsemble) or is_hgb_classifier(self.classifier_):
+            # a default h chosen for user data: its trees as arrays (loads without sklearn)
+            arrays = (self.classifier_.arrays if isinstance(self.classifier_, TreeEnsemble)
+                      else export_trees(self.classifier_.model))
+            files = save_trees(arrays, self.config_.n_features, directory)
+        elif is_saveable_sklearn(self.classifier_):  # (one with categorical splits)
             save_sklearn(self.classifier_.model, directory / "h.skops")
             files = ["h.skops"]
         elif source is not None:  # a user's .skops / .onnx file travels with the model
@@ -556,7 +563,11 @@ class GenRe(RecourseMethod):
             self.classifier_ = classifier
         elif _saved_file(directory, "h.json", saved):
             self.classifier_ = load_mlp(directory, "h", n_features=D)
-        elif _saved_file(directory, "h.skops", saved):
+        elif _saved_file(directory, "h_trees.json", saved):
+            if not _saved_file(directory, "h_trees.safetensors", saved):
+                raise ModelError(f"{directory}: h_trees.json without h_trees.safetensors")
+            self.classifier_ = load_trees(directory, n_features=D)
+        elif _saved_file(directory, "h.skops", saved):  # saved by an older genre
             self.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"))
         else:
             from genre.classifiers.original_units import load_classifier
