@@ -1,0 +1,182 @@
+"""Dynamic batching for `genre serve`: concurrent requests answered together in one sampler
+call, then split back.
+
+A request's records wait in a queue for at most `max_wait` seconds (counted from the
+oldest waiting request) or until `max_records` records wait; then every waiting request
+that fits (at least one) is answered by one call of `answer_batch` per (options, seed)
+group, in a single worker thread, so the event loop never runs the sampler and the model
+(which is not thread-safe) is used by one thread only. While a batch is being answered,
+new requests queue for the next one.
+
+`answer_batch` is `recourse_records` (the per-block function `genre recourse` uses:
+genre.streaming.answer_blocks) on the concatenation of the requests' tables, split back by
+row: request r gets the rows of its records, `person` renumbered from 0. Where a record's
+answer depends only on the record and the seed (per-record random streams), a batched
+answer equals the request answered alone and `genre recourse` on a file of those records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from genre.errors import InputError
+
+
+def answer_batch(model, tables: list[pd.DataFrame], *, options: int = 1, seed: int = 0,
+                 best_k: int | None = None) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(profiles, changes) per table, answered with one recourse_records call on their
+    concatenation (person renumbered from 0 within each table)."""
+    from genre.serve import recourse_records
+
+    whole = pd.concat(tables, ignore_index=True) if len(tables) > 1 else \
+        tables[0].reset_index(drop=True)
+    profiles, diff = recourse_records(model, whole, options=options, best_k=best_k, seed=seed)
+    bounds = np.cumsum([0] + [len(t) for t in tables])
+    return [(_rows_of(profiles, lo, hi), _rows_of(diff, lo, hi))
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
+
+
+def _rows_of(frame: pd.DataFrame, lo: int, hi: int) -> pd.DataFrame:
+    """The rows of people lo..hi-1 (frame is sorted by person), person renumbered from 0."""
+    person = frame["person"].to_numpy()
+    a, b = np.searchsorted(person, [lo, hi])
+    part = frame.iloc[a:b].reset_index(drop=True)
+    part["person"] = person[a:b] - lo
+    return part
+
+
+@dataclass
+class Job:
+    """One request waiting for its answer."""
+
+    table: pd.DataFrame
+    options: int
+    seed: int
+    finish: Callable[[pd.DataFrame, pd.DataFrame], Any]  # (profiles, changes) -> the answer
+    future: asyncio.Future
+    arrived: float = field(default_factory=time.monotonic)
+
+
+class Batcher:
+    """Queues jobs and answers them in batches in one worker thread (see the module
+    docstring). `on_batch(requests, records, seconds)` is told about every sampler call."""
+
+    def __init__(self, model, *, max_wait: float = 0.005, max_records: int = 1000,
+                 on_batch: Callable[[int, int, float], None] | None = None):
+        if max_wait < 0 or max_records < 1:
+            raise InputError(f"batch wait must be >= 0 and max batch >= 1, got {max_wait}, "
+                             f"{max_records}")
+        self.model, self.max_wait, self.max_records = model, max_wait, max_records
+        self.on_batch = on_batch
+        self._pending: deque[Job] = deque()
+        self._records = 0
+        self._task: asyncio.Task | None = None
+        self._full: asyncio.Event | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genre-sampler")
+
+    @property
+    def waiting(self) -> int:
+        """Records waiting for a batch."""
+        return self._records
+
+    async def submit(self, table: pd.DataFrame, options: int, seed: int,
+                     finish: Callable[[pd.DataFrame, pd.DataFrame], Any]):
+        """The answer to one request: finish(profiles, changes), computed in the worker
+        thread; an InputError from answering is raised here."""
+        loop = asyncio.get_running_loop()
+        job = Job(table, options, seed, finish, loop.create_future())
+        self._pending.append(job)
+        self._records += len(table)
+        if self._full is None:
+            self._full = asyncio.Event()
+        if self._records >= self.max_records:
+            self._full.set()
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run())
+        return await job.future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            wait = self._pending[0].arrived + self.max_wait - time.monotonic()
+            if wait > 0 and self._records < self.max_records:
+                self._full.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._full.wait(), wait)
+            jobs = self._take()
+            results = await loop.run_in_executor(self._executor, self._answer, jobs)
+            for job, (ok, value) in zip(jobs, results, strict=True):
+                if job.future.done():  # the client went away
+                    continue
+                if ok:
+                    job.future.set_result(value)
+                else:
+                    job.future.set_exception(value)
+
+    def _take(self) -> list[Job]:
+        """The oldest waiting jobs whose records fit in max_records (at least one)."""
+        jobs, records = [], 0
+        while self._pending and (not jobs or records + len(self._pending[0].table)
+                                 <= self.max_records):
+            job = self._pending.popleft()
+            jobs.append(job)
+            records += len(job.table)
+        self._records -= records
+        return jobs
+
+    def _answer(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
+        """In the worker thread: one answer_batch call per (options, seed) group. When a
+        group fails (a record the request model could not check), its jobs are answered
+        one by one, so that the error reaches only the request it belongs to."""
+        out: dict[int, tuple[bool, Any]] = {}
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault((job.options, job.seed), []).append(i)
+        for (options, seed), members in groups.items():
+            t0 = time.perf_counter()
+            try:
+                answers = answer_batch(self.model, [jobs[i].table for i in members],
+                                       options=options, seed=seed)
+            except Exception as exc:  # noqa: BLE001 - InputError: a 422; others: a 500
+                for i in members:
+                    out[i] = (self._answer_one(jobs[i]) if len(members) > 1
+                              and isinstance(exc, InputError) else (False, exc))
+                continue
+            finally:
+                if self.on_batch is not None:
+                    self.on_batch(len(members), sum(len(jobs[i].table) for i in members),
+                                  time.perf_counter() - t0)
+            for i, (profiles, diff) in zip(members, answers, strict=True):
+                out[i] = self._finish(jobs[i], profiles, diff)
+        return [out[i] for i in range(len(jobs))]
+
+    def _answer_one(self, job: Job) -> tuple[bool, Any]:
+        try:
+            ((profiles, diff),) = answer_batch(self.model, [job.table], options=job.options,
+                                               seed=job.seed)
+        except Exception as exc:  # noqa: BLE001 - InputError: a 422; others: a 500
+            return False, exc
+        return self._finish(job, profiles, diff)
+
+    @staticmethod
+    def _finish(job: Job, profiles: pd.DataFrame, diff: pd.DataFrame) -> tuple[bool, Any]:
+        try:
+            return True, job.finish(profiles, diff)
+        except Exception as exc:  # noqa: BLE001
+            return False, exc
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+__all__ = ["Batcher", "answer_batch"]
