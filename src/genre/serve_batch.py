@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,16 @@ class Job:
     arrived: float = field(default_factory=time.monotonic)
 
 
+class _Queue:
+    """The jobs waiting in one event loop (a server has one; tests may start several)."""
+
+    def __init__(self):
+        self.pending: deque[Job] = deque()
+        self.records = 0
+        self.full = asyncio.Event()
+        self.task: asyncio.Task | None = None
+
+
 class Batcher:
     """Queues jobs and answers them in batches in one worker thread (see the module
     docstring). `on_batch(requests, records, seconds)` is told about every sampler call."""
@@ -78,42 +89,43 @@ class Batcher:
                              f"{max_records}")
         self.model, self.max_wait, self.max_records = model, max_wait, max_records
         self.on_batch = on_batch
-        self._pending: deque[Job] = deque()
-        self._records = 0
-        self._task: asyncio.Task | None = None
-        self._full: asyncio.Event | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="genre-sampler")
+        self._queues: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._executor: ThreadPoolExecutor | None = None
 
     @property
     def waiting(self) -> int:
         """Records waiting for a batch."""
-        return self._records
+        return sum(q.records for q in list(self._queues.values()))
 
     async def submit(self, table: pd.DataFrame, options: int, seed: int,
                      finish: Callable[[pd.DataFrame, pd.DataFrame], Any]):
         """The answer to one request: finish(profiles, changes), computed in the worker
         thread; an InputError from answering is raised here."""
         loop = asyncio.get_running_loop()
+        queue = self._queues.get(loop)
+        if queue is None:
+            queue = self._queues[loop] = _Queue()
         job = Job(table, options, seed, finish, loop.create_future())
-        self._pending.append(job)
-        self._records += len(table)
-        if self._full is None:
-            self._full = asyncio.Event()
-        if self._records >= self.max_records:
-            self._full.set()
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run())
+        queue.pending.append(job)
+        queue.records += len(table)
+        if queue.records >= self.max_records:
+            queue.full.set()
+        if queue.task is None or queue.task.done():
+            queue.task = loop.create_task(self._run(queue))
         return await job.future
 
-    async def _run(self) -> None:
+    async def _run(self, queue: _Queue) -> None:
         loop = asyncio.get_running_loop()
-        while self._pending:
-            wait = self._pending[0].arrived + self.max_wait - time.monotonic()
-            if wait > 0 and self._records < self.max_records:
-                self._full.clear()
+        while queue.pending:
+            wait = queue.pending[0].arrived + self.max_wait - time.monotonic()
+            if wait > 0 and queue.records < self.max_records:
+                queue.full.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._full.wait(), wait)
-            jobs = self._take()
+                    await asyncio.wait_for(queue.full.wait(), wait)
+            jobs = self._take(queue)
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1,
+                                                    thread_name_prefix="genre-sampler")
             results = await loop.run_in_executor(self._executor, self._answer, jobs)
             for job, (ok, value) in zip(jobs, results, strict=True):
                 if job.future.done():  # the client went away
@@ -123,15 +135,15 @@ class Batcher:
                 else:
                     job.future.set_exception(value)
 
-    def _take(self) -> list[Job]:
+    def _take(self, queue: _Queue) -> list[Job]:
         """The oldest waiting jobs whose records fit in max_records (at least one)."""
         jobs, records = [], 0
-        while self._pending and (not jobs or records + len(self._pending[0].table)
+        while queue.pending and (not jobs or records + len(queue.pending[0].table)
                                  <= self.max_records):
-            job = self._pending.popleft()
+            job = queue.pending.popleft()
             jobs.append(job)
             records += len(job.table)
-        self._records -= records
+        queue.records -= records
         return jobs
 
     def _answer(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
@@ -176,7 +188,10 @@ class Batcher:
             return False, exc
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        """Stop the worker thread (a later batch starts a new one)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 __all__ = ["Batcher", "answer_batch"]
