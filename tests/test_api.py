@@ -85,7 +85,8 @@ def test_fit_pipeline_save_load_recourse_identical(fitted, tmp_path):
     people = df.drop(columns="approved").iloc[:40]
     result = model.recourse(people, seed=3)
     assert list(result.columns) == ["person", "applicant_id", "age", "income", "job",
-                                    "h_probability", "cost", "plausible", "status"]
+                                    "h_probability", "effort", "cost", "plausible",
+                                    "status"]
     assert result["person"].tolist() == list(range(40))
     assert (result["applicant_id"] == people["applicant_id"].to_numpy()).all()
     assert set(result["status"]) <= {"recourse", "none found", "already accepted"}
@@ -146,7 +147,7 @@ def test_fit_logs_epochs_without_a_terminal(caplog):
     schema = genre.Schema.infer(df, target="approved", id_column="applicant_id")
     with caplog.at_level(logging.INFO, logger="genre"):
         genre.fit(df, schema, classifier=pipeline(df), **(TINY | {"max_epochs": 10}))
-    lines = [r.getMessage() for r in caplog.records if r.name == "genre.estimator"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "genre.core.estimator"]
     assert lines and all(re.match(r"GenRe epoch \d+/10: train loss \d", m) for m in lines)
 
 

@@ -15,12 +15,12 @@ from sklearn.neighbors import NearestNeighbors
 
 from genre.classifiers.mlp import save_sklearn
 from genre.classifiers.trees import TreeEnsemble, export, exportable, load_trees, save_trees
+from genre.core.estimator import GenRe
+from genre.core.plausibility import nearest_distances
+from genre.core.task import RecourseTask, SklearnClassifier
 from genre.data import Encoder, Feature, Schema
 from genre.errors import ModelError
-from genre.estimator import GenRe
 from genre.integrity import write_manifest
-from genre.plausibility import nearest_distances
-from genre.task import RecourseTask, SklearnClassifier
 
 TINY = dict(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=8, max_epochs=1, k=20,
             progress=False, best_k=4)
@@ -95,7 +95,7 @@ def test_model_with_hgb_h_loads_in_a_fresh_process_without_sklearn(hgb_task, tmp
     want = model.recourse(hgb_task.encoder.inverse_transform(hgb_task.X_train[:20]), seed=3)
     code = (
         "import sys, pandas as pd\n"
-        "from genre.estimator import GenRe\n"
+        "from genre.core.estimator import GenRe\n"
         f"m = GenRe.load({str(tmp_path / 'm')!r})\n"
         f"r = m.recourse(pd.read_csv({str(tmp_path / 'p.csv')!r}), seed=3)\n"
         f"r.to_csv({str(tmp_path / 'r.csv')!r}, index=False)\n"

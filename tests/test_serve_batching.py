@@ -27,11 +27,11 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from genre.classifiers.mlp import train_mlp  # noqa: E402
 from genre.cli import app as cli  # noqa: E402
+from genre.core.estimator import GenRe  # noqa: E402
+from genre.core.task import RecourseTask  # noqa: E402
 from genre.data import Encoder, Feature, Schema  # noqa: E402
-from genre.estimator import GenRe  # noqa: E402
-from genre.serve import create_app, recourse_records  # noqa: E402
-from genre.serve_batch import answer_batch  # noqa: E402
-from genre.task import RecourseTask  # noqa: E402
+from genre.service.batch import answer_batch  # noqa: E402
+from genre.service.serve import create_app, recourse_records  # noqa: E402
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
             patience=3, batch_size=256, k=50, progress=False, best_k=4)
@@ -74,8 +74,8 @@ def same(got: pd.DataFrame, want: pd.DataFrame) -> None:
 def submit_together(batcher, jobs) -> list:
     """Submit (table, options, seed) jobs at once; their (profiles, changes)."""
     async def go():
-        return await asyncio.gather(*(batcher.submit(t, o, s, lambda p, d: (p, d))
-                                      for t, o, s in jobs))
+        return await asyncio.gather(*(batcher.submit(t, lambda p, d: (p, d), options=o,
+                                                     seed=s) for t, o, s in jobs))
     return asyncio.run(go())
 
 
@@ -122,9 +122,7 @@ def per_record_streams(model) -> bool:
 
 def test_batched_equals_unbatched_equals_genre_recourse(app, model_dir, tmp_path):
     model = app.state.model
-    if not per_record_streams(model):
-        pytest.skip("this branch draws random numbers by row position (no per-record "
-                    "streams yet): a batched answer equals recourse_records on the batch")
+    assert per_record_streams(model)  # genre.core.seeding: a record's own random stream
     tables = [people(n, 20 + n) for n in (2, 6, 3)]
     batched = submit_together(app.state.batcher, [(t, 1, 8) for t in tables])
     for i, (t, (profiles, diff)) in enumerate(zip(tables, batched, strict=True)):

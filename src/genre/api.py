@@ -6,7 +6,7 @@
     diff = genre.changes(people, result)         # person, option, feature, from, to
     model.save("model"); genre.load("model")
 
-These are thin: the work is done by usertask.build_user_task, GenRe and genre.recourse.
+These are thin: the work is done by genre.core.usertask.build_user_task, GenRe and genre.tables.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from genre.core.report import announce, classifier_lines, training_lines
 from genre.data.schema import Schema
 from genre.errors import InputError
 
@@ -24,14 +25,22 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
         seed: int = 0, h_epochs: int = 100, **params):
     """Fit GenRe on your table `df` (original units, target column included).
 
-    schema: a `genre.Schema` or the path of a schema YAML file. classifier: None (train the
-    protocol's MLP h on `df`, `h_epochs` epochs), a fitted scikit-learn estimator or
+    schema: a `genre.Schema` or the path of a schema YAML file. classifier: None (genre
+    chooses h: the protocol's MLP, `h_epochs` epochs, or scikit-learn's
+    HistGradientBoostingClassifier, whichever has the higher ROC AUC on a held-out 20%;
+    see genre.core.usertask.choose_classifier), a fitted scikit-learn estimator or
     pipeline that takes DataFrames in original units (stored as .skops when the model is
     saved), or the path of a .skops/.onnx file. params: GenRe hyper-parameters (e.g.
     max_epochs=50); seed seeds h and GenRe. Returns the fitted `genre.GenRe`.
+
+    What it reports: the chosen h's held-out AUC, accuracy and majority-class baseline
+    (INFO on the `genre.fit` logger, kept as `model.classifier_report_` and saved in
+    config.json; a GenreWarning when h is no better than the majority class), and GenRe's
+    training summary (`model.training_summary()`; a GenreWarning when its best epoch is its
+    last or fewer than 50 validation pairs judged it). `genre info DIR` shows both.
     """
-    from genre.estimator import GenRe
-    from genre.usertask import build_user_task
+    from genre.core.estimator import GenRe
+    from genre.core.usertask import build_user_task
 
     if isinstance(schema, str | Path):
         schema = Schema.from_yaml(schema)
@@ -43,7 +52,9 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
     if unknown:
         raise InputError(f"unknown GenRe parameters {unknown}; known: {sorted(known)}")
     task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs)
+    announce(*classifier_lines(task.classifier_report))
     model = GenRe(**(params | {"seed": seed})).fit(task)
+    announce(*training_lines(model.training_summary(), model.max_epochs))
     path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
     if path is not None:
         model.classifier_path_ = Path(path)
@@ -52,7 +63,7 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
 
 def load(path: str | Path):
     """A GenRe model saved by `model.save(path)` or `genre fit --out path`."""
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     return GenRe.load(path)
 
@@ -62,7 +73,7 @@ def changes(df: pd.DataFrame, result: pd.DataFrame, id_column: str | None = None
     """The long view of `result = model.recourse(df, ...)`: one row per changed feature of
     each profile with status 'recourse', with the columns person, the id column (when the
     result carries one), option, feature, from (df's value) and to (the profile's value)."""
-    from genre.recourse import META_COLUMNS, profile_changes
+    from genre.tables.recourse import META_COLUMNS, profile_changes
 
     if not isinstance(df, pd.DataFrame) or not isinstance(result, pd.DataFrame):
         raise InputError("changes(df, result): expected two pandas DataFrames")

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from genre.cli.common import Device, console, fail
-from genre.errors import GenreError
+from genre.cli.common import Device, console, fail, show_warning
+from genre.errors import GenreError, GenreWarning
 
 
 def fit(
@@ -18,8 +18,9 @@ def fit(
                                               "Parquet)")] = None,
     schema: Annotated[Path | None, typer.Option(help="YAML schema for --data")] = None,
     classifier: Annotated[Path | None, typer.Option(
-        help="your classifier on original units (.skops or .onnx); default: train the "
-        "protocol's MLP h on --data")] = None,
+        help="your classifier on original units (.skops or .onnx); default: genre chooses h "
+        "for --data: the protocol's MLP or HistGradientBoosting, by held-out ROC AUC")]
+    = None,
     seed: Annotated[int, typer.Option(help="protocol and training seed")] = 0,
     monotone: Annotated[bool, typer.Option(
         help="bundled data: enforce the dataset's monotone facts (your schema's monotone "
@@ -31,6 +32,9 @@ def fit(
         "--id", help="an identifier column of --data: not a feature, carried through to "
         "every recourse output (the schema's `id:` key does the same)")] = None,
     device: Device = "cpu",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", help="a GenRe hyper-parameter NAME=VALUE (repeatable), e.g. "
+        "max_epochs=400, best_k=30; see the README's list")] = None,
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
     classifier h) or on your own table (--data with --schema, optionally --classifier).
@@ -39,15 +43,21 @@ def fit(
     wrote; anything else there is refused before any work.
 
     On a terminal a progress bar shows the epoch, train and validation loss, elapsed time
-    and ETA; otherwise one log line per 10 epochs goes to stderr."""
+    and ETA; otherwise one log line per 10 epochs goes to stderr. The classifier report
+    (for a default h) and GenRe's training summary are printed and saved with the model
+    (`genre info DIR` shows them again), with a warning when GenRe's best epoch is its last
+    or fewer than 50 validation pairs judged it."""
     import time
 
-    from genre.device import resolve_device
-    from genre.estimator import genre_for
+    from genre.core.estimator import PARAM_CHECKS, genre_for
+    from genre.core.report import parse_params, training_lines
     from genre.io import check_model_dir
+    from genre.utils.device import resolve_device
 
     try:
         resolve_device(device)  # an unusable device fails before the data is read
+        own = {"seed": "--seed", "device": "--device", "progress": "the terminal"}
+        params = parse_params(param, {k: v for k, v in PARAM_CHECKS.items() if k not in own})
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
         check_model_dir(out, inputs=(data, schema, classifier), overwrite=overwrite)
@@ -63,9 +73,9 @@ def fit(
         else:
             from dataclasses import replace
 
+            from genre.core.usertask import build_user_task
             from genre.data.schema_file import load_schema
             from genre.io import read_table
-            from genre.usertask import build_user_task
 
             if schema is None:
                 raise GenreError("--data needs --schema (write one with `genre schema infer`)")
@@ -82,7 +92,8 @@ def fit(
                 print_classifier_report(task.classifier_report)
         t1 = time.perf_counter()
         log_progress()
-        model = genre_for(dataset or "", fast=fast, seed=seed, device=device).fit(task)
+        model = genre_for(dataset or "", fast=fast, seed=seed, device=device,
+                          **params).fit(task)
         if classifier is not None:
             model.classifier_path_ = classifier
         seconds = time.perf_counter() - t1
@@ -94,29 +105,27 @@ def fit(
         fail(exc)
     except OSError as exc:
         fail(f"{out}: cannot save the model ({exc.strerror or exc})")
+    _, problems = training_lines(model.training_summary(), model.max_epochs)
+    for problem in problems:  # one `warning:` line each (also under a test runner)
+        show_warning(problem, GenreWarning, __file__, 0)
     log = model.log_
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
-                  f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+                  f"{log.best_epoch}, {log.n_train_pairs:,} training sources, "
+                  f"{log.n_val_pairs:,} validation pairs; saved to {out}")
 
 
 def print_classifier_report(report: dict) -> None:
     """What `genre fit` says about the default h it chose (see usertask.choose_classifier)."""
-    names = {"mlp": "the protocol's MLP", "hgb": "HistGradientBoosting"}
-    if report.get("auc") is None:
-        console.print(f"classifier h: {names[report['kind']]}, trained on all rows (too few "
-                      "rows of one class to hold any out: its accuracy is unknown)")
-        return
-    other = "hgb" if report["kind"] == "mlp" else "mlp"
-    console.print(f"classifier h: {names[report['kind']]}, chosen by held-out ROC AUC "
-                  f"({report['auc']:.3f} vs {report[f'auc_{other}']:.3f} for "
-                  f"{names[other]}) on {report['n_holdout']} held-out rows, then refitted on "
-                  f"all rows; held-out accuracy {report['accuracy']:.3f}, majority-class "
-                  f"baseline {report['majority']:.3f}")
-    if report["accuracy"] <= report["majority"]:
-        console.print("[yellow]warning:[/] h is no more accurate than always answering the "
-                      "majority class; recourse explains this h, so consider giving your own "
-                      "--classifier")
+    from rich.markup import escape
+
+    from genre.core.report import classifier_lines
+
+    lines, problems = classifier_lines(report)
+    for line in lines:
+        console.print(escape(line))
+    for problem in problems:
+        console.print(f"[yellow]warning:[/] {escape(problem)} (--classifier)")
 
 
 def log_progress() -> None:

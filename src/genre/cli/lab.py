@@ -84,7 +84,7 @@ def evaluate(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.estimator import genre_for
+    from genre.core.estimator import genre_for
     from genre.io import check_outputs, write_text
 
     try:
@@ -97,7 +97,7 @@ def evaluate(
         if fitted:
             if method != "genre":
                 raise GenreError("--model applies to --method genre only")
-            from genre.estimator import GenRe
+            from genre.core.estimator import GenRe
 
             method_obj = GenRe.load(model).set_params(device=device)
         elif method == "genre":
@@ -130,11 +130,14 @@ def demo(
 
     The demo enforces the dataset's monotone facts (nobody is told to get younger).
     """
+    import numpy as np
+
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.estimator import genre_for
-    from genre.explain import changes, format_value
+    from genre.core.decision import accepts
+    from genre.core.estimator import genre_for
+    from genre.tables.explain import changes, format_value
 
     console.rule(f"GenRe demo on {dataset}")
     with console.status("protocol: gold model, re-drawn labels, classifier h (cached)"):
@@ -149,6 +152,13 @@ def demo(
         rows[name] = report.to_dict() | {"fit_seconds": fit_s}
         if name == "genre":
             X, shown = protocol.individuals(n), X_plus
+    # What h accepts is what counts as recourse: a sample h rejects is shown as none found.
+    ok = accepts(genre_model.classifier_.predict_proba(np.nan_to_num(shown)))
+    ok &= ~np.isnan(shown).any(axis=1)
+    console.print(f"GenRe: h accepts the recourse of {int(ok.sum())} of {len(ok)} rejected "
+                  f"individuals; {len(ok) - int(ok.sum())} have none h accepts (the table's "
+                  "'found' column counts every answer returned)")
+    shown = np.where(ok[:, None], shown, np.nan)
     table = Table(title="recourse for 5 rejected individuals (original units)")
     for col in ("person", "feature", "before", "after"):
         table.add_column(col)

@@ -41,6 +41,15 @@ def recourse(
     ray_workers: Annotated[int | None, typer.Option(
         help="Ray actors, each loading the model once (default: one per CPU)")] = None,
     device: Device = "cpu",
+    min_probability: Annotated[float | None, typer.Option(
+        help="a recourse needs at least this probability from h, besides h accepting it "
+        "(a margin, like DiCE's stopping threshold)")] = None,
+    freeze: Annotated[list[str] | None, typer.Option(
+        "--freeze", help="a feature no recourse may change, for every row (repeatable)")]
+    = None,
+    ranges: Annotated[list[str] | None, typer.Option(
+        "--range", help="FEATURE=LO:HI: a changed numeric feature must lie in [LO, HI] "
+        "(either end may be empty, e.g. age=:40), for every row (repeatable)")] = None,
 ) -> None:
     """Recourse for each person in --input (CSV or Parquet), in original units.
 
@@ -50,8 +59,11 @@ def recourse(
 
     With --options 1 (default) each person gets the sample h scores highest (GenRe's rule;
     with a model fitted with select="effort", the cheapest sample h accepts); with
-    --options K, up to K distinct accepted profiles ranked by the schema's cost, distinct
-    sets of changed features first. Every row carries h's probability, the L1 cost in
+    --options K, up to K distinct accepted profiles ranked by the schema's effort (the
+    `effort` column), distinct sets of changed features first. A profile is a recourse
+    only if h accepts it (and gives it at least --min-probability); otherwise more samples
+    are drawn, then the status is 'none found'. --freeze and --range constrain every
+    option by construction. Every row carries h's probability, the L1 cost in
     normalised units and a plausibility flag (distance to the training data's favourable
     rows, its threshold calibrated to flag about 5% of held-out ones). People h already
     accepts come back unchanged with status 'already accepted'. The mean number of
@@ -60,14 +72,18 @@ def recourse(
     --output and --changes must be new files (or, with --overwrite, existing regular files);
     an output that is an input, a link, a directory or a device is refused before any work.
     """
-    from genre.device import resolve_device
-    from genre.estimator import GenRe
+    from genre.core.constraints import Constraints
+    from genre.core.decision import check_min_probability
+    from genre.core.estimator import GenRe
     from genre.io import check_outputs
-    from genre.streaming import stream_recourse
+    from genre.tables.streaming import stream_recourse
+    from genre.utils.device import resolve_device
 
     if options < 1:
         fail(GenreError("--options must be at least 1"))
     try:
+        check_min_probability(min_probability, "--min-probability")
+        constraints = Constraints.from_cli(freeze, ranges)
         if ray and device != "cpu":
             raise GenreError("--device is not available with --ray (the Ray actors sample on "
                              "their CPUs)")
@@ -77,14 +93,15 @@ def recourse(
         fail(exc)
     if ray:
         _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, ray_address,
-                         ray_workers)
+                         ray_workers, min_probability, constraints)
         return
     try:
         genre_model = GenRe.load(model).set_params(device=device)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size, overwrite=overwrite,
-                                  id_column=id_column)
+                                  id_column=id_column, min_probability=min_probability,
+                                  constraints=constraints)
     except GenreError as exc:
         fail(exc)
     except OSError as exc:
@@ -100,7 +117,7 @@ def recourse(
 
 
 def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, address,
-                     workers) -> None:
+                     workers, min_probability, constraints) -> None:
     if changes_path is not None:
         fail(GenreError("--changes is not available with --ray (the profiles hold every "
                         "feature's recourse value, row for row with the input)"))
@@ -108,11 +125,12 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
         import ray as _  # noqa: F401
     except ImportError as exc:
         fail(f"--ray needs the [ray] extra: pip install 'genre-recourse[ray]' ({exc})")
-    from genre.ray import recourse_file
+    from genre.service.ray import recourse_file
 
     try:
         summary = recourse_file(model, input, output, options=options, best_k=best_k,
-                                seed=seed, address=address, workers=workers)
+                                seed=seed, address=address, workers=workers,
+                                min_probability=min_probability, constraints=constraints)
     except GenreError as exc:
         fail(exc)
     console.print(f"wrote {output} (on Ray): {summary['people']} people; {summary['recourse']} "
@@ -121,7 +139,7 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
 
 
 def _print_changes(diff, show: int) -> None:
-    from genre.explain import format_value
+    from genre.tables.explain import format_value
 
     people = list(dict.fromkeys(diff["person"]))[:show]
     if not people:

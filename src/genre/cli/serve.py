@@ -47,9 +47,9 @@ def serve(
     try:
         import uvicorn
 
-        from genre import serve as service
-        from genre import serve_h11
-        from genre.serve_http import configure_access_log
+        from genre.service import h11 as serve_h11
+        from genre.service import serve as service
+        from genre.service.http import configure_access_log
     except ImportError as exc:
         fail(f"genre serve needs the [serve] extra: pip install 'genre-recourse[serve]' ({exc})")
     for name, value, ok in (("--workers", workers, workers >= 1),
@@ -84,4 +84,4 @@ def serve(
     os.environ[service.MAX_BATCH_ENV] = str(max_batch)
     os.environ[service.ACCESS_LOG_ENV] = "1" if access_log else "0"
     del app
-    uvicorn.run("genre.serve:app_from_env", factory=True, workers=workers, **server)
+    uvicorn.run("genre.service.serve:app_from_env", factory=True, workers=workers, **server)

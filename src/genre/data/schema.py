@@ -36,7 +36,7 @@ Kind = Literal["numeric", "categorical"]
 Monotone = Literal["increase", "decrease"] | None
 
 _FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer", "cost",
-                 "ordered"}
+                 "ordered", "never", "forbid", "allowed"}
 _TOP_KEYS = {"name", "target", "favourable", "features", "id", "max_changes", "sparsity"}
 # The model computes in float32: numbers (bounds, cells) beyond its range are refused.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -69,6 +69,10 @@ class Feature:
     integer: bool = False
     cost: float | None = None  # effort weight; None = not given (1)
     ordered: bool = False  # categorical only: the category order means something
+    # categorical only: values a recourse may not move to (a person already there may stay)
+    never: tuple[Any, ...] | None = None
+    # categorical only: ((from_value, (to_values...)), ...): the only moves from from_value
+    allowed: tuple[tuple[Any, tuple[Any, ...]], ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"feature '{self.name}'"
@@ -103,6 +107,7 @@ class Feature:
                 raise SchemaError(f"{where}: min/max/integer apply to numeric features only")
         elif self.categories is not None:
             raise SchemaError(f"{where}: categories apply to categorical features only")
+        self._check_moves(where)
         for key in ("min", "max"):
             bound = getattr(self, key)
             if bound is not None and not _finite32(bound):
@@ -113,6 +118,43 @@ class Feature:
         if self.immutable and self.monotone is not None:
             raise SchemaError(f"{where}: an immutable feature cannot also be monotone")
 
+    def _check_moves(self, where: str) -> None:
+        """`never` and `allowed`: categorical only, values among the categories (when known)."""
+        if self.never is None and self.allowed is None:
+            return
+        if self.kind != "categorical":
+            raise SchemaError(f"{where}: never/allowed apply to categorical features only")
+        if self.immutable:
+            raise SchemaError(f"{where}: an immutable feature needs no never/allowed")
+        if self.categories is None:
+            return  # checked again once the categories are taken from the data
+        known = {category_key(c) for c in self.categories}
+        named = [("never", v) for v in self.never or ()]
+        for source, targets in self.allowed or ():
+            named += [("allowed", source)] + [("allowed", v) for v in targets]
+        for key, v in named:
+            if category_key(v) not in known:
+                raise SchemaError(f"{where}: '{key}' names {value_repr(v)}, which is not one of "
+                                  f"its categories {value_repr(list(self.categories))}")
+
+    def move_table(self) -> np.ndarray | None:
+        """(n, n) bool over the categories (in order): [a, b] is whether a recourse may move
+        a person at category a to category b (staying is always allowed); None without
+        never/allowed."""
+        if self.never is None and self.allowed is None:
+            return None
+        code = {category_key(c): i for i, c in enumerate(self.categories)}
+        n = len(self.categories)
+        table = np.ones((n, n), dtype=bool)
+        for v in self.never or ():
+            table[:, code[category_key(v)]] = False
+        for source, targets in self.allowed or ():
+            row = np.zeros(n, dtype=bool)
+            row[[code[category_key(v)] for v in targets]] = True
+            table[code[category_key(source)]] &= row
+        np.fill_diagonal(table, True)
+        return table
+
     @property
     def is_categorical(self) -> bool:
         return self.kind == "categorical"
@@ -121,6 +163,28 @@ class Feature:
     def weight(self) -> float:
         """The effort weight: `cost` when given, else 1."""
         return 1.0 if self.cost is None else float(self.cost)
+
+
+def _moves_spec(spec: dict, where: str) -> tuple:
+    """(never, allowed) of a feature's YAML/JSON spec: `never` (or its synonym `forbid`) a
+    list of values; `allowed` a mapping value -> list of values."""
+    if "never" in spec and "forbid" in spec:
+        raise SchemaError(f"{where}: give 'never' or its synonym 'forbid', not both")
+    never = spec.get("never", spec.get("forbid"))
+    scalar = (str, int, float)
+    if never is not None and (not isinstance(never, list)
+                              or not all(isinstance(v, scalar) for v in never)):
+        raise SchemaError(f"{where}: 'never' must be a list of category values, such as "
+                          "[none]")
+    allowed = spec.get("allowed")
+    if allowed is not None:
+        if not isinstance(allowed, dict) or not all(
+                isinstance(k, scalar) and isinstance(v, list)
+                and all(isinstance(x, scalar) for x in v) for k, v in allowed.items()):
+            raise SchemaError(f"{where}: 'allowed' must map a value to the list of values it "
+                              "may move to, such as {{none: [part-time, full-time]}}")
+        allowed = tuple((k, tuple(v)) for k, v in allowed.items())
+    return (None if never is None else tuple(never)), allowed
 
 
 def _finite32(x) -> bool:
@@ -232,6 +296,10 @@ class Schema:
             for key in ("monotone", "min", "max", "cost"):
                 if getattr(f, key) is not None:
                     d[key] = getattr(f, key)
+            if f.never is not None:
+                d["never"] = list(f.never)
+            if f.allowed is not None:
+                d["allowed"] = {src: list(to) for src, to in f.allowed}
             feats[f.name] = d
         out = {"name": self.name, "target": self.target, "favourable": self.favourable,
                "features": feats}
@@ -280,12 +348,14 @@ class Schema:
             cats = spec.get("categories")
             if cats is not None and not isinstance(cats, list):
                 raise SchemaError(f"{where}: 'categories' must be a list")
+            never, allowed = _moves_spec(spec, where)
             out.append(Feature(
                 name=str(name), kind=spec["type"],
                 categories=tuple(cats) if cats is not None else None,
                 immutable=spec.get("immutable", False), monotone=spec.get("monotone"),
                 min=spec.get("min"), max=spec.get("max"), integer=spec.get("integer", False),
                 cost=spec.get("cost"), ordered=spec.get("ordered", False),
+                never=never, allowed=allowed,
             ))
         for key in ("max_changes", "sparsity"):
             if key in d and d[key] is not None and (isinstance(d[key], bool) or not isinstance(

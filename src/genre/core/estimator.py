@@ -36,7 +36,6 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from genre.base import RecourseMethod
 from genre.classifiers.mlp import (
     is_saveable_sklearn,
     load_mlp,
@@ -46,9 +45,16 @@ from genre.classifiers.mlp import (
 )
 from genre.classifiers.trees import TreeEnsemble, is_hgb_classifier, load_trees, save_trees
 from genre.classifiers.trees import export as export_trees
+from genre.core.constraints import Constraints, category_moves, row_rules
+from genre.core.decision import accepts
+from genre.core.method import RecourseMethod
+from genre.core.network import RecourseTransformer, TransformerConfig
+from genre.core.pairs import PairSampler, sparse_targets, split_holdout
+from genre.core.plausibility import PlausibilityFlag
+from genre.core.seeding import row_normals, row_uniforms
+from genre.core.task import Classifier, RecourseTask, TorchClassifier
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
-from genre.device import resolve_device
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
     MANIFEST,
@@ -59,11 +65,8 @@ from genre.integrity import (
     verify_manifest,
     write_manifest,
 )
-from genre.model import RecourseTransformer, TransformerConfig
-from genre.pairs import PairSampler, sparse_targets, split_holdout
-from genre.plausibility import PlausibilityFlag
-from genre.task import Classifier, RecourseTask, TorchClassifier
-from genre.threads import torch_threads
+from genre.utils.device import resolve_device
+from genre.utils.threads import torch_threads
 
 FORMAT_VERSION = 1
 LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LOG_EVERY epochs
@@ -262,8 +265,17 @@ class GenRe(RecourseMethod):
         self.reference_ = X[np.asarray(task.y_train) == 1].astype(np.float32)
         self.log_ = TrainLog(len(history), best_epoch, best_val, time.perf_counter() - start,
                              len(src), len(v_src), history)
+        # The held-out figures of a default h genre chose for a user's table (else None).
+        self.classifier_report_ = getattr(task, "classifier_report", None)
         self._on_device = None
         return self
+
+    def training_summary(self) -> dict | None:
+        """The training log without its per-epoch history (as saved in config.json):
+        epochs, best_epoch, best_val_loss, seconds, n_train_pairs, n_val_pairs."""
+        if hasattr(self, "log_"):
+            return {k: v for k, v in asdict(self.log_).items() if k != "history"}
+        return getattr(self, "train_log_", None)
 
     def _pairs(self, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
                rng: np.random.Generator) -> tuple[PairSampler, np.ndarray]:
@@ -271,12 +283,13 @@ class GenRe(RecourseMethod):
         targets, then any sparse targets). Without effort keys: the paper's L1 pairs."""
         enc = task.encoder
         schema = enc.schema_
+        moves = category_moves(enc)  # the schema's never/allowed rules
         if not schema.has_effort:
             return PairSampler(sources, targets, enc.immutable_mask, self.lambda_, self.k,
-                               enc.monotone), targets
+                               enc.monotone, moves=moves), targets
         effort = enc.effort_terms()
         near = PairSampler(sources, targets, enc.immutable_mask, self.lambda_,
-                           SPARSE_NEIGHBOURS, enc.monotone, effort=effort)
+                           SPARSE_NEIGHBOURS, enc.monotone, effort=effort, moves=moves)
         neighbours = np.full((len(sources), near.neighbours_.shape[1]), -1, dtype=np.int64)
         neighbours[near.source_index_] = near.neighbours_
         cap = schema.max_changes or SPARSE_DEFAULT_CHANGES
@@ -285,7 +298,7 @@ class GenRe(RecourseMethod):
             lambda Z: task.classifier.predict_proba(Z) > self.gamma, cap, SPARSE_COPIES, rng)
         pairs = PairSampler(sources, targets, enc.immutable_mask, self.lambda_, self.k,
                             enc.monotone, effort=effort, max_changes=schema.max_changes,
-                            extra=extra, extra_owner=owner)
+                            extra=extra, extra_owner=owner, moves=moves)
         return pairs, np.vstack([targets, extra])
 
     @torch.no_grad()
@@ -331,25 +344,48 @@ class GenRe(RecourseMethod):
         return cached[2]
 
     def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
-               use_cache: bool = True) -> np.ndarray:
-        """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid."""
+               use_cache: bool = True, keys: np.ndarray | None = None,
+               offset: int = 0, constraints: Constraints | None = None) -> np.ndarray:
+        """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid.
+
+        keys (N,), from genre.core.seeding.row_keys: each row draws from its own stream (samples
+        offset .. offset + n_samples - 1 of it), so a row's samples do not depend on the
+        other rows; without keys, one generator seeded `seed` serves the whole batch (the
+        lab's protocol). The schema's category rules (never/allowed) and `constraints`
+        (per-call freeze and ranges) are enforced by construction: the bins a row may not
+        take are masked, frozen features decode as fixed, and genre.core.constraints projects
+        every sample onto what its row allows."""
         self._check_fitted(X)
         device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        draws = {}
+        if keys is not None:
+            D = X.shape[1]
+            draws["uniform"] = torch.from_numpy(row_uniforms(keys, n_samples, D, offset))
+            if self.sigma > 0:
+                draws["noise"] = torch.from_numpy(row_normals(keys, n_samples, D, offset))
         Xr = np.repeat(X, n_samples, axis=0)  # rows i*n .. i*n+n-1 belong to individual i
         xt = torch.as_tensor(Xr, dtype=torch.float32, device=device)
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
+        rules = row_rules(self.encoder_, X, constraints)
         with torch_threads(self.threads):
             # The mask depends on the individual only: build it once per individual.
-            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32)).to(device)
+            mask = self._bin_mask(torch.as_tensor(X, dtype=torch.float32))
+            if rules is not None:
+                left = self.model_.bins.double().numpy()
+                own = np.clip(np.floor(X * self.n_bins), 0, self.n_bins - 1).astype(int)
+                mask &= torch.from_numpy(rules.bin_mask(left, left + 1.0 / self.n_bins,
+                                                        self.bin_values_, own))
+                fixed = torch.from_numpy(rules.fixed).repeat_interleave(n_samples, dim=0)
+            mask = mask.to(device)
             effort = self.encoder_.schema_.has_effort
             out = self.model_on(device).sample(
                 xt, self.temperature, self.sigma, mask.repeat_interleave(n_samples, dim=0),
                 fixed, gen, use_cache=use_cache, bin_values=torch.as_tensor(self.bin_values_),
                 stay_in_bin=self.stay_in_bin, group=n_samples,
                 max_changes=self.encoder_.schema_.max_changes,
-                stay_radius=EFFORT_STAY_RADIUS if effort else 0).cpu().double().numpy()
+                stay_radius=EFFORT_STAY_RADIUS if effort else 0, **draws).cpu().double().numpy()
         if effort:  # a value the sampler kept (the factual in float32) is the factual exactly
             out = np.where(out == Xr.astype(np.float32), Xr, out)
         # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
@@ -358,49 +394,64 @@ class GenRe(RecourseMethod):
         out = self.encoder_.project(out, factual=Xr)
         if effort:  # and a value rounded back onto the factual's grid point is unchanged
             out = np.where(np.abs(out - Xr) <= CHANGE_TOL, Xr, out)
+        if rules is not None:
+            out = rules.repeat(n_samples).project(out, Xr, self.encoder_)
         return out.reshape(len(X), n_samples, -1)
 
     def generate(self, X: np.ndarray, best_k: int | None = None, *,
-                 seed: int | None = None) -> np.ndarray:
+                 seed: int | None = None, keys: np.ndarray | None = None,
+                 offset: int = 0, min_probability: float | None = None,
+                 constraints: Constraints | None = None) -> np.ndarray:
         """One recourse per row: of best_k samples, the one h scores highest (the paper's
         rule, select="h"). With select="effort": the cheapest (by the schema's effort) sample
         h accepts, or the one h scores highest when h accepts none. "h" is the default: on
         adult, compas and heloc capped at 3 changes it kept gold validity at 0.99 / 0.94 on
         compas / adult where "effort" fell to 0.75 / 0.80 (the cheapest accepted samples sit
-        near h's boundary; benchmarks/results/max_changes)."""
+        near h's boundary; benchmarks/results/max_changes). keys/offset: per-row streams
+        (see `sample`); min_probability: what "h accepts" means for select="effort" (see
+        genre.core.decision.accepts)."""
         best_k = self.best_k if best_k is None else best_k
-        cands = self.sample(X, best_k, seed=seed)
+        cands = self.sample(X, best_k, seed=seed, keys=keys, offset=offset,
+                            constraints=constraints)
         N, K, D = cands.shape
         p = self.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
         pick = p.argmax(axis=1)
         if self.select == "effort":
             effort = self.encoder_.effort(np.asarray(X, dtype=float)[:, None, :], cands)
-            cheapest = np.where(p > 0.5, effort, np.inf).argmin(axis=1)
-            pick = np.where((p > 0.5).any(axis=1), cheapest, pick)
+            ok = accepts(p, min_probability)
+            cheapest = np.where(ok, effort, np.inf).argmin(axis=1)
+            pick = np.where(ok.any(axis=1), cheapest, pick)
         return cands[np.arange(N), pick]
 
     def options(self, X: np.ndarray, k: int = 3, n_samples: int | None = None, *,
-                seed: int | None = None) -> Options:
+                seed: int | None = None, keys: np.ndarray | None = None,
+                offset: int = 0, min_probability: float | None = None,
+                constraints: Constraints | None = None) -> Options:
         """Up to k distinct recourses per row that h accepts, cheapest first, diverse.
 
         Draws n_samples candidates (default max(best_k, 10 k)) per person, keeps the distinct
-        ones h scores favourable and ranks them by the schema's effort (L1 cost without
-        effort keys): first the cheapest profile of each distinct set of changed features,
-        cheapest first; then the other profiles (near-copies), cheapest first. Padding is NaN.
+        ones h scores favourable and chooses by the schema's effort (L1 cost without effort
+        keys): first the cheapest profile of each distinct set of changed features, then
+        the other profiles (near-copies); the k chosen are returned sorted by effort,
+        cheapest first. Padding is NaN.
+        "h accepts": genre.core.decision.accepts with min_probability; keys/offset: per-row
+        streams (see `sample`).
         """
         n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
-        cands = self.sample(X, n_samples, seed=seed)
+        cands = self.sample(X, n_samples, seed=seed, keys=keys, offset=offset,
+                            constraints=constraints)
         N, S, D = cands.shape
         flat = cands.reshape(N * S, D)
         prob = self.classifier_.predict_proba(flat).reshape(N, S)
         X = np.asarray(X, dtype=float)
         cost = self.encoder_.effort(X[:, None, :], cands)
+        accepted = accepts(prob, min_probability)
         moved = np.abs(cands - X[:, None, :]) > CHANGE_TOL
         out = np.full((N, k, D), np.nan)
         out_prob = np.full((N, k), np.nan)
         out_cost = np.full((N, k), np.nan)
         for i in range(N):  # per person: dedupe a few dozen rows, cheap
-            ok = np.flatnonzero(prob[i] > 0.5)
+            ok = np.flatnonzero(accepted[i])
             if ok.size == 0:
                 continue
             _, first = np.unique(np.round(cands[i, ok], 9), axis=0, return_index=True)
@@ -411,6 +462,7 @@ class GenRe(RecourseMethod):
             leads = np.zeros(len(keep), dtype=bool)
             leads[lead] = True
             keep = np.concatenate([keep[leads], keep[~leads]])[:k]
+            keep = keep[np.argsort(cost[i, keep], kind="stable")]  # shown cheapest first
             out[i, :len(keep)] = cands[i, keep]
             out_prob[i, :len(keep)] = prob[i, keep]
             out_cost[i, :len(keep)] = cost[i, keep]
@@ -421,15 +473,23 @@ class GenRe(RecourseMethod):
         return Options(out, out_prob, out_cost, plausible)
 
     def recourse(self, people, options: int = 1, *, seed: int = 0, best_k: int | None = None,
-                 id_column: str | None = None):
+                 id_column: str | None = None, min_probability: float | None = None,
+                 freeze=None, ranges=None):
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
-        genre.recourse.recourse_table for the columns; genre.changes for the long view).
+        genre.tables.recourse.recourse_table for the columns; genre.changes for the long view).
         Rows are answered in blocks as `genre recourse` answers a file, so both give the
-        same profiles for the same rows and seed."""
+        same profiles for the same rows and seed; a record's answer depends only on the
+        record and the seed (genre.core.seeding).
+
+        min_probability: a profile is a recourse only if h gives it at least this
+        probability (besides h accepting it). freeze: features no recourse may change;
+        ranges: {feature: (lo, hi)} in original units, where a changed numeric feature
+        must lie (None: an open end). Both apply to every row and are enforced while
+        sampling (genre.core.constraints), never by filtering afterwards."""
         import pandas as pd
 
-        from genre.streaming import answer_blocks
+        from genre.tables.streaming import answer_blocks
 
         if not hasattr(self, "model_"):
             raise ModelError("GenRe is not fitted: call genre.fit(...) or genre.load(dir) first")
@@ -438,9 +498,13 @@ class GenRe(RecourseMethod):
         if not isinstance(people, pd.DataFrame):
             raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
+        constraints = Constraints.make(freeze, ranges, source="recourse").check(
+            self.encoder_.schema_, source="recourse")
         results = [r for r, _, _ in answer_blocks(self, [people], options=options,
                                                    best_k=best_k, seed=seed, source="people",
-                                                   id_column=id_column)]
+                                                   id_column=id_column,
+                                                   min_probability=min_probability,
+                                                   constraints=constraints)]
         if not results:
             raise InputError("people: no rows")
         result = pd.concat(results, ignore_index=True)
@@ -450,7 +514,7 @@ class GenRe(RecourseMethod):
     def plausibility(self) -> PlausibilityFlag:
         """The plausible flag: distance to the nearest observed favourable training rows,
         its threshold calibrated so that about 5% of held-out favourable rows are flagged
-        (see genre.plausibility). Built on first use, the same after save and load."""
+        (see genre.core.plausibility). Built on first use, the same after save and load."""
         if getattr(self, "_lof", None) is None:
             self._lof = PlausibilityFlag(seed=self.seed).fit(self.reference_)
         return self._lof
@@ -496,15 +560,16 @@ class GenRe(RecourseMethod):
         tensors[BIN_VALUES] = torch.as_tensor(self.bin_values_)
         tensors[REFERENCE] = torch.as_tensor(self.reference_)
         save_file(tensors, str(directory / "model.safetensors"))
-        meta_log = getattr(self, "train_log_", None)  # a loaded model keeps its record
         meta = {
             "format": "genre-recourse/genre", "version": FORMAT_VERSION,
             "params": self.get_params(), "transformer": self.config_.to_dict(),
             "schema": self.encoder_.schema_.to_dict(),
             "encoder": {"lo": self.encoder_.lo_.tolist(), "hi": self.encoder_.hi_.tolist()},
-            "train_log": ({k: v for k, v in asdict(self.log_).items() if k != "history"}
-                          if hasattr(self, "log_") else meta_log),
+            "train_log": self.training_summary(),  # a loaded model keeps its record
         }
+        report = getattr(self, "classifier_report_", None)
+        if report is not None:
+            meta["classifier_report"] = report
         (directory / "config.json").write_text(json.dumps(meta, indent=2))
         write_manifest(directory, ["config.json", "model.safetensors", *files])
         return directory
@@ -542,6 +607,7 @@ class GenRe(RecourseMethod):
         schema = check_config(meta, cfg_path)
         self = cls(**meta["params"])
         self.train_log_ = meta["train_log"]
+        self.classifier_report_ = meta.get("classifier_report")
         self.config_ = TransformerConfig.from_dict(meta["transformer"])
         self.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])
         D, n_bins = self.config_.n_features, self.config_.n_bins
@@ -651,7 +717,9 @@ OPTIONAL_PARAMS = {"device", "select"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
-CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log"}
+CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log",
+               "classifier_report"}
+OPTIONAL_CONFIG_KEYS = {"classifier_report"}  # absent in models saved by an older genre
 
 
 def _check_section(section, checks: dict, where: str, optional=frozenset()) -> None:
@@ -681,7 +749,7 @@ def check_config(meta, path: Path) -> Schema:
     """
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: expected a JSON object")
-    missing = sorted(CONFIG_KEYS - set(meta))
+    missing = sorted(CONFIG_KEYS - OPTIONAL_CONFIG_KEYS - set(meta))
     unknown = sorted(set(meta) - CONFIG_KEYS)
     if missing or unknown:
         raise ModelError(f"{path}: " + "; ".join(
@@ -701,6 +769,11 @@ def check_config(meta, path: Path) -> Schema:
     if log is not None and (not isinstance(log, dict) or _number(0, infinite=True)(
             log.get("seconds", 0)) is not None):
         raise ModelError(f"{path}: train_log must be a mapping (with seconds a number) or null")
+    report = meta.get("classifier_report")
+    if report is not None and (not isinstance(report, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str | int | float))
+            for k, v in report.items())):
+        raise ModelError(f"{path}: classifier_report must map names to numbers or text")
     try:
         schema = Schema.from_dict(meta["schema"], source=f"{path}: schema")
     except (GenreError, TypeError, ValueError) as exc:

@@ -12,11 +12,11 @@ naming its line and leaves no output file behind.
 `person` in every output is the 0-based row index of the input (the first data row is
 person 0, for CSV and Parquet alike); errors name CSV rows by their line number.
 
-Seeding: block b (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1 of the file, counted from 0)
-is answered with block_seed(seed, b); block 0 uses `seed` itself. Results therefore do not
-depend on chunk_size, and a file of at most SEED_BLOCK rows gets exactly what
-recourse_table(read_table(path), seed=seed) gives. A bigger file differs from one
-recourse_table call on the whole table only in which random draws each row gets.
+Seeding: every record draws from its own random stream, keyed by the seed and the record's
+values (genre.core.seeding), so a record's answer depends on the record and the seed only: not on
+its row, its block, chunk_size or the other rows. The rows are answered in blocks of
+SEED_BLOCK rows (memory, not seeding), and a file gets exactly what
+recourse_table(read_table(path), seed=seed) gives for the same rows.
 `answer_blocks` is that rule for any stream of DataFrames (GenRe.recourse uses it too).
 """
 
@@ -29,24 +29,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre.core.constraints import Constraints
+from genre.core.decision import check_min_probability
+from genre.core.estimator import GenRe
 from genre.errors import InputError, ModelError
-from genre.estimator import GenRe
-from genre.extras import require
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
-from genre.recourse import recourse_table
+from genre.tables.recourse import recourse_table
+from genre.utils.extras import require
 
-SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
+SEED_BLOCK = 1000  # rows per recourse_table call (a memory bound; answers do not depend on it)
 PARQUET_SUFFIXES = (".parquet", ".pq")
 STATUSES = ("recourse", "none found", "already accepted")
-
-
-def block_seed(seed: int, block: int) -> int:
-    """The sampling seed of block `block` (SEED_BLOCK rows each): `seed` for block 0, then
-    independent seeds derived from (seed, block)."""
-    if block == 0:
-        return seed
-    state = np.random.SeedSequence([seed % 2**64, block]).generate_state(2, dtype=np.uint32)
-    return int(state[0]) << 32 | int(state[1])
 
 
 def output_format(path: str | Path) -> str:
@@ -62,16 +55,19 @@ def output_format(path: str | Path) -> str:
 
 def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int = 1,
                   best_k: int | None = None, seed: int = 0, source: str = "input",
-                  id_column: str | None = None
+                  id_column: str | None = None, min_probability: float | None = None,
+                  constraints: Constraints | None = None
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
-    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (block b with
-    block_seed(seed, b), persons numbered from 0 across blocks): yields (profiles, changes,
-    rows in the block)."""
+    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (persons numbered
+    from 0 across blocks; each record with its own random stream from `seed`): yields
+    (profiles, changes, rows in the block). min_probability and constraints: as for
+    recourse_table."""
     start = 0
-    for b, block in enumerate(_blocks(iter(chunks), SEED_BLOCK)):
+    for block in _blocks(iter(chunks), SEED_BLOCK):
         result, diff = recourse_table(model, block, options=options, best_k=best_k,
-                                      seed=block_seed(seed, b), source=source, start=start,
-                                      id_column=id_column)
+                                      seed=seed, source=source, start=start,
+                                      id_column=id_column, min_probability=min_probability,
+                                      constraints=constraints)
         yield result, diff, len(block)
         start += len(block)
 
@@ -80,14 +76,17 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
-                    id_column: str | None = None, overwrite: bool = True) -> dict:
+                    id_column: str | None = None, overwrite: bool = True,
+                    min_probability: float | None = None,
+                    constraints: Constraints | None = None) -> dict:
     """Recourse for every row of a CSV/Parquet file, written to output_path (.csv or
     .parquet).
 
     The output has the columns of recourse_table's profiles (person = 0-based row index,
     the id column when `id_column` or the schema's `id` names one, ...); changes_path, when
     given, gets its long changes view (in Parquet, `from` and `to` are text: they mix
-    labels and numbers). options, best_k and seed mean what they mean for recourse_table
+    labels and numbers). options, best_k, seed, min_probability and constraints (checked
+    against the schema before any row is read) mean what they mean for recourse_table
     (see the module docstring for how seeds are spread over the file). Raises InputError for
     a missing, empty or unparsable file, an output that is not .csv/.parquet, columns that
     do not match the model's schema (checked before any row is answered) or a bad cell
@@ -107,6 +106,9 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     if chunk_size < 1:
         raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
     check_outputs((output_path, changes_path), inputs=(input_path,), overwrite=overwrite)
+    min_probability = check_min_probability(min_probability)
+    if constraints is not None:
+        constraints.check(model.encoder_.schema_)
     formats = [output_format(p) for p in (output_path, changes_path) if p is not None]
     if "parquet" in formats:
         require("pyarrow.parquet", "parquet", "writing Parquet")
@@ -142,7 +144,9 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
         stack.callback(bar.close)
         for result, diff, n in answer_blocks(model, reader.chunks(chunk_size),
                                              options=options, best_k=best_k, seed=seed,
-                                             source=source, id_column=id_column):
+                                             source=source, id_column=id_column,
+                                             min_probability=min_probability,
+                                             constraints=constraints):
             out.write(result)
             if diff_out is not None:
                 diff_out.write(diff)
@@ -330,4 +334,4 @@ class _ParquetReader:
         return f"{self.path}: has no data rows"
 
 
-__all__ = ["SEED_BLOCK", "block_seed", "stream_recourse"]
+__all__ = ["SEED_BLOCK", "stream_recourse"]

@@ -1,6 +1,6 @@
 """What `genre serve` adds around the app: Prometheus metrics, a structured access log
 (one JSON line per request) and offline API docs (the read deadline on connections is in
-genre.serve_h11).
+genre.service.h11).
 
 Metrics (GET /metrics, Prometheus text format 0.0.4; per worker process):
     genre_requests_total{path,method,status}     requests answered

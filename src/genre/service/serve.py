@@ -10,9 +10,9 @@ genre-recourse[serve]`).
     GET  /docs      the OpenAPI page: the request schema is generated from the model's schema,
                     so it lists every feature with its type, bounds and categories.
 
-The records of one request are answered as one table with the seed scheme of
-`genre.streaming` (block b of SEED_BLOCK records gets block_seed(seed, b)), so a request gets
-exactly the rows `genre recourse --seed S` writes for a file holding those records; `person`
+Every record draws from its own random stream, keyed by the seed and its values
+(genre.core.seeding), so a record gets exactly the options `genre recourse --seed S` writes for
+it in any file, alone or among others; `person`
 is the record's 0-based position in the request, `id` is echoed when a record has one.
 
 Bad input is a 422 whose `message` names the record and field (`record 3, field 'age': ...`)
@@ -22,10 +22,10 @@ the model computes with (an integer beyond +-2**53, a float beyond +-3.4e38, whe
 sets no tighter bound) a 422.
 
 The model is loaded once per worker process, when the app is created. Concurrent requests
-are batched (genre.serve_batch): they wait up to `batch_wait` seconds, then are answered
+are batched (genre.service.batch): they wait up to `batch_wait` seconds, then are answered
 together in one sampler call in a worker thread (the event loop never samples) and split
 back. GET /metrics gives Prometheus metrics and every request is logged as one JSON line
-(genre.serve_http); /docs and /redoc are served with their assets from the app itself.
+(genre.service.http); /docs and /redoc are served with their assets from the app itself.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 
+from genre.core.constraints import Constraints
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
 
@@ -73,9 +74,9 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-    from genre.estimator import GenRe
-    from genre.serve_batch import Batcher
-    from genre.serve_http import RECORDS_KEY, AccessLog, Metrics, add_offline_docs
+    from genre.core.estimator import GenRe
+    from genre.service.batch import Batcher
+    from genre.service.http import RECORDS_KEY, AccessLog, Metrics, add_offline_docs
 
     if max_records < 1 or max_bytes < 1 or max_batch < 1:
         raise InputError(f"max_records, max_bytes and max_batch must be positive, got "
@@ -139,7 +140,15 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
                               allow_nan=False).encode()
 
         try:
-            content = await batcher.submit(table, body.options, body.seed, finish)
+            ranges = {k: tuple(v) for k, v in (body.ranges or {}).items()}
+            constraints = Constraints.make(body.freeze, ranges, source="request").check(
+                schema, source="request")
+            # Requests share a sampler call when they ask the same of it.
+            key = (body.options, body.seed, body.min_probability, tuple(sorted(body.freeze)),
+                   tuple(sorted(ranges.items())))
+            content = await batcher.submit(
+                table, finish, key, options=body.options, seed=body.seed,
+                min_probability=body.min_probability, constraints=constraints)
         except InputError as exc:  # what the request model cannot see (rare)
             return JSONResponse(status_code=422, content={"message": str(exc), "detail": [
                 {"loc": ["body", "records"], "msg": str(exc), "type": "value_error"}]})
@@ -156,7 +165,7 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
 def app_from_env():
     """create_app for the model named by $GENRE_SERVE_MODEL (how `genre serve --workers N`
     gives each uvicorn worker process its app)."""
-    from genre.serve_http import configure_access_log
+    from genre.service.http import configure_access_log
 
     model_dir = os.environ.get(MODEL_ENV)
     if not model_dir:
@@ -170,15 +179,17 @@ def app_from_env():
 
 def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
                      best_k: int | None = None, seed: int = 0,
-                     source: str = "request") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table with genre.streaming's seed scheme (answer_blocks:
-    block b of SEED_BLOCK rows with block_seed(seed, b), person = 0-based position).
+                     source: str = "request", min_probability: float | None = None,
+                     constraints=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """recourse_table over a whole table in genre.tables.streaming's blocks (answer_blocks; each
+    record with its own random stream from `seed`, person = 0-based position).
     Returns (profiles, changes)."""
-    from genre.streaming import answer_blocks
+    from genre.tables.streaming import answer_blocks
 
     id_column = model.encoder_.schema_.id_column
     parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
-                               source=source,
+                               source=source, min_probability=min_probability,
+                               constraints=constraints,
                                id_column=id_column if id_column in table.columns else None))
     return (pd.concat([p for p, _, _ in parts], ignore_index=True),
             pd.concat([d for _, d, _ in parts], ignore_index=True))
@@ -187,7 +198,8 @@ def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
 def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
            ids: list | None = None) -> list[dict]:
     """The JSON answer: per person (in order) its status and options, each option with its
-    profile (original units), h_probability, cost, plausible and changes (feature/from/to)."""
+    profile (original units), h_probability, effort, cost, plausible and changes
+    (feature/from/to)."""
     if "option" not in profiles.columns:
         profiles = profiles.assign(option=1)
     changes: dict[tuple, list] = {}
@@ -204,6 +216,7 @@ def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
         people[person]["options"].append({
             "option": int(row["option"]),
             "h_probability": _plain(row["h_probability"]),
+            "effort": _plain(row["effort"]),
             "cost": _plain(row["cost"]),
             "plausible": bool(row["plausible"]),
             "profile": {name: _plain(row[name]) for name in names},
@@ -220,11 +233,15 @@ def request_models(model, max_records: int = MAX_RECORDS):
     (a string or integer echoed in the answer; absent when a feature is called `id`);
     unknown fields are refused. A number must also lie within +-2**53 (integer features)
     or +-3.4e38 (others) where the schema sets no tighter bound. A request holds
-    1..max_records records, `options` (1..20) and `seed` (0..2**64 - 1, default 0).
+    1..max_records records, `options` (1..20), `seed` (0..2**64 - 1, default 0), and
+    optionally `min_probability`, `freeze` (feature names) and `ranges` ({numeric feature:
+    [lo, hi]}), which apply to every record.
     """
     from pydantic import BeforeValidator, ConfigDict, Field, create_model
 
     fields: dict[str, Any] = {}
+    names = model.encoder_.schema_.names
+    numeric = [f.name for f in model.encoder_.schema_.features if not f.is_categorical]
     for f in model.encoder_.schema_.features:
         fields[f.name] = (_field_type(f, BeforeValidator, Field), ...)
     if ID_FIELD not in fields:
@@ -237,6 +254,15 @@ def request_models(model, max_records: int = MAX_RECORDS):
         options=(int, Field(1, ge=1, le=MAX_OPTIONS, description="recourses per person")),
         seed=(int, Field(0, ge=0, le=MAX_SEED,
                          description="sampling seed (as `genre recourse --seed`)")),
+        min_probability=(float | None, Field(
+            None, ge=0, lt=1, description="a recourse needs at least this probability from h "
+            "(besides h accepting it), as `--min-probability`")),
+        freeze=(list[Literal[tuple(names)]], Field(
+            [], description="features no recourse may change, for every record")),
+        ranges=(dict[Literal[tuple(numeric)], tuple[float | None, float | None]] if numeric
+                else dict[str, tuple[float, float]], Field(
+            {}, description="numeric feature -> [lo, hi]: where a changed value must lie "
+            "(original units; null for an open end), for every record")),
     )
     return request, record
 

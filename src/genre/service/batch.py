@@ -33,15 +33,16 @@ import pandas as pd
 from genre.errors import InputError
 
 
-def answer_batch(model, tables: list[pd.DataFrame], *, options: int = 1, seed: int = 0,
-                 best_k: int | None = None) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
-    """(profiles, changes) per table, answered with one recourse_records call on their
-    concatenation (person renumbered from 0 within each table)."""
-    from genre.serve import recourse_records
+def answer_batch(model, tables: list[pd.DataFrame], **params
+                 ) -> list[tuple[pd.DataFrame, pd.DataFrame]]:
+    """(profiles, changes) per table, answered with one recourse_records(model, ...,
+    **params) call on their concatenation (person renumbered from 0 within each table);
+    params: options, seed, best_k, min_probability, constraints."""
+    from genre.service.serve import recourse_records
 
     whole = pd.concat(tables, ignore_index=True) if len(tables) > 1 else \
         tables[0].reset_index(drop=True)
-    profiles, diff = recourse_records(model, whole, options=options, best_k=best_k, seed=seed)
+    profiles, diff = recourse_records(model, whole, **params)
     bounds = np.cumsum([0] + [len(t) for t in tables])
     return [(_rows_of(profiles, lo, hi), _rows_of(diff, lo, hi))
             for lo, hi in zip(bounds[:-1], bounds[1:], strict=True)]
@@ -61,8 +62,8 @@ class Job:
     """One request waiting for its answer."""
 
     table: pd.DataFrame
-    options: int
-    seed: int
+    key: Any  # jobs with equal keys (and so equal params) may share a sampler call
+    params: dict  # recourse_records' keyword arguments
     finish: Callable[[pd.DataFrame, pd.DataFrame], Any]  # (profiles, changes) -> the answer
     future: asyncio.Future
     arrived: float = field(default_factory=time.monotonic)
@@ -97,15 +98,19 @@ class Batcher:
         """Records waiting for a batch."""
         return sum(q.records for q in list(self._queues.values()))
 
-    async def submit(self, table: pd.DataFrame, options: int, seed: int,
-                     finish: Callable[[pd.DataFrame, pd.DataFrame], Any]):
-        """The answer to one request: finish(profiles, changes), computed in the worker
-        thread; an InputError from answering is raised here."""
+    async def submit(self, table: pd.DataFrame,
+                     finish: Callable[[pd.DataFrame, pd.DataFrame], Any], key=None, **params):
+        """The answer to one request: finish(profiles, changes) for recourse_records(table,
+        **params), computed in the worker thread; an InputError from answering is raised
+        here. Jobs share a sampler call only when their keys are equal (default: the
+        params, when they are hashable)."""
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues[loop] = _Queue()
-        job = Job(table, options, seed, finish, loop.create_future())
+        if key is None:
+            key = tuple(sorted(params.items()))
+        job = Job(table, key, params, finish, loop.create_future())
         queue.pending.append(job)
         queue.records += len(table)
         if queue.records >= self.max_records:
@@ -147,18 +152,18 @@ class Batcher:
         return jobs
 
     def _answer(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
-        """In the worker thread: one answer_batch call per (options, seed) group. When a
+        """In the worker thread: one answer_batch call per group of equal keys. When a
         group fails (a record the request model could not check), its jobs are answered
         one by one, so that the error reaches only the request it belongs to."""
         out: dict[int, tuple[bool, Any]] = {}
-        groups: dict[tuple[int, int], list[int]] = {}
+        groups: dict[Any, list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault((job.options, job.seed), []).append(i)
-        for (options, seed), members in groups.items():
+            groups.setdefault(job.key, []).append(i)
+        for members in groups.values():
             t0 = time.perf_counter()
             try:
                 answers = answer_batch(self.model, [jobs[i].table for i in members],
-                                       options=options, seed=seed)
+                                       **jobs[members[0]].params)
             except Exception as exc:  # noqa: BLE001 - InputError: a 422; others: a 500
                 for i in members:
                     out[i] = (self._answer_one(jobs[i]) if len(members) > 1
@@ -174,8 +179,7 @@ class Batcher:
 
     def _answer_one(self, job: Job) -> tuple[bool, Any]:
         try:
-            ((profiles, diff),) = answer_batch(self.model, [job.table], options=job.options,
-                                               seed=job.seed)
+            ((profiles, diff),) = answer_batch(self.model, [job.table], **job.params)
         except Exception as exc:  # noqa: BLE001 - InputError: a 422; others: a 500
             return False, exc
         return self._finish(job, profiles, diff)
