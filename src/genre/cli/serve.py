@@ -72,7 +72,7 @@ def serve(
                   f"{'s' if workers > 1 else ''}); docs at /docs")
     server = dict(host=host, port=port, log_level="warning", access_log=False,
                   http=serve_h11.TimedH11Protocol, timeout_keep_alive=timeout_keep_alive,
-                  limit_concurrency=limit_concurrency)
+                  limit_concurrency=limit_concurrency, timeout_graceful_shutdown=10)
     if workers == 1:
         uvicorn.run(app, **server)
         return

@@ -112,22 +112,6 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
             + (f"; and {len(errors) - 5} more" if len(errors) > 5 else ""),
             "detail": errors})
 
-    @app.get("/health")
-    async def health() -> dict:
-        return {"status": "ok", "model": schema.name, "features": schema.n_features,
-                "max_records": max_records, "max_bytes": max_bytes,
-                "batch_wait_ms": batch_wait_ms, "max_batch": max_batch}
-
-    @app.get("/schema")
-    async def get_schema() -> dict:
-        return schema.to_dict()
-
-    @app.get("/metrics", response_class=PlainTextResponse)
-    async def get_metrics():
-        """Prometheus metrics of this worker process (text format 0.0.4)."""
-        return PlainTextResponse(metrics.render(),
-                                 media_type="text/plain; version=0.0.4; charset=utf-8")
-
     async def recourse(request: Request, body):
         records = [r.model_dump() for r in body.records]
         ids = [r.pop(ID_FIELD) for r in records] if has_id else None
@@ -157,7 +141,29 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
     # The body's type exists only now (built from the schema): set it before FastAPI reads it.
     # (and the Request's: annotations are strings here, resolved in this module's globals)
     recourse.__annotations__.update(body=request_model, request=Request)
-    app.post("/recourse", responses={413: {"description": "request body too large"}})(recourse)
+    app.post("/recourse", responses={
+        200: {"description": "per person (in order): person, id (when given), status and "
+              "options, each with its profile, h_probability, effort, cost, plausible and "
+              "changes (feature, from, to)",
+              "content": {"application/json": {"schema": {"type": "object"}}}},
+        413: {"description": "request body too large"}})(recourse)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": schema.name, "features": schema.n_features,
+                "max_records": max_records, "max_bytes": max_bytes,
+                "batch_wait_ms": batch_wait_ms, "max_batch": max_batch}
+
+    @app.get("/schema")
+    async def get_schema() -> dict:
+        return schema.to_dict()
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def get_metrics():
+        """Prometheus metrics of this worker process (text format 0.0.4)."""
+        return PlainTextResponse(metrics.render(),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
     app.router.add_event_handler("shutdown", batcher.close)
     return app
 
@@ -242,8 +248,12 @@ def request_models(model, max_records: int = MAX_RECORDS):
     fields: dict[str, Any] = {}
     names = model.encoder_.schema_.names
     numeric = [f.name for f in model.encoder_.schema_.features if not f.is_categorical]
-    for f in model.encoder_.schema_.features:
-        fields[f.name] = (_field_type(f, BeforeValidator, Field), ...)
+    enc = model.encoder_
+    for j, f in enumerate(enc.schema_.features):
+        middle = (float(enc.lo_[j]) + float(enc.hi_[j])) / 2  # an example for the docs
+        example = None if f.is_categorical else (round(middle) if f.integer
+                                                 else float(f"{middle:.4g}"))
+        fields[f.name] = (_field_type(f, BeforeValidator, Field, example), ...)
     if ID_FIELD not in fields:
         fields[ID_FIELD] = (str | int | None, Field(None, description="echoed in the answer"))
     record = create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
@@ -267,14 +277,16 @@ def request_models(model, max_records: int = MAX_RECORDS):
     return request, record
 
 
-def _field_type(f: Feature, BeforeValidator, Field):
+def _field_type(f: Feature, BeforeValidator, Field, example=None):
+    """The pydantic type of feature f; `example`: the value the docs show."""
     what = "immutable; " if f.immutable else ""
     what += f"may only {f.monotone}; " if f.monotone else ""
     if f.is_categorical:
         cats = tuple(f.categories)
         check = BeforeValidator(_not_bool) if not any(isinstance(c, bool) for c in cats) \
             else BeforeValidator(lambda v: v)
-        return Annotated[Literal[cats], check, Field(description=what + "categorical")]
+        return Annotated[Literal[cats], check, Field(description=what + "categorical",
+                                                     examples=[cats[0]] if cats else None)]
     # Beyond what the encoder's float64 holds exactly (integers) or the model's float32
     # carries (floats): refused, whatever the schema says.
     limit = MAX_INTEGER if f.integer else MAX_FLOAT
@@ -283,7 +295,8 @@ def _field_type(f: Feature, BeforeValidator, Field):
     kind = int if f.integer else float
     what += "numeric, integer" if f.integer else "numeric"
     # Field first: the JSON schema then shows the bounds; the validator still runs first.
-    return Annotated[kind, Field(description=what, **bounds), BeforeValidator(_number)]
+    extra = {} if example is None else {"examples": [example]}
+    return Annotated[kind, Field(description=what, **bounds, **extra), BeforeValidator(_number)]
 
 
 def _number(v):
