@@ -290,3 +290,11 @@ def test_connections_beyond_the_limit_get_503(slow_server):
             s.close()
     time.sleep(0.3)
     assert httpx.get(f"http://127.0.0.1:{slow_server}/health").status_code == 200
+
+
+@pytest.mark.parametrize("flag", [["--read-timeout", "0"], ["--limit-concurrency", "0"],
+                                  ["--timeout-keep-alive", "-1"], ["--workers", "0"]])
+def test_serve_refuses_out_of_range_connection_settings(model_dir, flag):
+    result = CliRunner().invoke(cli, ["serve", "--model", str(model_dir), *flag])
+    assert result.exit_code == 2 and f"{flag[0]} {float(flag[1]):g} is out of range" in \
+        result.output

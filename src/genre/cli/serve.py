@@ -59,7 +59,7 @@ def serve(
                             ("--limit-concurrency", limit_concurrency,
                              1 <= limit_concurrency <= 1_000_000)):
         if not ok:
-            fail(f"{name} {value} is out of range")
+            fail(f"{name} {value:g} is out of range")
     os.environ[serve_h11.READ_TIMEOUT_ENV] = str(read_timeout)
     serve_h11.read_timeout = read_timeout
     configure_access_log(access_log)
