@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from genre.errors import ModelError
+from genre.integrity import load_tensors, read_json
 
 FORMAT = "genre-recourse/hgb-trees"
 STEM = "h_trees"
@@ -139,8 +140,6 @@ def save_trees(arrays: dict[str, np.ndarray], n_features: int, directory: Path) 
 
 def load_trees(directory: Path, n_features: int) -> TreeEnsemble:
     """What save_trees wrote, checked before use (see the module docstring)."""
-    from genre.integrity import load_tensors, read_json
-
     directory = Path(directory)
     meta_path = directory / f"{STEM}.json"
     meta = read_json(meta_path)

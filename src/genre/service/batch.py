@@ -31,6 +31,23 @@ import numpy as np
 import pandas as pd
 
 from genre.errors import InputError
+from genre.tables.streaming import answer_blocks
+
+
+def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
+                     best_k: int | None = None, seed: int = 0,
+                     source: str = "request", min_probability: float | None = None,
+                     constraints=None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """recourse_table over a whole table in genre.tables.streaming's blocks (answer_blocks; each
+    record with its own random stream from `seed`, person = 0-based position).
+    Returns (profiles, changes)."""
+    id_column = model.encoder_.schema_.id_column
+    parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
+                               source=source, min_probability=min_probability,
+                               constraints=constraints,
+                               id_column=id_column if id_column in table.columns else None))
+    return (pd.concat([p for p, _, _ in parts], ignore_index=True),
+            pd.concat([d for _, d, _ in parts], ignore_index=True))
 
 
 def answer_batch(model, tables: list[pd.DataFrame], **params
@@ -38,8 +55,6 @@ def answer_batch(model, tables: list[pd.DataFrame], **params
     """(profiles, changes) per table, answered with one recourse_records(model, ...,
     **params) call on their concatenation (person renumbered from 0 within each table);
     params: options, seed, best_k, min_probability, constraints."""
-    from genre.service.serve import recourse_records
-
     whole = pd.concat(tables, ignore_index=True) if len(tables) > 1 else \
         tables[0].reset_index(drop=True)
     profiles, diff = recourse_records(model, whole, **params)
@@ -198,4 +213,4 @@ class Batcher:
             executor.shutdown(wait=False, cancel_futures=True)
 
 
-__all__ = ["Batcher", "answer_batch"]
+__all__ = ["Batcher", "answer_batch", "recourse_records"]

@@ -39,9 +39,19 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 
+from genre import __version__
 from genre.core.constraints import Constraints
+from genre.core.estimator import GenRe
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
+from genre.service.batch import Batcher, recourse_records
+from genre.service.http import (
+    RECORDS_KEY,
+    AccessLog,
+    Metrics,
+    add_offline_docs,
+    configure_access_log,
+)
 
 MODEL_ENV = "GENRE_SERVE_MODEL"  # read by app_from_env (uvicorn workers import the app)
 MAX_RECORDS_ENV = "GENRE_SERVE_MAX_RECORDS"
@@ -74,9 +84,6 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-    from genre.core.estimator import GenRe
-    from genre.service.batch import Batcher
-    from genre.service.http import RECORDS_KEY, AccessLog, Metrics, add_offline_docs
 
     if max_records < 1 or max_bytes < 1 or max_batch < 1:
         raise InputError(f"max_records, max_bytes and max_batch must be positive, got "
@@ -171,8 +178,6 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
 def app_from_env():
     """create_app for the model named by $GENRE_SERVE_MODEL (how `genre serve --workers N`
     gives each uvicorn worker process its app)."""
-    from genre.service.http import configure_access_log
-
     model_dir = os.environ.get(MODEL_ENV)
     if not model_dir:
         raise ModelError(f"set {MODEL_ENV} to a fitted GenRe model directory")
@@ -181,24 +186,6 @@ def app_from_env():
                       max_bytes=int(os.environ.get(MAX_BYTES_ENV, MAX_BYTES)),
                       batch_wait_ms=float(os.environ.get(BATCH_WAIT_ENV, BATCH_WAIT_MS)),
                       max_batch=int(os.environ.get(MAX_BATCH_ENV, MAX_BATCH)))
-
-
-def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
-                     best_k: int | None = None, seed: int = 0,
-                     source: str = "request", min_probability: float | None = None,
-                     constraints=None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table in genre.tables.streaming's blocks (answer_blocks; each
-    record with its own random stream from `seed`, person = 0-based position).
-    Returns (profiles, changes)."""
-    from genre.tables.streaming import answer_blocks
-
-    id_column = model.encoder_.schema_.id_column
-    parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
-                               source=source, min_probability=min_probability,
-                               constraints=constraints,
-                               id_column=id_column if id_column in table.columns else None))
-    return (pd.concat([p for p, _, _ in parts], ignore_index=True),
-            pd.concat([d for _, d, _ in parts], ignore_index=True))
 
 
 def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
@@ -332,8 +319,6 @@ def _plain(v):
 
 
 def _version() -> str:
-    from genre import __version__
-
     return __version__
 
 
