@@ -105,3 +105,11 @@ def test_cli_fit_param_and_info(tmp_path):
     assert res.exit_code == 2 and "unknown GenRe parameter 'seed'" in res.output
     res = runner.invoke(app, ["info", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "not a GenRe model directory" in res.output
+
+
+def test_report_is_printed_where_logging_is_not_set_up(monkeypatch, capsys):
+    from genre.core import report
+
+    monkeypatch.setattr(report.log, "hasHandlers", lambda: False)
+    report.announce(["classifier h: x"], [], echo=True)
+    assert capsys.readouterr().err == "classifier h: x\n"

@@ -34,7 +34,8 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
     max_epochs=50); seed seeds h and GenRe. Returns the fitted `genre.GenRe`.
 
     What it reports: the chosen h's held-out AUC, accuracy and majority-class baseline
-    (INFO on the `genre.fit` logger, kept as `model.classifier_report_` and saved in
+    (INFO on the `genre.fit` logger, or printed to stderr when logging is not configured
+    and progress is on, kept as `model.classifier_report_` and saved in
     config.json; a GenreWarning when h is no better than the majority class), and GenRe's
     training summary (`model.training_summary()`; a GenreWarning when its best epoch is its
     last or fewer than 50 validation pairs judged it). `genre info DIR` shows both.
@@ -52,9 +53,10 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
     if unknown:
         raise InputError(f"unknown GenRe parameters {unknown}; known: {sorted(known)}")
     task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs)
-    announce(*classifier_lines(task.classifier_report))
+    echo = bool(params.get("progress", True))  # printed where no logging is set up
+    announce(*classifier_lines(task.classifier_report), echo=echo)
     model = GenRe(**(params | {"seed": seed})).fit(task)
-    announce(*training_lines(model.training_summary(), model.max_epochs))
+    announce(*training_lines(model.training_summary(), model.max_epochs), echo=echo)
     path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
     if path is not None:
         model.classifier_path_ = Path(path)

@@ -33,7 +33,8 @@ def fit(
         "every recourse output (the schema's `id:` key does the same)")] = None,
     device: Device = "cpu",
     param: Annotated[list[str] | None, typer.Option(
-        "--param", help="a GenRe hyper-parameter NAME=VALUE (repeatable), e.g. "
+        "--param", metavar="NAME=VALUE",
+        help="a GenRe hyper-parameter NAME=VALUE (repeatable), e.g. "
         "max_epochs=400, best_k=30; see the README's list")] = None,
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's

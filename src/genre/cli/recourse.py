@@ -42,13 +42,14 @@ def recourse(
         help="Ray actors, each loading the model once (default: one per CPU)")] = None,
     device: Device = "cpu",
     min_probability: Annotated[float | None, typer.Option(
-        help="a recourse needs at least this probability from h, besides h accepting it "
-        "(a margin, like DiCE's stopping threshold)")] = None,
+        metavar="P", help="a recourse needs at least this probability from h, besides h "
+        "accepting it (a margin, like DiCE's stopping threshold)")] = None,
     freeze: Annotated[list[str] | None, typer.Option(
-        "--freeze", help="a feature no recourse may change, for every row (repeatable)")]
+        "--freeze", metavar="FEATURE",
+        help="a feature no recourse may change, for every row (repeatable)")]
     = None,
     ranges: Annotated[list[str] | None, typer.Option(
-        "--range", help="FEATURE=LO:HI: a changed numeric feature must lie in [LO, HI] "
+        "--range", metavar="FEATURE=LO:HI", help="a changed numeric feature must lie in [LO, HI] "
         "(either end may be empty, e.g. age=:40), for every row (repeatable)")] = None,
 ) -> None:
     """Recourse for each person in --input (CSV or Parquet), in original units.

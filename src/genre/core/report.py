@@ -7,6 +7,7 @@ The same sentences serve the API (logged on the `genre` logger, problems as Genr
 from __future__ import annotations
 
 import logging
+import sys
 import warnings
 
 from genre.errors import GenreWarning, InputError
@@ -87,11 +88,21 @@ def training_lines(train_log: dict | None, max_epochs: int | None = None
     return lines, problems
 
 
-def announce(lines: list[str], problems: list[str]) -> None:
+def announce(lines: list[str], problems: list[str], echo: bool = False) -> None:
     """Log `lines` (INFO on the genre.fit logger) and warn each of `problems`
-    (GenreWarning)."""
+    (GenreWarning). echo: when no logging is configured (no handler would show INFO),
+    print the lines to stderr instead, as the progress bar is.
+
+    Parameters
+    ----------
+    lines, problems : list of str
+    echo : bool
+    """
     for line in lines:
-        log.info(line)
+        if echo and not log.hasHandlers():
+            print(line, file=sys.stderr)
+        else:
+            log.info(line)
     for problem in problems:
         warnings.warn(problem, GenreWarning, stacklevel=3)
 

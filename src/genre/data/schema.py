@@ -124,8 +124,6 @@ class Feature:
             return
         if self.kind != "categorical":
             raise SchemaError(f"{where}: never/allowed apply to categorical features only")
-        if self.immutable:
-            raise SchemaError(f"{where}: an immutable feature needs no never/allowed")
         if self.categories is None:
             return  # checked again once the categories are taken from the data
         known = {category_key(c) for c in self.categories}
