@@ -95,8 +95,7 @@ def test_schema_categories_absent_from_the_data_warn(files):
     assert "retired" in path_text
     import yaml
 
-    from genre.data.schema_file import schema_from_dict
-    wider = schema_from_dict(yaml.safe_load(path_text))
+    wider = genre.Schema.from_dict(yaml.safe_load(path_text))
     with pytest.warns(GenreWarning, match=r"column 'job': the schema's categories \['retired'\] "
                                           "never occur in the data"):
         genre.fit(df, wider, h_epochs=3, **TINY)

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 import genre
 from genre.cli import app
-from genre.core.estimator import PARAM_CHECKS
+from genre.core.params import PARAM_CHECKS
 from genre.core.report import MIN_VAL_PAIRS, parse_params, training_lines
 from genre.errors import GenreWarning, InputError
 

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 import genre
 from genre.cli import app
-from genre.core.decision import THRESHOLD, accepts, check_min_probability
 from genre.data import load
 from genre.data.datasets import DATASETS
 from genre.errors import InputError
+from genre.tables.decision import THRESHOLD, accepts, check_min_probability
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=2,
             patience=2, batch_size=256, k=50, progress=False, best_k=4)

@@ -16,9 +16,12 @@ from typing import Any
 
 import pandas as pd
 
+from genre.core.estimator import GenRe
 from genre.core.report import announce, classifier_lines, training_lines
+from genre.core.usertask import fit_user_table
 from genre.data.schema import Schema
 from genre.errors import InputError
+from genre.tables.recourse import META_COLUMNS, profile_changes
 
 
 def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *,
@@ -35,38 +38,37 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
 
     What it reports: the chosen h's held-out AUC, accuracy and majority-class baseline
     (INFO on the `genre.fit` logger, or printed to stderr when logging is not configured
-    and progress is on, kept as `model.classifier_report_` and saved in
-    config.json; a GenreWarning when h is no better than the majority class), and GenRe's
-    training summary (`model.training_summary()`; a GenreWarning when its best epoch is its
-    last or fewer than 50 validation pairs judged it). `genre info DIR` shows both.
+    and progress is on; kept as `model.classifier_report_` and saved in config.json; a
+    GenreWarning when h is no better than the majority class), and GenRe's training
+    summary (`model.training_summary()`; a GenreWarning when its best epoch is its last or
+    fewer than 50 validation pairs judged it). `genre info DIR` shows both.
     """
-    from genre.core.estimator import GenRe
-    from genre.core.usertask import build_user_task
-
     if isinstance(schema, str | Path):
         schema = Schema.from_yaml(schema)
     elif not isinstance(schema, Schema):
         raise InputError(f"schema: expected a genre.Schema or a YAML path, got "
                          f"{type(schema).__name__}")
-    known = GenRe().get_params()
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise InputError(f"unknown GenRe parameters {unknown}; known: {sorted(known)}")
-    task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs)
+    model = GenRe().set_params(**(params | {"seed": seed}))  # names and values checked
     echo = bool(params.get("progress", True))  # printed where no logging is set up
-    announce(*classifier_lines(task.classifier_report), echo=echo)
-    model = GenRe(**(params | {"seed": seed})).fit(task)
+    model = fit_user_table(model, df, schema, classifier, seed=seed, h_epochs=h_epochs,
+                           on_task=lambda task: announce(
+                               *classifier_lines(task.classifier_report), echo=echo))
     announce(*training_lines(model.training_summary(), model.max_epochs), echo=echo)
-    path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
-    if path is not None:
-        model.classifier_path_ = Path(path)
     return model
 
 
-def load(path: str | Path):
-    """A GenRe model saved by `model.save(path)` or `genre fit --out path`."""
-    from genre.core.estimator import GenRe
+def load(path: str | Path) -> GenRe:
+    """A GenRe model saved by `model.save(path)` or `genre fit --out path`.
 
+    Parameters
+    ----------
+    path : str or Path
+        The model directory.
+
+    Returns
+    -------
+    GenRe
+    """
     return GenRe.load(path)
 
 
@@ -75,8 +77,6 @@ def changes(df: pd.DataFrame, result: pd.DataFrame, id_column: str | None = None
     """The long view of `result = model.recourse(df, ...)`: one row per changed feature of
     each profile with status 'recourse', with the columns person, the id column (when the
     result carries one), option, feature, from (df's value) and to (the profile's value)."""
-    from genre.tables.recourse import META_COLUMNS, profile_changes
-
     if not isinstance(df, pd.DataFrame) or not isinstance(result, pd.DataFrame):
         raise InputError("changes(df, result): expected two pandas DataFrames")
     id_column = id_column if id_column is not None else result.attrs.get("id_column")

@@ -14,20 +14,13 @@ from genre.baselines.roar import ROAR
 from genre.baselines.wachter import Wachter
 from genre.core.estimator import GenRe
 from genre.core.method import RecourseMethod
+from genre.errors import InputError
 
-METHODS: dict[str, type[RecourseMethod]] = {
-    "genre": GenRe,
-    "nnr": NearestNeighbourRecourse,
-    "wachter": Wachter,
-    "gs": GrowingSpheres,
-    "dice": DiCE,
-    "roar": ROAR,
-    "probe": PROBE,
-    "cchvae": CCHVAE,
-    "revise": REVISE,
-    "cruds": CRUDS,
-    "diffusion": GuidedDiffusion,
-}
+# Every method, under its class's `name` (genre.utils.methods.METHOD_NAMES: the same names,
+# in the same order).
+METHODS: dict[str, type[RecourseMethod]] = {cls.name: cls for cls in (
+    GenRe, NearestNeighbourRecourse, Wachter, GrowingSpheres, DiCE, ROAR, PROBE, CCHVAE, REVISE,
+    CRUDS, GuidedDiffusion)}
 
 
 def make_method(name: str, **params) -> RecourseMethod:
@@ -35,8 +28,6 @@ def make_method(name: str, **params) -> RecourseMethod:
     try:
         cls = METHODS[name]
     except KeyError:
-        from genre.errors import InputError
-
         raise InputError(f"unknown method {name!r}; available: {sorted(METHODS)}") from None
     return cls(**params)
 

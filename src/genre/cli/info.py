@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from genre.cli.common import console, err, fail
 from genre.errors import GenreError
+from genre.integrity import read_json, verify_manifest
 
 
 def info(model: Annotated[Path, typer.Argument(help="a saved GenRe model directory")]) -> None:
@@ -18,9 +19,8 @@ def info(model: Annotated[Path, typer.Argument(help="a saved GenRe model directo
     validation loss and pairs, with the fit's warnings) and its hyper-parameters.
 
     Reads config.json (checked as `genre recourse` checks it); loads no weights."""
-    from genre.core.estimator import check_config
     from genre.core.report import classifier_lines, training_lines
-    from genre.integrity import read_json, verify_manifest
+    from genre.core.saving import check_config
 
     try:
         cfg = model / "config.json"

@@ -10,6 +10,11 @@ from rich.table import Table
 
 from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
+from genre.io import check_outputs
+from genre.tables.constraints import Constraints
+from genre.tables.decision import check_min_probability
+from genre.tables.explain import format_value
+from genre.tables.streaming import stream_recourse
 
 
 def recourse(
@@ -73,11 +78,7 @@ def recourse(
     --output and --changes must be new files (or, with --overwrite, existing regular files);
     an output that is an input, a link, a directory or a device is refused before any work.
     """
-    from genre.core.constraints import Constraints
-    from genre.core.decision import check_min_probability
     from genre.core.estimator import GenRe
-    from genre.io import check_outputs
-    from genre.tables.streaming import stream_recourse
     from genre.utils.device import resolve_device
 
     if options < 1:
@@ -140,8 +141,6 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
 
 
 def _print_changes(diff, show: int) -> None:
-    from genre.tables.explain import format_value
-
     people = list(dict.fromkeys(diff["person"]))[:show]
     if not people:
         return

@@ -115,7 +115,7 @@ def parse_params(items: list[str] | None, checks: dict, source: str = "--param")
     ----------
     items : list of str or None
     checks : dict
-        genre.core.estimator.PARAM_CHECKS (or a subset).
+        genre.core.params.PARAM_CHECKS (or a subset).
     source : str
         How errors name the option.
 

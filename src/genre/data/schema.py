@@ -19,179 +19,31 @@ Reading, writing and inferring schemas: `Schema.from_yaml`, `Schema.to_yaml`,
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from genre.data.feature import (  # noqa: F401 - Feature and its helpers, re-exported
+    FLOAT32_MAX,
+    Feature,
+    Kind,
+    Monotone,
+    category_key,
+    finite32,
+    python_scalar,
+    sort_key,
+)
+from genre.data.schema_file import infer_schema, load_schema, save_schema, schema_yaml
 from genre.errors import SchemaError, value_repr
 
 if TYPE_CHECKING:
     import pandas as pd
 
-Kind = Literal["numeric", "categorical"]
-Monotone = Literal["increase", "decrease"] | None
-
 _FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer", "cost",
-                 "ordered", "never", "forbid", "allowed"}
+                 "never", "forbid", "allowed",
+                 "ordered"}
 _TOP_KEYS = {"name", "target", "favourable", "features", "id", "max_changes", "sparsity"}
-# The model computes in float32: numbers (bounds, cells) beyond its range are refused.
-FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-def python_scalar(v):
-    """numpy scalar -> Python scalar (anything else unchanged), so schemas serialise to
-    JSON and YAML."""
-    return v.item() if isinstance(v, np.generic) else v
-
-
-def category_key(value) -> str:
-    """Key used to match a cell against a category list: 1, 1.0 and '1' all match '1'."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, bool | np.bool_):
-        return str(value)
-    return str(value).strip()
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    kind: Kind
-    categories: tuple[Any, ...] | None = None
-    immutable: bool = False
-    monotone: Monotone = None
-    min: float | None = None
-    max: float | None = None
-    integer: bool = False
-    cost: float | None = None  # effort weight; None = not given (1)
-    ordered: bool = False  # categorical only: the category order means something
-    # categorical only: values a recourse may not move to (a person already there may stay)
-    never: tuple[Any, ...] | None = None
-    # categorical only: ((from_value, (to_values...)), ...): the only moves from from_value
-    allowed: tuple[tuple[Any, tuple[Any, ...]], ...] | None = None
-
-    def __post_init__(self) -> None:
-        where = f"feature '{self.name}'"
-        if self.cost is not None and (isinstance(self.cost, bool)
-                                      or not isinstance(self.cost, int | float)
-                                      or not self.cost >= 0 or self.cost == float("inf")):
-            raise SchemaError(f"{where}: cost must be a finite number >= 0, got {self.cost!r}")
-        if self.ordered and self.kind != "categorical":
-            raise SchemaError(f"{where}: ordered applies to categorical features only")
-        if self.kind not in ("numeric", "categorical"):
-            raise SchemaError(
-                f"{where}: type must be 'numeric' or 'categorical', got {self.kind!r}"
-            )
-        if self.monotone not in (None, "increase", "decrease"):
-            raise SchemaError(
-                f"{where}: monotone must be 'increase' or 'decrease', got {self.monotone!r}"
-            )
-        if self.kind == "categorical":
-            if self.categories is not None:
-                if len(self.categories) < 1:
-                    raise SchemaError(f"{where}: categories must not be empty")
-                seen: dict[str, Any] = {}
-                for c in self.categories:
-                    key = category_key(c)
-                    if key in seen:
-                        raise SchemaError(
-                            f"{where}: categories contain duplicates: {seen[key]!r} and "
-                            f"{c!r} are the same value once spaces are trimmed and 1.0 is read "
-                            "as 1; list each value once")
-                    seen[key] = c
-            if self.min is not None or self.max is not None or self.integer:
-                raise SchemaError(f"{where}: min/max/integer apply to numeric features only")
-        elif self.categories is not None:
-            raise SchemaError(f"{where}: categories apply to categorical features only")
-        self._check_moves(where)
-        for key in ("min", "max"):
-            bound = getattr(self, key)
-            if bound is not None and not _finite32(bound):
-                raise SchemaError(f"{where}: '{key}' must be a finite number within +-3.4e38 "
-                                  f"(the model computes in float32), got {bound!r}")
-        if self.min is not None and self.max is not None and self.min >= self.max:
-            raise SchemaError(f"{where}: min ({self.min}) must be below max ({self.max})")
-        if self.immutable and self.monotone is not None:
-            raise SchemaError(f"{where}: an immutable feature cannot also be monotone")
-
-    def _check_moves(self, where: str) -> None:
-        """`never` and `allowed`: categorical only, values among the categories (when known)."""
-        if self.never is None and self.allowed is None:
-            return
-        if self.kind != "categorical":
-            raise SchemaError(f"{where}: never/allowed apply to categorical features only")
-        if self.categories is None:
-            return  # checked again once the categories are taken from the data
-        known = {category_key(c) for c in self.categories}
-        named = [("never", v) for v in self.never or ()]
-        for source, targets in self.allowed or ():
-            named += [("allowed", source)] + [("allowed", v) for v in targets]
-        for key, v in named:
-            if category_key(v) not in known:
-                raise SchemaError(f"{where}: '{key}' names {value_repr(v)}, which is not one of "
-                                  f"its categories {value_repr(list(self.categories))}")
-
-    def move_table(self) -> np.ndarray | None:
-        """(n, n) bool over the categories (in order): [a, b] is whether a recourse may move
-        a person at category a to category b (staying is always allowed); None without
-        never/allowed."""
-        if self.never is None and self.allowed is None:
-            return None
-        code = {category_key(c): i for i, c in enumerate(self.categories)}
-        n = len(self.categories)
-        table = np.ones((n, n), dtype=bool)
-        for v in self.never or ():
-            table[:, code[category_key(v)]] = False
-        for source, targets in self.allowed or ():
-            row = np.zeros(n, dtype=bool)
-            row[[code[category_key(v)] for v in targets]] = True
-            table[code[category_key(source)]] &= row
-        np.fill_diagonal(table, True)
-        return table
-
-    @property
-    def is_categorical(self) -> bool:
-        return self.kind == "categorical"
-
-    @property
-    def weight(self) -> float:
-        """The effort weight: `cost` when given, else 1."""
-        return 1.0 if self.cost is None else float(self.cost)
-
-
-def _moves_spec(spec: dict, where: str) -> tuple:
-    """(never, allowed) of a feature's YAML/JSON spec: `never` (or its synonym `forbid`) a
-    list of values; `allowed` a mapping value -> list of values."""
-    if "never" in spec and "forbid" in spec:
-        raise SchemaError(f"{where}: give 'never' or its synonym 'forbid', not both")
-    never = spec.get("never", spec.get("forbid"))
-    scalar = (str, int, float)
-    if never is not None and (not isinstance(never, list)
-                              or not all(isinstance(v, scalar) for v in never)):
-        raise SchemaError(f"{where}: 'never' must be a list of category values, such as "
-                          "[none]")
-    allowed = spec.get("allowed")
-    if allowed is not None:
-        if not isinstance(allowed, dict) or not all(
-                isinstance(k, scalar) and isinstance(v, list)
-                and all(isinstance(x, scalar) for x in v) for k, v in allowed.items()):
-            raise SchemaError(f"{where}: 'allowed' must map a value to the list of values it "
-                              "may move to, such as {{none: [part-time, full-time]}}")
-        allowed = tuple((k, tuple(v)) for k, v in allowed.items())
-    return (None if never is None else tuple(never)), allowed
-
-
-def _finite32(x) -> bool:
-    try:
-        return math.isfinite(float(x)) and abs(float(x)) <= FLOAT32_MAX
-    except OverflowError:  # an int too big for a float
-        return False
-
-
 @dataclass(frozen=True)
 class Schema:
     features: tuple[Feature, ...]
@@ -234,21 +86,15 @@ class Schema:
               id_column: str | None = None) -> Schema:
         """A starting schema guessed from `df` (see genre.data.schema_file.infer_schema);
         the guesses worth checking are in ``schema.extra["notes"]``."""
-        from genre.data.schema_file import infer_schema
-
-        return infer_schema(df, target, favourable, id_column=id_column)
+        return infer_schema(df, target, favourable, id_column=id_column, cls=cls)
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> Schema:
         """Read a schema YAML file (SchemaError naming the file, line and key at fault)."""
-        from genre.data.schema_file import load_schema
-
-        return load_schema(path)
+        return load_schema(path, cls)
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         """The schema as YAML text; written (atomically) to `path` when one is given."""
-        from genre.data.schema_file import save_schema, schema_yaml
-
         if path is not None:
             save_schema(self, path)
         return schema_yaml(self)
@@ -343,10 +189,10 @@ class Schema:
                                     or not isinstance(spec[key], int | float)):
                     raise SchemaError(f"{where}: '{key}' must be a number, got "
                                       f"{value_repr(spec[key])}")
+            never, allowed = _moves_spec(spec, where)
             cats = spec.get("categories")
             if cats is not None and not isinstance(cats, list):
                 raise SchemaError(f"{where}: 'categories' must be a list")
-            never, allowed = _moves_spec(spec, where)
             out.append(Feature(
                 name=str(name), kind=spec["type"],
                 categories=tuple(cats) if cats is not None else None,
@@ -364,3 +210,25 @@ class Schema:
         return cls(tuple(out), d["target"], d.get("favourable", 1), d.get("name", "custom"),
                    id_column=d.get("id"), max_changes=d.get("max_changes"),
                    sparsity=d.get("sparsity"))
+
+
+def _moves_spec(spec: dict, where: str) -> tuple:
+    """(never, allowed) of a feature's YAML/JSON spec: `never` (or its synonym `forbid`) a
+    list of values; `allowed` a mapping value -> list of values."""
+    if "never" in spec and "forbid" in spec:
+        raise SchemaError(f"{where}: give 'never' or its synonym 'forbid', not both")
+    never = spec.get("never", spec.get("forbid"))
+    scalar = (str, int, float)
+    if never is not None and (not isinstance(never, list)
+                              or not all(isinstance(v, scalar) for v in never)):
+        raise SchemaError(f"{where}: 'never' must be a list of category values, such as "
+                          "[none]")
+    allowed = spec.get("allowed")
+    if allowed is not None:
+        if not isinstance(allowed, dict) or not all(
+                isinstance(k, scalar) and isinstance(v, list)
+                and all(isinstance(x, scalar) for x in v) for k, v in allowed.items()):
+            raise SchemaError(f"{where}: 'allowed' must map a value to the list of values it "
+                              "may move to, such as {{none: [part-time, full-time]}}")
+        allowed = tuple((k, tuple(v)) for k, v in allowed.items())
+    return (None if never is None else tuple(never)), allowed

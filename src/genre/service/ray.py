@@ -9,9 +9,9 @@ or from the command line, one file in and one file out:
     genre recourse --ray [--ray-address ADDR] --model DIR --input people.csv --output out.csv
 
 Same answers as the single-process run. Every record draws from its own random stream,
-keyed by the seed and its values (genre.core.seeding), so its answer does not depend on where it
-is answered; every row is numbered by its position in the dataset and answered by
-recourse_table in blocks of SEED_BLOCK rows (as `genre recourse` does), in a pool of actors
+keyed by the seed and its values (genre.core.seeding), so its answer does not depend on
+where it is answered; every row is numbered by its position in the dataset and answered by
+answer_blocks in blocks of SEED_BLOCK rows (as `genre recourse` does), in a pool of actors
 that each load the model once. The output is therefore row for row what `genre recourse`
 writes for the same rows and seed, whatever the cluster, its number of workers or the
 dataset's block sizes.
@@ -37,8 +37,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre.core.estimator import GenRe
 from genre.errors import GenreError, InputError
-from genre.tables.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES
+from genre.io import atomic_path
+from genre.tables.streaming import (
+    PARQUET_SUFFIXES,
+    SEED_BLOCK,
+    STATUSES,
+    answer_blocks,
+    check_columns,
+)
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
@@ -55,11 +63,9 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     given cpus_per_worker each). labels: 'row' (person = 0-based position) or 'line'
     (person = CSV line number, the header being line 1, as genre.io.read_table labels a
     CSV). A bad row raises (wrapped by Ray) the InputError recourse_table gives, naming
-    `source`, column and row. min_probability, constraints: as for recourse_table.
+    `source`, column and row.
     """
     import ray
-
-    from genre.core.estimator import GenRe
 
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
@@ -69,10 +75,10 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     ds = ds.materialize()  # read once; its blocks, in order, number the rows
     if ds.count() == 0:
         raise InputError(f"{source}: has no data rows")
-    schema = GenRe.load(model_dir).encoder_.schema_
-    check_columns(schema, ds.schema().names, source)
+    loaded = GenRe.load(model_dir)
+    check_columns(loaded, ds.schema().names, source)
     if constraints is not None:
-        constraints.check(schema)
+        constraints.check(loaded.encoder_.schema_)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
     aligned = seed_aligned(ds, workers)
@@ -138,8 +144,6 @@ class BlockRecourse:
         import torch
         from threadpoolctl import threadpool_limits
 
-        from genre.core.estimator import GenRe
-
         # Every thread pool (torch, BLAS, OpenMP in scikit-learn's LOF) to the actor's CPUs:
         # actors sharing a node must not oversubscribe it.
         torch.set_num_threads(threads)
@@ -151,8 +155,6 @@ class BlockRecourse:
         self.min_probability, self.constraints = min_probability, constraints
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from genre.tables.recourse import recourse_table
-
         rows = batch[ROW].to_numpy()
         if rows[0] % SEED_BLOCK or np.any(np.diff(rows) != 1):  # never: seed_aligned cut it
             raise InputError(f"{self.source}: a batch of rows {rows[0]}..{rows[-1]} is not "
@@ -160,29 +162,11 @@ class BlockRecourse:
         people = batch.drop(columns=ROW)
         people.index = (pd.RangeIndex(rows[0] + 2, rows[-1] + 3, name="line")
                         if self.labels == "line" else pd.RangeIndex(rows[0], rows[-1] + 1))
-        out = []
-        for start in range(0, len(people), SEED_BLOCK):
-            profiles, _ = recourse_table(
-                self.model, people.iloc[start:start + SEED_BLOCK], options=self.options,
-                best_k=self.best_k, seed=self.seed,
-                source=self.source, start=int(rows[start]),
-                min_probability=self.min_probability, constraints=self.constraints,
-                id_column=self.model.encoder_.schema_.id_column)
-            out.append(profiles)
-        return pd.concat(out, ignore_index=True)
-
-
-def check_columns(schema, columns: list[str], source: str) -> None:
-    """Fail before any work when the columns do not match the model's schema (the target
-    may be present)."""
-    names = schema.names
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
-    extra = [c for c in columns if c not in {*names, schema.target, schema.id_column}]
-    if extra:
-        raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names} "
-                         f"(and optionally the target '{schema.target}')")
+        return pd.concat([profiles for profiles, _, _ in answer_blocks(
+            self.model, [people], options=self.options, best_k=self.best_k, seed=self.seed,
+            source=self.source, id_column=self.model.encoder_.schema_.id_column,
+            start=int(rows[0]), min_probability=self.min_probability,
+            constraints=self.constraints)], ignore_index=True)
 
 
 def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
@@ -194,8 +178,6 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
     into one CSV at output_path (written beside it, renamed when complete) - byte-identical
     to stream_recourse's output. Returns the counts: people, rows and one per status."""
     import ray
-
-    from genre.io import atomic_path
 
     path = Path(input_path)
     if not path.is_file():
@@ -221,7 +203,7 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
                                       min_probability=min_probability,
                                       constraints=constraints,
                                       labels="row" if parquet else "line")
-            return _write_csv(result, output_path, atomic_path)
+            return _write_csv(result, output_path)
         except Exception as exc:  # a Ray error: surface the GenreError it wraps, if any
             cause = _genre_cause(exc)
             if cause is None or cause is exc:
@@ -232,7 +214,7 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
             ray.shutdown()
 
 
-def _write_csv(result, output_path, atomic_path) -> dict:
+def _write_csv(result, output_path) -> dict:
     counts = dict.fromkeys(("people", "rows", *STATUSES), 0)
     last = None
     with atomic_path(output_path) as tmp, tmp.open("w", newline="") as out:

@@ -40,7 +40,6 @@ import numpy as np
 import pandas as pd
 
 from genre import __version__
-from genre.core.constraints import Constraints
 from genre.core.estimator import GenRe
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
@@ -52,6 +51,7 @@ from genre.service.http import (
     add_offline_docs,
     configure_access_log,
 )
+from genre.tables.constraints import Constraints
 
 MODEL_ENV = "GENRE_SERVE_MODEL"  # read by app_from_env (uvicorn workers import the app)
 MAX_RECORDS_ENV = "GENRE_SERVE_MAX_RECORDS"
@@ -191,8 +191,7 @@ def app_from_env():
 def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
            ids: list | None = None) -> list[dict]:
     """The JSON answer: per person (in order) its status and options, each option with its
-    profile (original units), h_probability, effort, cost, plausible and changes
-    (feature/from/to)."""
+    profile (original units), h_probability, cost, plausible and changes (feature/from/to)."""
     if "option" not in profiles.columns:
         profiles = profiles.assign(option=1)
     changes: dict[tuple, list] = {}

@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from genre.core.constraints import Constraints
-from genre.core.decision import RETRY_ROUNDS, accepts, check_min_probability
-from genre.core.seeding import row_keys
 from genre.data.encoder import Encoder, category_key
 from genre.errors import InputError
+from genre.tables.decision import accepts, check_min_probability
 from genre.tables.explain import TOL
-
-if TYPE_CHECKING:
-    from genre.core.estimator import GenRe
+from genre.tables.protocol import Answerer
 
 # The columns of a profiles table that are not the person's features (or id).
-# The columns of a profiles table that are not the person's features (or id): every
-# column genre adds to a profile, in output order.
 META_COLUMNS = ("person", "option", "h_probability", "effort", "cost", "plausible", "status")
 CHANGE_COLUMNS = ("person", "option", "feature", "from", "to")
 
 
-def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
+def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
                    best_k: int | None = None, seed: int = 0, source: str = "input",
                    start: int = 0, id_column: str | None = None,
-                   min_probability: float | None = None,
-                   constraints: Constraints | None = None
+                   min_probability: float | None = None, constraints=None
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recourse for every row of `people` (original units; validated against the model's
     schema, errors naming `source`, column and row).
@@ -39,9 +31,8 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     when `people` is a block starting at row `start`), the id column (`id_column`, else the
     schema's, when set: carried through unchanged), option (only when options > 1), the
     features, h_probability (h's probability of the profile as written), effort (the
-    schema's effort of the change, genre.data.encoder.Encoder.effort: what options are
-    ranked by; the L1 cost when the schema has no effort keys), cost (L1, normalised
-    units), plausible (near the training
+    schema's effort of the change, what options are ranked by; the L1 cost without effort
+    keys), cost (the paper's L1, normalised units), plausible (near the training
     data's favourable rows, by a calibrated threshold: see genre.core.plausibility) and status
     ('recourse', 'none found', 'already accepted': returned unchanged). changes:
     `profile_changes` of the profiles.
@@ -50,15 +41,13 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     a numeric column given as integers stays integer where every value is whole.
     With options == 1 each person gets the sample h scores highest (GenRe's rule; with
     the model's select="effort", the cheapest sample h accepts); with K, up to K distinct
-    accepted profiles ranked by the schema's effort, distinct sets of changes first.
-    Status is 'recourse' only for a profile h accepts (genre.core.decision.accepts: above h's
-    decision threshold and, when given, at least `min_probability`): people whose samples
-    h all rejects draw again from their own stream (RETRY_ROUNDS more draws), then get
-    'none found' (the person unchanged, h_probability and cost empty). Each record draws
-    from its own random stream, keyed by `seed` and the record's values (genre.core.seeding),
-    so its answer does not depend on the other rows. `constraints` (per-call freeze and
-    ranges, genre.core.constraints) and the schema's never/allowed rules hold on every profile,
-    by construction.
+    accepted profiles chosen with distinct sets of changes first, sorted by effort.
+    Status is 'recourse' only for a profile h accepts as written (genre.tables.decision:
+    above h's threshold and at least `min_probability`, on the probability as printed);
+    'none found' otherwise (the person unchanged, h_probability and effort empty). Each
+    record draws from its own random stream, keyed by `seed` and its values
+    (genre.core.seeding). `constraints` (per-call freeze and ranges,
+    genre.tables.constraints) and the schema's never/allowed rules hold on every profile.
     """
     min_probability = check_min_probability(min_probability)
     enc = model.encoder_
@@ -71,23 +60,12 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
         ids = people[id_column].to_numpy()
         people = people.drop(columns=id_column)
     X = enc.transform(people, source=source)
-    p_before = model.classifier_.predict_proba(X)
-    accepted = accepts(p_before)
+    # The model answers the block at once: profiles, h's probability and the flag.
+    answers = model.answer(X, options, best_k, seed, min_probability, constraints)
+    accepted, X_plus = answers.accepted, answers.X_plus
+    flat_prob = answers.probability.reshape(-1).copy()
+    plausible = answers.plausible.reshape(-1).copy()
     N, D = X.shape
-    X_plus = np.full((N, options, D), np.nan)
-    prob = np.full((N, options), np.nan)
-    X_plus[accepted, 0], prob[accepted, 0] = X[accepted], p_before[accepted]
-    rejected = np.flatnonzero(~accepted)
-    if rejected.size:
-        X_plus[rejected], prob[rejected] = answer_rejected(
-            model, X[rejected], options, best_k=best_k, seed=seed,
-            min_probability=min_probability, constraints=constraints)
-    flat_prob = prob.reshape(-1)
-    plausible = np.zeros(N * options, dtype=bool)
-    plausible[np.repeat(accepted, options)] = True
-    new = ~np.isnan(flat_prob) & ~np.repeat(accepted, options)
-    if new.any():
-        plausible[new] = model.plausibility().predict(X_plus.reshape(-1, D)[new]) == 1
     # One row per (person, option); options beyond those found are dropped, but every
     # person keeps option 1 (unchanged where nothing was found, with its status).
     row = np.repeat(np.arange(N), options)
@@ -127,46 +105,6 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
         result = result.drop(columns="option")
     diff = profile_changes(people, result, enc.schema_.names, start=start, id_column=id_column)
     return result, diff
-
-
-def answer_rejected(model: GenRe, X: np.ndarray, options: int = 1, *,
-                    best_k: int | None = None, seed: int = 0,
-                    min_probability: float | None = None,
-                    constraints: Constraints | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Recourse h accepts for rejected people X (normalised): (X_plus (N, options, D),
-    probability (N, options)), NaN where none was found.
-
-    Each person draws from their own stream (keyed by `seed` and their values). options
-    == 1: the model's `generate` (best_k samples); options > 1: its `options` (best_k, else
-    max(model.best_k, 10 * options), samples). A person whose draw gives nothing h accepts
-    (genre.core.decision.accepts with min_probability) draws as many samples again, continuing
-    their stream, up to RETRY_ROUNDS times.
-    """
-    N, D = X.shape
-    X_plus = np.full((N, options, D), np.nan)
-    prob = np.full((N, options), np.nan)
-    keys = row_keys(X, seed)
-    if options == 1:
-        per_draw = model.best_k if best_k is None else best_k
-    else:
-        per_draw = max(model.best_k, 10 * options) if best_k is None else best_k
-    todo = np.arange(N)
-    for attempt in range(RETRY_ROUNDS + 1):
-        if todo.size == 0:
-            break
-        common = dict(keys=keys[todo], offset=attempt * per_draw,
-                      min_probability=min_probability, constraints=constraints)
-        if options == 1:
-            best = model.generate(X[todo], per_draw, **common)
-            p = model.classifier_.predict_proba(best)
-            ok = accepts(p, min_probability)
-            X_plus[todo[ok], 0], prob[todo[ok], 0] = best[ok], p[ok]
-        else:
-            opts = model.options(X[todo], options, per_draw, **common)
-            ok = ~np.isnan(opts.probability[:, 0])
-            X_plus[todo[ok]], prob[todo[ok]] = opts.X_plus[ok], opts.probability[ok]
-        todo = todo[~ok]
-    return X_plus, prob
 
 
 def float32_decimals(encoder: Encoder, j: int) -> int:

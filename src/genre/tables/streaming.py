@@ -13,9 +13,9 @@ naming its line and leaves no output file behind.
 person 0, for CSV and Parquet alike); errors name CSV rows by their line number.
 
 Seeding: every record draws from its own random stream, keyed by the seed and the record's
-values (genre.core.seeding), so a record's answer depends on the record and the seed only: not on
-its row, its block, chunk_size or the other rows. The rows are answered in blocks of
-SEED_BLOCK rows (memory, not seeding), and a file gets exactly what
+values (genre.core.seeding), so a record's answer depends on the record and the seed only:
+not on its row, its block, chunk_size or the other rows. Rows are answered in blocks of
+SEED_BLOCK rows (a memory bound), and a file gets exactly what
 recourse_table(read_table(path), seed=seed) gives for the same rows.
 `answer_blocks` is that rule for any stream of DataFrames (GenRe.recourse uses it too).
 """
@@ -29,11 +29,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.core.constraints import Constraints
-from genre.core.decision import check_min_probability
-from genre.core.estimator import GenRe
-from genre.errors import InputError, ModelError
+from genre.errors import InputError
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
+from genre.tables.decision import check_min_probability
+from genre.tables.protocol import Answerer, check_fitted
 from genre.tables.recourse import recourse_table
 from genre.utils.extras import require
 
@@ -53,16 +52,33 @@ def output_format(path: str | Path) -> str:
                      ".parquet file")
 
 
-def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int = 1,
+def answer_blocks(model: Answerer, chunks: Iterable[pd.DataFrame], *, options: int = 1,
                   best_k: int | None = None, seed: int = 0, source: str = "input",
-                  id_column: str | None = None, min_probability: float | None = None,
-                  constraints: Constraints | None = None
+                  id_column: str | None = None, start: int = 0,
+                  min_probability: float | None = None, constraints=None
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
-    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (persons numbered
-    from 0 across blocks; each record with its own random stream from `seed`): yields
-    (profiles, changes, rows in the block). min_probability and constraints: as for
-    recourse_table."""
-    start = 0
+    """The one way a table is answered (GenRe.recourse, stream_recourse, serve and Ray all
+    come here): recourse_table on consecutive SEED_BLOCK-row blocks of `chunks`.
+
+    Parameters
+    ----------
+    model : Answerer
+        A fitted model (GenRe).
+    chunks : iterable of DataFrame
+        The people, original units, in order (any chunk sizes).
+    options, best_k, seed, source, id_column, min_probability, constraints
+        As for recourse_table (every record with its own stream from `seed`).
+    start : int
+        The row number of the first row (a multiple of SEED_BLOCK): persons are numbered
+        from it.
+
+    Returns
+    -------
+    iterator of (profiles, changes, rows in the block)
+    """
+    if start % SEED_BLOCK:
+        raise InputError(f"{source}: rows must start on a seed block (a multiple of "
+                         f"{SEED_BLOCK}), got {start}")
     for block in _blocks(iter(chunks), SEED_BLOCK):
         result, diff = recourse_table(model, block, options=options, best_k=best_k,
                                       seed=seed, source=source, start=start,
@@ -72,13 +88,40 @@ def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int 
         start += len(block)
 
 
-def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Path, *,
+def check_columns(model: Answerer, columns: list[str], source: str,
+                  id_column: str | None = None) -> str | None:
+    """Fail before any work when `columns` do not match the model's schema (the target may
+    be present; the id column, `id_column` or the schema's, must be).
+
+    Parameters
+    ----------
+    model : Answerer
+    columns : list of str
+    source : str
+        Names the input in messages.
+    id_column : str, optional
+        Default: the schema's.
+
+    Returns
+    -------
+    str or None
+        The id column in use.
+    """
+    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
+    if id_column is not None and id_column not in columns:
+        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
+                         f"{columns}")
+    model.encoder_._check_columns(pd.DataFrame(columns=[c for c in columns if c != id_column]),
+                                  allow_target=True, source=source)
+    return id_column
+
+
+def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | Path, *,
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
                     id_column: str | None = None, overwrite: bool = True,
-                    min_probability: float | None = None,
-                    constraints: Constraints | None = None) -> dict:
+                    min_probability: float | None = None, constraints=None) -> dict:
     """Recourse for every row of a CSV/Parquet file, written to output_path (.csv or
     .parquet).
 
@@ -86,7 +129,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     the id column when `id_column` or the schema's `id` names one, ...); changes_path, when
     given, gets its long changes view (in Parquet, `from` and `to` are text: they mix
     labels and numbers). options, best_k, seed, min_probability and constraints (checked
-    against the schema before any row is read) mean what they mean for recourse_table
+    before any row is read) mean what they mean for recourse_table
     (see the module docstring for how seeds are spread over the file). Raises InputError for
     a missing, empty or unparsable file, an output that is not .csv/.parquet, columns that
     do not match the model's schema (checked before any row is answered) or a bad cell
@@ -99,8 +142,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
     change rows of the first `show` people with changes (a DataFrame, for display).
     """
-    if not hasattr(model, "model_"):
-        raise ModelError("GenRe is not fitted: call fit(task) or GenRe.load(dir) first")
+    check_fitted(model)
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
     if chunk_size < 1:
@@ -118,13 +160,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
         _CsvReader(path)
     # Columns first: a wrong header fails before any work, with read_table's and the
     # encoder's messages.
-    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
-    if id_column is not None and id_column not in reader.columns:
-        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
-                         f"{reader.columns}")
-    model.encoder_._check_columns(
-        pd.DataFrame(columns=[c for c in reader.columns if c != id_column]),
-        allow_target=True, source=source)
+    id_column = check_columns(model, reader.columns, source, id_column)
     floats = [f.name for f in model.encoder_.schema_.features
               if not f.is_categorical and not f.integer]
     counts = dict.fromkeys(("people", "rows", "profiles", "changes", *STATUSES), 0)
@@ -334,4 +370,4 @@ class _ParquetReader:
         return f"{self.path}: has no data rows"
 
 
-__all__ = ["SEED_BLOCK", "stream_recourse"]
+__all__ = ["SEED_BLOCK", "answer_blocks", "check_columns", "stream_recourse"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from genre.data.encoder import CHANGE_TOL, Encoder
-from genre.data.schema import Schema
+from genre.data.schema import Schema, category_key
 from genre.errors import InputError
 from genre.utils.hints import near_match
 
@@ -265,8 +265,6 @@ def violations(people, profiles, schema: Schema,
     -------
     list of str
     """
-    from genre.data.schema import category_key
-
     rows = profiles[profiles["status"] == "recourse"]
     out = []
     freeze = set(constraints.freeze) if constraints else set()
