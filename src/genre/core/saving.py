@@ -24,6 +24,8 @@ from genre.classifiers.mlp import (
     save_sklearn,
 )
 from genre.classifiers.original_units import load_classifier
+from genre.classifiers.trees import TreeEnsemble, is_hgb_classifier, load_trees, save_trees
+from genre.classifiers.trees import export as export_trees
 from genre.core.network import RecourseTransformer, TransformerConfig
 from genre.core.params import PARAM_CHECKS, check_is_fitted
 from genre.core.params import integer as _integer
@@ -78,7 +80,12 @@ def save_model(est, directory: str | Path) -> Path:
     if isinstance(est.classifier_, TorchClassifier):
         save_mlp(est.classifier_, directory, stem="h")
         files = ["h.json", "h.safetensors"]
-    elif is_saveable_sklearn(est.classifier_):  # a default h chosen for user data
+    elif isinstance(est.classifier_, TreeEnsemble) or is_hgb_classifier(est.classifier_):
+        # a default h chosen for user data: its trees as arrays (loads without sklearn)
+        arrays = (est.classifier_.arrays if isinstance(est.classifier_, TreeEnsemble)
+                  else export_trees(est.classifier_.model))
+        files = save_trees(arrays, est.config_.n_features, directory)
+    elif is_saveable_sklearn(est.classifier_):  # (one with categorical splits)
         save_sklearn(est.classifier_.model, directory / "h.skops")
         files = ["h.skops"]
     elif source is not None:  # a user's .skops / .onnx file travels with the model
@@ -194,7 +201,11 @@ def load_model(cls: type, directory: str | Path, classifier: Classifier | None =
         est.classifier_ = classifier
     elif _saved_file(directory, "h.json", saved):
         est.classifier_ = load_mlp(directory, "h", n_features=D)
-    elif _saved_file(directory, "h.skops", saved):
+    elif _saved_file(directory, "h_trees.json", saved):
+        if not _saved_file(directory, "h_trees.safetensors", saved):
+            raise ModelError(f"{directory}: h_trees.json without h_trees.safetensors")
+        est.classifier_ = load_trees(directory, n_features=D)
+    elif _saved_file(directory, "h.skops", saved):  # saved by an older genre
         est.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"),
                                          n_features=D)
     else:
