@@ -10,8 +10,9 @@ import typer
 from genre.cli.common import Device, console, fail, show_warning
 from genre.data.schema import Schema
 from genre.errors import GenreError, GenreWarning
-from genre.io import atomic_dir, check_model_dir, read_table
+from genre.io import atomic_dir, check_model_dir
 from genre.utils.limits import check_seed
+from genre.utils.readers import read_table
 
 
 def fit(

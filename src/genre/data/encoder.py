@@ -33,7 +33,8 @@ def is_number(v) -> bool:
 
 
 def row_label(index, pos: int) -> str:
-    """'row 3' for a DataFrame index label, 'line 5' for tables read by genre.io.read_table."""
+    """'row 3' for a DataFrame index label, 'line 5' for tables read by
+    genre.utils.readers.read_table."""
     return f"{index.name if index.name == 'line' else 'row'} {index[pos]}"
 
 

@@ -43,15 +43,14 @@ from genre.core.estimator import GenRe
 from genre.errors import GenreError, InputError
 from genre.io import atomic_path, check_outputs, exit_on_sigterm
 from genre.tables.streaming import (
-    PARQUET_SUFFIXES,
     SEED_BLOCK,
     STATUSES,
     answer_blocks,
     check_columns,
-    neutralise_formulas,
     open_input,
     validate_rows,
 )
+from genre.tables.writers import PARQUET_SUFFIXES, neutralise_formulas
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
@@ -66,7 +65,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
 
     workers: actors, each loading the model once (default: one per CPU of the cluster,
     given cpus_per_worker each). labels: 'row' (person = 0-based position) or 'line'
-    (person = CSV line number, the header being line 1, as genre.io.read_table labels a
+    (person = CSV line number, the header being line 1, as genre.utils.readers.read_table labels a
     CSV). A bad row raises (wrapped by Ray) the InputError recourse_table gives, naming
     `source`, column and row.
     """

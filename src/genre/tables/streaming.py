@@ -19,9 +19,9 @@ is answered, so a bad last row fails in the time it takes to read the file.
 
 CSV outputs are safe to open in a spreadsheet: a text cell starting with `=`, `+`, `-`, `@`,
 a tab or a carriage return (which Excel, LibreOffice and Google Sheets would run as a
-formula) is written with a leading `'` (FORMULA_PREFIXES, neutralise_formulas); numbers are
-never changed. csv_safe=False (the CLI's --raw-csv) writes text as it is. Parquet outputs
-always hold the values as they are.
+formula) is written with a leading `'` (genre.tables.writers: FORMULA_PREFIXES,
+neutralise_formulas); numbers are never changed. csv_safe=False (the CLI's --raw-csv) writes
+text as it is. Parquet outputs always hold the values as they are.
 
 Seeding: every record draws from its own random stream, keyed by the seed and the record's
 values (genre.core.seeding), so a record's answer depends on the record and the seed only:
@@ -37,61 +37,22 @@ import contextlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from genre.data.schema import RESERVED_ID_COLUMNS
 from genre.errors import InputError
-from genre.io import (
-    atomic_path,
-    check_outputs,
-    check_parquet_types,
-    csv_line_index,
-    read_csv_header,
-)
+from genre.io import check_outputs
 from genre.tables.decision import check_min_probability
 from genre.tables.protocol import Answerer, check_fitted
 from genre.tables.recourse import recourse_table
+from genre.tables.writers import PARQUET_SUFFIXES, output_format, table_writer
 from genre.utils.csvrows import CHUNK_BYTES, MAX_ROW_BYTES, scan_csv
 from genre.utils.extras import require
 from genre.utils.limits import CHUNK_MAX, check_int, check_request
+from genre.utils.readers import check_parquet_types, csv_line_index, read_csv_header
 
 SEED_BLOCK = 1000  # rows per recourse_table call (a memory bound; answers do not depend on it)
-PARQUET_SUFFIXES = (".parquet", ".pq")
 STATUSES = ("recourse", "none found", "already accepted")
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets run as a formula
-
-
-def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
-    """`df` with every text cell that starts like a spreadsheet formula (FORMULA_PREFIXES)
-    prefixed by `'`, which spreadsheets show as text; numbers and other cells unchanged
-    (a copy only when something changes)."""
-    out = None
-    for c in df.columns:
-        col = df[c]
-        if col.dtype != object and not pd.api.types.is_string_dtype(col):
-            continue
-        if not col.map(_formula).any():
-            continue
-        if out is None:
-            out = df.copy()
-        out[c] = col.map(lambda v: "'" + v if _formula(v) else v)
-    return df if out is None else out
-
-
-def _formula(value) -> bool:
-    return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
-
-
-def output_format(path: str | Path) -> str:
-    """'csv' or 'parquet' from the file name; InputError for any other suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".csv":
-        return "csv"
-    if suffix in PARQUET_SUFFIXES:
-        return "parquet"
-    raise InputError(f"{path}: unknown output format '{Path(path).suffix}'; give a .csv or "
-                     ".parquet file")
 
 
 def answer_blocks(model: Answerer, chunks: Iterable[pd.DataFrame], *, options: int = 1,
@@ -218,11 +179,11 @@ def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | 
     bar = tqdm(total=reader.total_rows(), unit="row", unit_scale=True, desc="recourse",
                leave=False, disable=None if progress else True)
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(_table_writer(output_path, overwrite, float_columns=floats,
+        out = stack.enter_context(table_writer(output_path, overwrite, float_columns=floats,
                                                 csv_safe=csv_safe))
         diff_out = None
         if changes_path is not None:
-            diff_out = stack.enter_context(_table_writer(
+            diff_out = stack.enter_context(table_writer(
                 changes_path, overwrite, text_columns=("feature", "from", "to"),
                 csv_safe=csv_safe))
         stack.callback(bar.close)
@@ -308,77 +269,6 @@ def validate_rows(model: Answerer, reader, chunk_size: int, source: str,
             model.encoder_.transform(chunk, source=source)
         rows += len(chunk)
     return rows
-
-
-@contextlib.contextmanager
-def _table_writer(path: str | Path, overwrite: bool, float_columns=(),
-                  text_columns=(), csv_safe: bool = True) -> Iterator[_TableWriter]:
-    """A _TableWriter on a temporary file renamed to `path` when the block ends without an
-    exception (and deleted when it raises)."""
-    with atomic_path(path, overwrite) as tmp:
-        writer = _TableWriter(tmp, Path(path), float_columns, text_columns, csv_safe)
-        try:
-            yield writer
-        finally:
-            writer.close()
-
-
-class _TableWriter:
-    """Appends DataFrames to a CSV or Parquet file (by the destination's suffix).
-
-    Parquet: float_columns are written as float64 and text_columns as text, so that every
-    block has the first block's column types; empty blocks are skipped while others come."""
-
-    def __init__(self, tmp: Path, path: Path, float_columns=(), text_columns=(),
-                 csv_safe: bool = True):
-        self.tmp, self.path, self.format = tmp, path, output_format(path)
-        self.csv_safe = csv_safe
-        self.float_columns, self.text_columns = list(float_columns), list(text_columns)
-        self._file = tmp.open("w", newline="") if self.format == "csv" else None
-        self._parquet = None
-        self._empty: pd.DataFrame | None = None
-
-    def write(self, df: pd.DataFrame) -> None:
-        if self.format == "csv":
-            if self.csv_safe:
-                df = neutralise_formulas(df)
-            df.to_csv(self._file, header=self._file.tell() == 0, index=False)
-        elif len(df) == 0:
-            self._empty = df
-        else:
-            self._write_parquet(df)
-
-    def _write_parquet(self, df: pd.DataFrame) -> None:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        df = df.copy()
-        for c in self.float_columns:
-            if c in df.columns:
-                df[c] = df[c].astype(np.float64)
-        for c in self.text_columns:
-            if c in df.columns:
-                df[c] = df[c].map(lambda v: "" if v is None else str(v)).astype("string")
-        if self._parquet is None:
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            self._parquet = pq.ParquetWriter(self.tmp, table.schema)
-        else:
-            try:
-                table = pa.Table.from_pandas(df, schema=self._parquet.schema,
-                                             preserve_index=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-                raise InputError(f"{self.path}: a column changes type between blocks of rows "
-                                 f"({exc})") from exc
-        self._parquet.write_table(table)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            return
-        if self._parquet is None and self._empty is not None:
-            self._write_parquet(self._empty)
-        if self._parquet is not None:
-            self._parquet.close()
 
 
 def _blocks(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]:
