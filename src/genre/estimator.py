@@ -21,6 +21,7 @@ accepts none); options are ranked by effort.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -60,6 +61,15 @@ from genre.integrity import (
 from genre.model import RecourseTransformer, TransformerConfig
 from genre.pairs import PairSampler, sparse_targets, split_holdout
 from genre.plausibility import PlausibilityFlag
+from genre.student import (
+    SAMPLERS,
+    STUDENT_JSON,
+    StudentConfig,
+    check_sampler,
+    distill,
+    load_student,
+    save_student,
+)
 from genre.task import Classifier, RecourseTask, TorchClassifier
 from genre.threads import torch_threads
 
@@ -132,6 +142,9 @@ class GenRe(RecourseMethod):
     holds the factual's value keeps it: no change, no cost). Selection: select ("h": of the
     best_k samples, the one h scores highest, the paper's rule; "effort": the cheapest by
     the schema's effort among those h accepts).
+    Sampler: sampler ("autoregressive": the transformer decodes one feature at a time, the
+    paper's; "student": a one-pass sampler distilled from it at fit time, see genre.student
+    and GenRe.distill; the same masks and best-of-k selection by h).
     Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
     where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
     sampler draws its random numbers on the CPU, so a seed gives the same samples on either
@@ -147,7 +160,8 @@ class GenRe(RecourseMethod):
                  max_seconds: float = 240.0, val_frac: float = 0.1, temperature: float = 2.0,
                  sigma: float = 0.0, best_k: int = 10, bin_value: str = "data",
                  stay_in_bin: bool = True, seed: int = 0, threads: int = 1,
-                 progress: bool = True, device: str = "cpu", select: str = "h"):
+                 progress: bool = True, device: str = "cpu", select: str = "h",
+                 sampler: str = "autoregressive"):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
         self.n_enc_layers, self.n_dec_layers, self.d_ff, self.dropout = (
@@ -164,6 +178,7 @@ class GenRe(RecourseMethod):
         if select not in ("h", "effort"):
             raise ValueError(f"select must be 'h' or 'effort', got {select!r}")
         self.select = select
+        self.sampler = check_sampler(sampler)
 
     def get_params(self) -> dict:
         return {k: getattr(self, k) for k in _PARAMS}
@@ -261,7 +276,44 @@ class GenRe(RecourseMethod):
         self.log_ = TrainLog(len(history), best_epoch, best_val, time.perf_counter() - start,
                              len(src), len(v_src), history)
         self._on_device = None
+        if self.sampler == "student":
+            self.distill(X)
         return self
+
+    def distill(self, X: np.ndarray, config: StudentConfig | None = None) -> GenRe:
+        """Distil the one-pass student sampler from this fitted GenRe (see genre.student).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, D)
+            Training rows (normalised), e.g. the task's X_train: the student learns the
+            teacher's samples for its sources and jittered copies of them.
+        config : StudentConfig, optional
+            The student's size and budget (default StudentConfig(seed=self.seed)).
+
+        Returns
+        -------
+        GenRe
+            self, with `student_` set; `sampler="student"` then samples with it.
+        """
+        if not hasattr(self, "model_"):
+            raise ModelError("GenRe is not fitted: fit it before distilling a student")
+        config = config or StudentConfig(seed=self.seed)
+        say = log.info if self.progress else None
+        with torch_threads(self.threads):
+            self.student_ = distill(self, X, config, progress=say)
+        return self
+
+    @contextlib.contextmanager
+    def sampling_with(self, sampler: str | None):
+        """Within the block, sample with `sampler` ("autoregressive" or "student"; None:
+        the model's own)."""
+        before = self.sampler
+        self.sampler = check_sampler(before if sampler is None else sampler)
+        try:
+            yield self
+        finally:
+            self.sampler = before
 
     def _pairs(self, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
                rng: np.random.Generator) -> tuple[PairSampler, np.ndarray]:
@@ -335,6 +387,14 @@ class GenRe(RecourseMethod):
         device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        if self.sampler == "student":
+            if getattr(self, "student_", None) is None:
+                raise ModelError("this GenRe has no student sampler: fit it with "
+                                 "sampler='student' or call distill(X_train) first")
+            with torch_threads(self.threads):
+                return self.student_.sample(
+                    self, X, n_samples, gen,
+                    EFFORT_STAY_RADIUS if self.encoder_.schema_.has_effort else 0)
         Xr = np.repeat(X, n_samples, axis=0)  # rows i*n .. i*n+n-1 belong to individual i
         xt = torch.as_tensor(Xr, dtype=torch.float32, device=device)
         fixed = torch.as_tensor(self.encoder_.immutable_mask)
@@ -419,12 +479,13 @@ class GenRe(RecourseMethod):
         return Options(out, out_prob, out_cost, plausible)
 
     def recourse(self, people, options: int = 1, *, seed: int = 0, best_k: int | None = None,
-                 id_column: str | None = None):
+                 id_column: str | None = None, sampler: str | None = None):
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
         genre.recourse.recourse_table for the columns; genre.changes for the long view).
         Rows are answered in blocks as `genre recourse` answers a file, so both give the
-        same profiles for the same rows and seed."""
+        same profiles for the same rows and seed. sampler: "autoregressive" or "student"
+        for this call (default: the model's)."""
         import pandas as pd
 
         from genre.streaming import answer_blocks
@@ -436,9 +497,10 @@ class GenRe(RecourseMethod):
         if not isinstance(people, pd.DataFrame):
             raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
-        results = [r for r, _, _ in answer_blocks(self, [people], options=options,
-                                                   best_k=best_k, seed=seed, source="people",
-                                                   id_column=id_column)]
+        with self.sampling_with(sampler):
+            results = [r for r, _, _ in answer_blocks(self, [people], options=options,
+                                                       best_k=best_k, seed=seed,
+                                                       source="people", id_column=id_column)]
         if not results:
             raise InputError("people: no rows")
         result = pd.concat(results, ignore_index=True)
@@ -489,6 +551,8 @@ class GenRe(RecourseMethod):
         tensors[BIN_VALUES] = torch.as_tensor(self.bin_values_)
         tensors[REFERENCE] = torch.as_tensor(self.reference_)
         save_file(tensors, str(directory / "model.safetensors"))
+        if getattr(self, "student_", None) is not None:
+            files += save_student(self.student_, directory)
         meta_log = getattr(self, "train_log_", None)  # a loaded model keeps its record
         meta = {
             "format": "genre-recourse/genre", "version": FORMAT_VERSION,
@@ -568,6 +632,11 @@ class GenRe(RecourseMethod):
                                  "classifier.skops/.onnx)")
             self.classifier_ = load_classifier(regular_file(files[0]), self.encoder_)
             self.classifier_path_ = files[0]
+        if _saved_file(directory, STUDENT_JSON, saved):
+            self.student_ = load_student(directory, D, n_bins)
+        elif self.sampler == "student":
+            raise ModelError(f"{cfg_path}: sampler is 'student' but the directory holds no "
+                             f"{STUDENT_JSON}")
         return self
 
 
@@ -582,7 +651,7 @@ def _saved_file(directory: Path, name: str, saved: set[str] | None) -> bool:
 _PARAMS = ("lambda_", "gamma", "k", "n_bins", "d_model", "n_heads", "n_enc_layers",
            "n_dec_layers", "d_ff", "dropout", "lr", "batch_size", "max_epochs", "patience",
            "max_seconds", "val_frac", "temperature", "sigma", "best_k", "bin_value",
-           "stay_in_bin", "seed", "threads", "progress", "device", "select")
+           "stay_in_bin", "seed", "threads", "progress", "device", "select", "sampler")
 
 
 
@@ -634,9 +703,10 @@ PARAM_CHECKS = {
     "best_k": _integer(1, MAX_BEST_K), "bin_value": _one_of("data", "edge"),
     "stay_in_bin": _one_of(True, False), "seed": _integer(0), "threads": _integer(1),
     "progress": _one_of(True, False), "device": _device, "select": _one_of("h", "effort"),
+    "sampler": _one_of(*SAMPLERS),
 }
 # Params a model saved by an older genre lacks (GenRe's default applies when loading).
-OPTIONAL_PARAMS = {"device", "select"}
+OPTIONAL_PARAMS = {"device", "select", "sampler"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
