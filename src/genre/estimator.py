@@ -85,6 +85,8 @@ SPARSE_DEFAULT_CHANGES = 3  # at most this many copied features when max_changes
 # stay_in_bin): the soft-bin loss spreads "unchanged" over about a bin either side, and a
 # sub-bin move is noise that would count as a change.
 EFFORT_STAY_RADIUS = 1
+NO_STUDENT = ("this GenRe model has no student sampler: fit it with sampler='student' (`genre "
+              "fit --sampler student`) or call distill(X_train) first")
 
 
 def bin_representatives(targets: np.ndarray, n_bins: int, how: str) -> np.ndarray:
@@ -188,6 +190,11 @@ class GenRe(RecourseMethod):
         unknown = set(params) - set(_PARAMS)
         if unknown:
             raise ValueError(f"unknown GenRe parameters {sorted(unknown)}")
+        if "sampler" in params:
+            check_sampler(params["sampler"])
+            if (params["sampler"] == "student" and hasattr(self, "model_")
+                    and getattr(self, "student_", None) is None):
+                raise ModelError(NO_STUDENT)
         for key, value in params.items():
             setattr(self, key, value)
         return self
@@ -309,7 +316,7 @@ class GenRe(RecourseMethod):
         """Within the block, sample with `sampler` ("autoregressive" or "student"; None:
         the model's own)."""
         before = self.sampler
-        self.sampler = check_sampler(before if sampler is None else sampler)
+        self.set_params(sampler=before if sampler is None else sampler)
         try:
             yield self
         finally:
@@ -387,10 +394,9 @@ class GenRe(RecourseMethod):
         device = resolve_device(self.device)
         X = np.asarray(X, dtype=np.float64)
         gen = torch.Generator().manual_seed(self.seed if seed is None else seed)
-        if self.sampler == "student":
+        if check_sampler(self.sampler) == "student":
             if getattr(self, "student_", None) is None:
-                raise ModelError("this GenRe has no student sampler: fit it with "
-                                 "sampler='student' or call distill(X_train) first")
+                raise ModelError(NO_STUDENT)
             with torch_threads(self.threads):
                 return self.student_.sample(
                     self, X, n_samples, gen,

@@ -31,6 +31,9 @@ def fit(
         "--id", help="an identifier column of --data: not a feature, carried through to "
         "every recourse output (the schema's `id:` key does the same)")] = None,
     device: Device = "cpu",
+    sampler: Annotated[str, typer.Option(
+        help="autoregressive (GenRe's transformer) or student (also distil a one-pass "
+        "sampler from it and answer with that; both are saved)")] = "autoregressive",
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
     classifier h) or on your own table (--data with --schema, optionally --classifier).
@@ -45,8 +48,10 @@ def fit(
     from genre.device import resolve_device
     from genre.estimator import genre_for
     from genre.io import check_model_dir
+    from genre.student import check_sampler
 
     try:
+        check_sampler(sampler)
         resolve_device(device)  # an unusable device fails before the data is read
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
@@ -82,7 +87,8 @@ def fit(
                 print_classifier_report(task.classifier_report)
         t1 = time.perf_counter()
         log_progress()
-        model = genre_for(dataset or "", fast=fast, seed=seed, device=device).fit(task)
+        model = genre_for(dataset or "", fast=fast, seed=seed, device=device,
+                          sampler=sampler).fit(task)
         if classifier is not None:
             model.classifier_path_ = classifier
         seconds = time.perf_counter() - t1
@@ -98,6 +104,12 @@ def fit(
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+    student = getattr(model, "student_", None)
+    if student is not None:
+        slog = student.log
+        console.print(f"student sampler: {slog['epochs']} epochs on {slog['samples']:,} teacher "
+                      f"samples, held-out NLL {slog['best_val_nll']:.3f} per sample, "
+                      f"{slog['seconds']:.1f} s")
 
 
 def print_classifier_report(report: dict) -> None:

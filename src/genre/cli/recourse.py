@@ -41,6 +41,9 @@ def recourse(
     ray_workers: Annotated[int | None, typer.Option(
         help="Ray actors, each loading the model once (default: one per CPU)")] = None,
     device: Device = "cpu",
+    sampler: Annotated[str | None, typer.Option(
+        help="autoregressive (GenRe's transformer) or student (the one-pass sampler "
+        "distilled at fit time); default: the model's own")] = None,
 ) -> None:
     """Recourse for each person in --input (CSV or Parquet), in original units.
 
@@ -64,13 +67,16 @@ def recourse(
     from genre.estimator import GenRe
     from genre.io import check_outputs
     from genre.streaming import stream_recourse
+    from genre.student import check_sampler
 
     if options < 1:
         fail(GenreError("--options must be at least 1"))
     try:
-        if ray and device != "cpu":
-            raise GenreError("--device is not available with --ray (the Ray actors sample on "
-                             "their CPUs)")
+        if sampler is not None:
+            check_sampler(sampler)
+        if ray and (device != "cpu" or sampler is not None):
+            raise GenreError("--device and --sampler are not available with --ray (the Ray "
+                             "actors sample on their CPUs with the model's own sampler)")
         resolve_device(device)  # an unusable device fails before anything is read
         check_outputs((output, changes_path), inputs=(input, model), overwrite=overwrite)
     except GenreError as exc:
@@ -81,6 +87,8 @@ def recourse(
         return
     try:
         genre_model = GenRe.load(model).set_params(device=device)
+        if sampler is not None:
+            genre_model.set_params(sampler=sampler)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size, overwrite=overwrite,

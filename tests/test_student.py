@@ -1,0 +1,170 @@
+"""The one-pass student sampler (genre.student): constraints by construction on every bundled
+dataset and on random schemas, max_changes, selection, save/load and its integrity checks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+from test_constraints import SLOW, LinearClassifier, _task, assert_respects_schema, problems
+
+from genre.bench.metrics import Violations, violations
+from genre.data import Encoder
+from genre.data.datasets import DATASETS, load
+from genre.errors import InputError, ModelError
+from genre.estimator import GenRe
+from genre.student import StudentConfig, _cap_changes
+from genre.task import RecourseTask
+
+TINY_GENRE = dict(d_model=8, n_heads=1, n_enc_layers=1, n_dec_layers=1, d_ff=8, k=50,
+                  max_epochs=1, patience=1, progress=False, best_k=6)
+TINY_STUDENT = StudentConfig(n_components=3, hidden=16, n_layers=1, rows=300,
+                             samples_per_row=4, epochs=2, patience=2, batch_rows=64)
+
+
+def _bundled_task(name: str, max_changes: int | None = None) -> RecourseTask:
+    """The bundled dataset with its monotone facts enforced, 400 training rows, a random
+    linear h (cheap and deterministic)."""
+    data = load(name)
+    schema = replace(data.schema, max_changes=max_changes)
+    enc = Encoder(schema).fit(data.train)
+    rows = data.train.sample(n=min(400, len(data.train)), random_state=0)
+    X = enc.transform(rows)
+    y = data.labels(rows)
+    rng = np.random.default_rng(0)
+    h = LinearClassifier(rng.standard_normal(X.shape[1]), 0.0)
+    task = RecourseTask(enc, X, y, h, name=name)
+    p = h.predict_proba(X)
+    task.gamma = float(np.quantile(p[y == 1], 0.3))
+    return task
+
+
+def _fitted(task: RecourseTask, gamma: float, **params) -> GenRe:
+    model = GenRe(gamma=gamma, **(TINY_GENRE | params)).fit(task)
+    return model.distill(task.X_train, TINY_STUDENT)
+
+
+def _check_samples(model: GenRe, X: np.ndarray) -> np.ndarray:
+    """Student samples and answers for X: schema-valid, project() leaves them unchanged."""
+    enc = model.encoder_
+    model.set_params(sampler="student")
+    cands = model.sample(X, 8, seed=1)
+    flat = cands.reshape(-1, X.shape[1])
+    Xr = np.repeat(X, 8, axis=0)
+    assert_respects_schema(enc, Xr, flat)
+    assert violations(enc, Xr, flat) == Violations(0, 0, 0, 0)
+    np.testing.assert_allclose(enc.project(flat, factual=Xr), flat, atol=1e-12)
+    answers = model.generate(X)
+    assert violations(enc, X, answers) == Violations(0, 0, 0, 0)
+    return cands
+
+
+@pytest.mark.parametrize("name", DATASETS)
+def test_student_samples_respect_every_bundled_schema(name):
+    task = _bundled_task(name)
+    model = _fitted(task, task.gamma)
+    X = task.encoder.transform(load(name).X_test.iloc[:60])
+    _check_samples(model, X)
+
+
+def test_student_max_changes_holds_by_construction():
+    task = _bundled_task("compas", max_changes=1)
+    model = _fitted(task, task.gamma)
+    X = task.encoder.transform(load("compas").X_test.iloc[:60])
+    cands = _check_samples(model, X)
+    assert (Encoder.n_changes(X[:, None, :], cands) <= 1).all()
+
+
+@pytest.mark.filterwarnings("ignore:n_neighbors")
+@given(problem=problems(), data=st.data())
+@settings(SLOW, max_examples=8)
+def test_student_respects_random_schemas(problem, data):
+    cap = data.draw(st.sampled_from([None, None, 1, 2]), label="max_changes")
+    problem = replace(problem, schema=replace(problem.schema, max_changes=cap))
+    task, gamma = _task(problem)
+    params = dict(n_bins=data.draw(st.sampled_from([2, 7, 50]), label="n_bins"),
+                  bin_value=data.draw(st.sampled_from(["data", "edge"]), label="bin_value"),
+                  stay_in_bin=data.draw(st.booleans(), label="stay_in_bin"),
+                  seed=problem.seed % 1000)
+    try:
+        model = _fitted(task, gamma, **params)
+    except InputError as exc:  # immutables/monotone leave no source a feasible target
+        assert "feasible favourable target" in str(exc)
+        assume(False)
+    X = task.encoder.transform(problem.queries, source="queries")
+    cands = _check_samples(model, X)
+    if cap is not None:
+        assert (Encoder.n_changes(X[:, None, :], cands) <= cap).all()
+
+
+def test_cap_keeps_the_most_confident_changes():
+    x = torch.zeros(1, 2, 4, dtype=torch.float64)
+    value = torch.tensor([[[0.1, 0.2, 0.3, 0.0], [0.0, 0.5, 0.0, 0.0]]], dtype=torch.float64)
+    p_stay = torch.tensor([[[0.5, 0.1, 0.9, 0.0], [0.2, 0.3, 0.2, 0.2]]])
+    out = _cap_changes(value, x, p_stay, 2)
+    # Row 0 changes 3 features: the two with the lowest stay probability stay changed.
+    assert out[0, 0].tolist() == [0.1, 0.2, 0.0, 0.0]
+    assert out[0, 1].tolist() == [0.0, 0.5, 0.0, 0.0]  # within the cap: untouched
+    assert (_cap_changes(value, x, p_stay, 0) == 0).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_student(make_mixed_task):
+    task = make_mixed_task("increase")
+    return task, GenRe(gamma=0.5, **TINY_GENRE).fit(task).distill(task.X_train, TINY_STUDENT)
+
+
+def test_sampler_is_chosen_per_call_and_refused_without_student(tiny_student, make_mixed_task):
+    task, model = tiny_student
+    X = task.X_train[:20]
+    teacher = model.sample(X, 4, seed=0)
+    with model.sampling_with("student"):
+        student = model.sample(X, 4, seed=0)
+    assert model.sampler == "autoregressive"
+    assert not np.array_equal(teacher, student)
+    people = task.encoder.inverse_transform(X)
+    a = model.recourse(people, sampler="student", seed=3)
+    b = model.set_params(sampler="student").recourse(people, seed=3)
+    model.set_params(sampler="autoregressive")
+    assert a.equals(b)
+    bare = GenRe(gamma=0.5, **TINY_GENRE).fit(task)
+    with pytest.raises(ModelError, match="no student sampler"):
+        bare.set_params(sampler="student")
+    with pytest.raises(ValueError, match="sampler must be one of"):
+        GenRe(sampler="fast")
+
+
+def test_student_saved_loaded_and_checked(tiny_student, tmp_path):
+    task, model = tiny_student
+    X = task.X_train[:30]
+    model.set_params(sampler="student")
+    try:
+        saved = model.save(tmp_path / "m")
+    finally:
+        model.set_params(sampler="autoregressive")
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert {"student.json", "student.safetensors"} <= set(manifest["files"])
+    loaded = GenRe.load(saved)
+    assert loaded.sampler == "student"
+    with model.sampling_with("student"):
+        np.testing.assert_array_equal(loaded.sample(X, 5, seed=2), model.sample(X, 5, seed=2))
+    # A student whose sizes disagree with its config is refused before any allocation.
+    cfg = json.loads((saved / "student.json").read_text())
+    cfg["config"]["hidden"] = 17
+    (saved / "student.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelError, match="changed after it was saved"):
+        GenRe.load(saved)
+    from genre.integrity import write_manifest
+
+    write_manifest(saved, manifest["files"])  # re-sealed: now the header check catches it
+    with pytest.raises(ModelError, match="student.safetensors: tensor"):
+        GenRe.load(saved)
+    files = [f for f in manifest["files"] if not f.startswith("student")]
+    write_manifest(saved, files)  # the student left out, but config.json asks for it
+    with pytest.raises(ModelError, match="holds no student.json"):
+        GenRe.load(saved)
