@@ -11,7 +11,6 @@ import pytest
 import torch
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from test_constraints import SLOW, LinearClassifier, _task, assert_respects_schema, problems
 
 from genre.bench.metrics import Violations, violations
 from genre.data import Encoder
@@ -20,6 +19,7 @@ from genre.errors import InputError, ModelError
 from genre.estimator import GenRe
 from genre.student import StudentConfig, _cap_changes
 from genre.task import RecourseTask
+from test_constraints import SLOW, LinearClassifier, _task, assert_respects_schema, problems
 
 TINY_GENRE = dict(d_model=8, n_heads=1, n_enc_layers=1, n_dec_layers=1, d_ff=8, k=50,
                   max_epochs=1, patience=1, progress=False, best_k=6)
