@@ -14,7 +14,9 @@ def test_run_speed_smoke(compas, tmp_path):
     entry = parsed["datasets"]["compas"]
     methods = entry["methods"]
     assert set(methods) == {"GenRe", "NNR", "Wachter", "Growing Spheres", "DiCE random",
-                            "DiCE genetic"}
+                            "DiCE genetic", "genre-student"}
+    # The student distilled from the same GenRe: its Score and throughput at 10,000.
+    assert 0 < entry["student_score"] <= 2 and entry["student_per_s_10k"] > 0
     for name, row in methods.items():
         assert row["ms_per_individual"] > 0, (name, row)
         assert row["genre_speedup"] > 0
@@ -47,7 +49,7 @@ def test_run_speed_smoke(compas, tmp_path):
     assert md.startswith("# Speed benchmark\n\n```\ngenre smoke-test\n```")
     for section in ("Summary", "Time per individual", "throughput against batch size",
                     "Cached against uncached", "number of features", "peak memory",
-                    "Acceptance targets"):
+                    "Acceptance targets", "The student sampler (genre-student)"):
         assert section in md
     for png in ("throughput.png", "features.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

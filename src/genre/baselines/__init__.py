@@ -27,6 +27,9 @@ METHODS: dict[str, type[RecourseMethod]] = {
     "revise": REVISE,
     "cruds": CRUDS,
     "diffusion": GuidedDiffusion,
+    # GenRe with its distilled one-pass sampler; the benchmark distils it from the "genre"
+    # row's fitted model (genre.bench.benchmark.fit_student_cached).
+    "genre-student": GenRe,
 }
 
 

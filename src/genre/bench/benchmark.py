@@ -71,10 +71,16 @@ QUICK: dict[str, dict] = {
     "cchvae": {"n_search_samples": 100, "max_iter": 100, "vae_epochs": 2},
     "revise": {"max_iter": 200, "vae_epochs": 2},
     "cruds": {"max_iter": 300, "vae_epochs": 2},
+    # StudentConfig caps (the teacher is the quick "genre" above).
+    "genre-student": {"rows": 2000, "samples_per_row": 8, "epochs": 3, "patience": 2},
 }
 
 GENRE_CACHE = "genre-models"
 GENRE_CACHE_VERSION = "v1"
+# GenRe answering with the one-pass student sampler distilled from the very GenRe of the
+# "genre" row (the same parameters, the same cached fit; genre.student). params["genre-student"]
+# holds StudentConfig overrides.
+STUDENT = "genre-student"
 
 
 # ------------------------------------------------------------------------- names
@@ -133,7 +139,7 @@ def method_params(name: str, dataset: str, seed: int, quick: bool,
     out = {"seed": seed} if "seed" in accepted else {}
     if quick:
         out |= {k: v for k, v in QUICK.get(name, {}).items() if k in accepted}
-    if name == "genre":
+    if name in ("genre", STUDENT):
         out["progress"] = False  # the benchmark's own bar reports progress
     return out | (params or {}).get(name, {})
 
@@ -152,7 +158,7 @@ def genre_cache_key(model, protocol, monotone: bool) -> str:
     from genre.estimator import FORMAT_VERSION
 
     params = {k: v for k, v in model.get_params().items()
-              if k not in ("progress", "threads", "device")}
+              if k not in ("progress", "threads", "device", "sampler")}
     key = {"params": params, "monotone": monotone, "format": FORMAT_VERSION,
            "protocol": CACHE_VERSION, "cache": GENRE_CACHE_VERSION}
     if protocol.h_variant:
@@ -185,19 +191,67 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
             seconds = float((loaded.train_log_ or {}).get("seconds", math.nan))
             loaded.progress = model.progress
             return loaded, True, seconds
+    model.set_params(sampler="autoregressive")  # the teacher alone; students are cached apart
     model.fit(protocol.task(monotone=monotone))
     if use_cache:
-        # Save into a temporary sibling and rename: a crash never leaves a half model.
-        where.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{where.name}-"))
-        try:
-            model.save(tmp)
-            shutil.rmtree(where, ignore_errors=True)
-            with contextlib.suppress(OSError):  # a concurrent run got there first
-                tmp.rename(where)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        _save_cached(model, where)
     return model, False, model.log_.seconds
+
+
+def _save_cached(model, where: Path) -> None:
+    """Save into a temporary sibling and rename: a crash never leaves a half model."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{where.name}-"))
+    try:
+        model.save(tmp)
+        shutil.rmtree(where, ignore_errors=True)
+        with contextlib.suppress(OSError):  # a concurrent run got there first
+            tmp.rename(where)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fit_student_cached(teacher, protocol, monotone: bool = False, use_cache: bool = True,
+                       config=None):
+    """Distil the student sampler from `teacher` (fitted by fit_genre_cached on the same
+    protocol) on the protocol's training rows, or load teacher + student from the cache.
+
+    The teacher keeps its own sampler setting (use teacher.sampling_with("student")).
+    Returns (model, cached, distill_seconds); model is `teacher` (with `student_`) unless
+    it came from the cache.
+    """
+    from genre.cache import cache_dir, report_rebuild
+    from genre.estimator import GenRe
+    from genre.student import StudentConfig
+
+    config = config or StudentConfig(seed=teacher.seed)
+    tag = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
+    where = (cache_dir() / GENRE_CACHE
+             / f"{genre_cache_key(teacher, protocol, monotone)}-student-{tag[:12]}")
+    sampler = teacher.sampler
+    if use_cache and (where.exists() or where.is_symlink()):
+        try:
+            loaded = GenRe.load(where, classifier=protocol.h, require_manifest=True)
+            if getattr(loaded, "student_", None) is None:
+                raise ModelError(f"{where}: holds no student")
+        except ModelError as exc:
+            report_rebuild(where, exc)
+        else:
+            loaded.set_params(progress=teacher.progress, sampler=sampler)
+            return loaded, True, float(loaded.student_.log.get("seconds", math.nan))
+    teacher.distill(protocol.X_train, config)
+    if use_cache:
+        _save_cached(teacher, where)
+    return teacher, False, float(teacher.student_.log["seconds"])
+
+
+def student_config(params: dict[str, dict] | None, seed: int, quick: bool = False):
+    """The StudentConfig of a benchmark cell: the defaults, the seed, the QUICK caps (with
+    quick), then params[STUDENT]."""
+    from genre.student import StudentConfig
+
+    return StudentConfig(**({"seed": seed} | (QUICK[STUDENT] if quick else {})
+                            | (params or {}).get(STUDENT, {})))
 
 
 # ------------------------------------------------------------------------ one cell
@@ -232,10 +286,15 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
 
     t0 = time.perf_counter()
     try:
-        method = make(name, protocol.name, seed, quick, params)
-        if name == "genre":
+        method = make("genre" if name == STUDENT else name, protocol.name, seed, quick, params)
+        if name in ("genre", STUDENT):
             method, cached, train_seconds = fit_genre_cached(method, protocol, monotone,
                                                              use_cache)
+            if name == STUDENT:  # the same teacher as the "genre" row, plus its student
+                method, cached, distill_seconds = fit_student_cached(
+                    method, protocol, monotone, use_cache, student_config(params, seed, quick))
+                method.set_params(sampler="student")
+                train_seconds += distill_seconds
             fit_seconds = time.perf_counter() - t0
             report, _, _ = run_method(method, protocol, len(X), monotone=monotone,
                                       fitted=True, X=X)

@@ -81,6 +81,7 @@ BASELINES = (
     ("DiCE genetic", "dice", {"mode": "genetic"}),
 )
 GENRE = "GenRe"
+STUDENT = "genre-student"  # GenRe answering with its distilled one-pass sampler
 DICE = ("DiCE random", "DiCE genetic")
 
 # The issues' acceptance targets.
@@ -161,6 +162,33 @@ def time_methods(dataset: str, protocol, X: np.ndarray, genre, *, seed: int, qui
         ms = row["ms_per_individual"]
         row["genre_speedup"] = None if ms is None else ms / g
     return rows
+
+
+def student_speed(genre, protocol, X: np.ndarray, methods: dict, *, seed: int, quick: bool,
+                  use_cache: bool) -> dict:
+    """The student sampler distilled from this very GenRe (genre.bench.benchmark
+    fit_student_cached, cached beside it): its time per individual on X (added to `methods`
+    as the STUDENT row), its Score on X and its throughput at THROUGHPUT_AT individuals."""
+    from genre.bench.benchmark import fit_student_cached, student_config
+    from genre.bench.evaluation import run_method
+
+    model, cached, seconds = fit_student_cached(genre, protocol, use_cache=use_cache,
+                                                config=student_config(None, seed, quick))
+    with model.sampling_with("student"):
+        model.generate(X[:1])  # warm-up
+        t = timed(lambda: model.generate(X), min_runs=3)
+        report, _, _ = run_method(model, protocol, len(X), fitted=True, X=X)
+        batch = np.resize(X, (THROUGHPUT_AT, X.shape[1]))
+        per_s = THROUGHPUT_AT / timed(lambda: model.generate(batch), min_seconds=1.0,
+                                      min_runs=2)
+    ms = 1000 * t / len(X)
+    methods[STUDENT] = {"ms_per_individual": ms, "individuals": len(X),
+                        "fit_seconds": seconds,
+                        "genre_speedup": ms / methods[GENRE]["ms_per_individual"]}
+    return {"student_fit_seconds": seconds, "student_fit_cached": cached,
+            "student_score": report.score,
+            "student_metrics": {"cost": report.cost, "val": report.val, "lof": report.lof},
+            "student_per_s_10k": per_s}
 
 
 def thread_times(genre, X: np.ndarray, rounds: int = 2) -> dict[str, float]:
@@ -412,6 +440,9 @@ def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: i
         say(f"{dataset}: GenRe and the baselines, time per individual")
         entry["methods"] = time_methods(dataset, protocol, X, genre, seed=seed, quick=quick,
                                         dice_n=dice_n, say=say)
+        say(f"{dataset}: the student sampler distilled from GenRe")
+        entry |= student_speed(genre, protocol, X, entry["methods"], seed=seed, quick=quick,
+                               use_cache=use_cache)
         say(f"{dataset}: GenRe's Score")
         report, _, _ = run_method(genre, protocol, len(X), fitted=True, X=X)
         entry["genre_score"] = report.score
@@ -468,7 +499,8 @@ def summary(doc: dict, seed: int, table: Path | str | None = TABLE_CSV) -> dict[
             "nnr_ms_per_individual": e["methods"].get("NNR", {}).get("ms_per_individual"),
             "genre_per_s_10k": e["throughput"].get(str(THROUGHPUT_AT)),
             "genre_score": e["genre_score"], "table_score": committed.get(dataset),
-            "best_k": e["best_k"]}
+            "best_k": e["best_k"], "student_score": e.get("student_score"),
+            "student_per_s_10k": e.get("student_per_s_10k")}
     return out
 
 
@@ -576,6 +608,17 @@ def markdown(doc: dict) -> str:
             lines.append(f"| {d} | {_f(r['genre_ms_per_individual'], 3)} | "
                          f"{_f(r['nnr_ms_per_individual'], 3)} | {_f(r['genre_per_s_10k'], 0)}"
                          f" | {_f(r['genre_score'], 3)} | {_f(r['table_score'], 3)} |")
+        lines += ["", "## The student sampler (genre-student)", "",
+                  "A one-pass sampler distilled from the same fitted GenRe (genre.student), the "
+                  "same best_k and selection by h; individuals/s at "
+                  f"{THROUGHPUT_AT:,} individuals, Score on the individuals above.", "",
+                  "| dataset | GenRe Score | student Score | GenRe individuals/s | student "
+                  "individuals/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
+        for d, r in doc["summary"].items():
+            g, st = r["genre_per_s_10k"], r.get("student_per_s_10k")
+            ratio = st / g if g and st else None
+            lines.append(f"| {d} | {_f(r['genre_score'], 3)} | {_f(r.get('student_score'), 3)}"
+                         f" | {_f(g, 0)} | {_f(st, 0)} | {_f(ratio, 1)}x |")
         lines += ["", "## GenRe fit time and threads", "",
                   f"Threads: generate() on {THREADS_BATCH:,} individuals, 1 and 2 torch "
                   "threads alternately, median.", "",

@@ -15,7 +15,8 @@ from genre.errors import GenreError
 # The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
 # help needs no import of torch (tests/test_cli_conventions.py keeps the two equal).
 METHOD_NAMES = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
-                "cruds", "diffusion")
+                "cruds", "diffusion", "genre-student")
+GENRES = {"genre": "autoregressive", "genre-student": "student"}  # GenRe and its sampler
 
 
 def register(app: typer.Typer) -> None:
@@ -92,16 +93,17 @@ def evaluate(
         with console.status(f"protocol for {dataset} (seed {seed})"):
             protocol = build_protocol(dataset, seed)
         fitted = model is not None
-        if device != "cpu" and method != "genre":
-            raise GenreError("--device applies to --method genre only")
+        if device != "cpu" and method not in GENRES:
+            raise GenreError("--device applies to --method genre (or genre-student) only")
         if fitted:
-            if method != "genre":
-                raise GenreError("--model applies to --method genre only")
+            if method not in GENRES:
+                raise GenreError("--model applies to --method genre (or genre-student) only")
             from genre.estimator import GenRe
 
-            method_obj = GenRe.load(model).set_params(device=device)
-        elif method == "genre":
-            method_obj = genre_for(dataset, fast=fast, seed=seed, device=device)
+            method_obj = GenRe.load(model).set_params(device=device, sampler=GENRES[method])
+        elif method in GENRES:
+            method_obj = genre_for(dataset, fast=fast, seed=seed, device=device,
+                                   sampler=GENRES[method])
         else:
             method_obj = make_method(method)
         console.print(f"{method}: fit and generate for {n} individuals")
