@@ -93,6 +93,9 @@ TARGET_NNR = 5.0  # GenRe's ms per individual at most this many times NNR's, eve
 TARGET_SCORE = 0.01  # |GenRe Score - the committed table's| at most this, every dataset
 TARGET_CACHED = 3.0  # cached decoding at least this many times faster, every dataset
 TARGET_RSS_ROWS, TARGET_RSS_MB = 1_000_000, 2048.0
+# The student sampler (issue 23), on TARGET_RATIO_DATASETS: at least this many times GenRe's
+# individuals/s at THROUGHPUT_AT, and its Score at most this far below GenRe's (same run).
+TARGET_STUDENT_RATIO, TARGET_STUDENT_SCORE = 20.0, 0.03
 
 
 def _say(progress: bool) -> Callable[[str], None]:
@@ -531,6 +534,15 @@ def targets(doc: dict) -> list[dict]:
     for dataset in TARGET_RATIO_DATASETS:
         if dataset not in data:
             continue
+        s = summ[dataset]
+        if s.get("student_per_s_10k") and s["genre_per_s_10k"]:
+            got = s["student_per_s_10k"] / s["genre_per_s_10k"]
+            add(f"student individuals/s >= {TARGET_STUDENT_RATIO:g}x GenRe's on {dataset} at "
+                f"{THROUGHPUT_AT:,} individuals", got, "x", got >= TARGET_STUDENT_RATIO)
+        if s.get("student_score") is not None:
+            diff = s["student_score"] - s["genre_score"]
+            add(f"student Score at most {TARGET_STUDENT_SCORE:g} below GenRe's on {dataset}",
+                diff, "difference", diff >= -TARGET_STUDENT_SCORE)
         for label, ratio in TARGET_RATIOS:
             got = data[dataset]["methods"].get(label, {}).get("genre_speedup")
             add(f"GenRe per-individual time >= {ratio:g}x lower than {label} on {dataset}",
