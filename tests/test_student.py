@@ -168,3 +168,22 @@ def test_student_saved_loaded_and_checked(tiny_student, tmp_path):
     write_manifest(saved, files)  # the student left out, but config.json asks for it
     with pytest.raises(ModelError, match="holds no student.json"):
         GenRe.load(saved)
+
+
+def test_benchmark_student_shares_the_genre_cache(compas, private_cache):
+    from genre.bench import benchmark as bench
+
+    teacher, cached, _ = bench.fit_genre_cached(bench.make("genre", "compas", 0, True), compas)
+    assert not cached
+    config = bench.student_config(None, 0, quick=True)
+    model, cached, _ = bench.fit_student_cached(teacher, compas, config=config)
+    assert not cached and model is teacher and model.sampler == "autoregressive"
+    # The genre-student cell asks for the same teacher: the sampler is not part of the key.
+    again = bench.make("genre", "compas", 0, True).set_params(sampler="student")
+    again, cached, _ = bench.fit_genre_cached(again, compas)
+    assert cached and getattr(again, "student_", None) is None
+    loaded, cached, _ = bench.fit_student_cached(again, compas, config=config)
+    assert cached and loaded.student_ is not None
+    X = compas.individuals(20)
+    with loaded.sampling_with("student"), model.sampling_with("student"):
+        np.testing.assert_array_equal(loaded.generate(X, seed=1), model.generate(X, seed=1))
