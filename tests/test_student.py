@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from hypothesis import assume, given, settings
@@ -187,3 +188,29 @@ def test_benchmark_student_shares_the_genre_cache(compas, private_cache):
     X = compas.individuals(20)
     with loaded.sampling_with("student"), model.sampling_with("student"):
         np.testing.assert_array_equal(loaded.generate(X, seed=1), model.generate(X, seed=1))
+
+
+def test_cli_recourse_with_the_student_sampler(tiny_student, make_mixed_task, tmp_path):
+    from typer.testing import CliRunner
+
+    from genre.cli import app
+
+    runner = CliRunner()
+    task, model = tiny_student
+    with_student = model.save(tmp_path / "with")
+    without = GenRe(gamma=0.5, **TINY_GENRE).fit(task).save(tmp_path / "without")
+    people = task.encoder.inverse_transform(task.X_train[:8])
+    src = tmp_path / "people.csv"
+    people.to_csv(src, index=False)
+    out = tmp_path / "out.csv"
+    args = ["recourse", "--input", str(src), "--output", str(out)]
+    r = runner.invoke(app, [*args, "--model", str(with_student), "--sampler", "student"])
+    assert r.exit_code == 0, r.output
+    got = pd.read_csv(out)
+    expected = model.recourse(people, sampler="student")
+    np.testing.assert_allclose(got["x1"], expected["x1"], rtol=1e-12)
+    out.unlink()
+    r = runner.invoke(app, [*args, "--model", str(without), "--sampler", "student"])
+    assert r.exit_code == 2 and "no student sampler" in r.output and not out.exists()
+    r = runner.invoke(app, [*args, "--model", str(with_student), "--sampler", "fast"])
+    assert r.exit_code == 2 and "sampler must be one of" in r.output and not out.exists()

@@ -94,10 +94,10 @@ def evaluate(
             protocol = build_protocol(dataset, seed)
         fitted = model is not None
         if device != "cpu" and method not in GENRES:
-            raise GenreError("--device applies to --method genre (or genre-student) only")
+            raise GenreError("--device applies to --method genre only (and genre-student)")
         if fitted:
             if method not in GENRES:
-                raise GenreError("--model applies to --method genre (or genre-student) only")
+                raise GenreError("--model applies to --method genre only (and genre-student)")
             from genre.estimator import GenRe
 
             method_obj = GenRe.load(model).set_params(device=device, sampler=GENRES[method])
