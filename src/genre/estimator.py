@@ -306,9 +306,7 @@ class GenRe(RecourseMethod):
         if not hasattr(self, "model_"):
             raise ModelError("GenRe is not fitted: fit it before distilling a student")
         config = config or StudentConfig(seed=self.seed)
-        say = log.info if self.progress else None
-        with torch_threads(self.threads):
-            self.student_ = distill(self, X, config, progress=say)
+        self.student_ = distill(self, X, config, progress=log.info if self.progress else None)
         return self
 
     @contextlib.contextmanager

@@ -22,6 +22,8 @@ one forward pass per individual and a few element-wise operations per candidate:
   x's side. max_changes holds by construction: when a candidate changes more features than
   allowed, the ones the student is most confident should move (the lowest stay probability)
   are kept and the others reset to x. Every sample obeys the schema without a projection.
+  The teacher's sigma (Gaussian noise on bin values) is not reproduced: the student decodes
+  bins to their values. The student runs on the CPU whatever the teacher's device.
 
 Why this design (measured on compas, protocol seed 0, 10,000 individuals x best_k 30, one
 thread): a per-bin categorical like the teacher's costs D x n_bins logits per candidate (or
