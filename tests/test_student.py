@@ -214,3 +214,38 @@ def test_cli_recourse_with_the_student_sampler(tiny_student, make_mixed_task, tm
     assert r.exit_code == 2 and "no student sampler" in r.output and not out.exists()
     r = runner.invoke(app, [*args, "--model", str(with_student), "--sampler", "fast"])
     assert r.exit_code == 2 and "sampler must be one of" in r.output and not out.exists()
+
+
+def test_cli_fit_with_the_student_sampler(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import genre.estimator as estimator
+    from genre.cli import app
+
+    # The default StudentConfig distils for minutes: the tiny one, with the model's seed.
+    monkeypatch.setattr(estimator, "StudentConfig", lambda seed: replace(TINY_STUDENT,
+                                                                         seed=seed))
+    rng = np.random.default_rng(0)
+    n = 300
+    df = pd.DataFrame({"a": rng.random(n), "b": rng.integers(0, 5, n),
+                       "c": rng.choice(["u", "v"], n)})
+    df["y"] = (df.a + 0.1 * df.b + 0.1 * rng.standard_normal(n) > 0.8).astype(int)
+    data, schema = tmp_path / "d.csv", tmp_path / "s.yaml"
+    df.to_csv(data, index=False)
+    schema.write_text("target: y\nfeatures:\n  a: {type: numeric}\n"
+                      "  b: {type: numeric, integer: true, monotone: increase}\n"
+                      "  c: {type: categorical, immutable: true}\n")
+    out = tmp_path / "m"
+    r = CliRunner().invoke(app, ["fit", "--data", str(data), "--schema", str(schema), "--out",
+                                 str(out), "--sampler", "student", "--fast"])
+    assert r.exit_code == 0, r.output
+    assert "student sampler:" in r.output
+    assert json.loads((out / "config.json").read_text())["params"]["sampler"] == "student"
+    model = GenRe.load(out)
+    X = model.encoder_.transform(df.drop(columns="y").head(20))
+    Xp = model.generate(X)
+    assert violations(model.encoder_, X, Xp) == Violations(0, 0, 0, 0)
+    bad = CliRunner().invoke(app, ["fit", "--data", str(data), "--schema", str(schema),
+                                   "--out", str(tmp_path / "m2"), "--sampler", "fast"])
+    assert bad.exit_code == 2 and "sampler must be one of" in bad.output
+    assert not (tmp_path / "m2").exists()
