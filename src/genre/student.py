@@ -57,7 +57,7 @@ from genre.integrity import load_tensors, module_shapes, read_json
 from genre.threads import torch_threads
 
 STUDENT_FORMAT = "genre-recourse/student"
-STUDENT_VERSION = 1
+STUDENT_VERSION = 1  # the saved format; also keys the benchmark's cached students
 STUDENT_JSON = "student.json"
 STUDENT_TENSORS = "student.safetensors"
 STUDENT_FILES = (STUDENT_JSON, STUDENT_TENSORS)
@@ -247,9 +247,12 @@ def distill(teacher, X: np.ndarray, config: StudentConfig | None = None,
                                 for i in range(0, len(rows), TEACHER_ROWS)])  # (n, S, D)
     teacher_seconds = time.perf_counter() - start
     n_bins = teacher.n_bins
-    bins = np.clip(np.floor(cands * n_bins + 1e-9), 0, n_bins - 1).astype(np.int64)
     D = rows.shape[1]
     net = StudentNet(D, n_bins, config.n_components, config.hidden, config.n_layers)
+    # A kept value is in x's own bin, as sampling computes it; others in the bin holding them.
+    own = net.own_bins(torch.as_tensor(rows)).numpy()[:, None, :]
+    bins = np.where(cands == rows[:, None, :], own,
+                    np.clip(np.floor(cands * n_bins + 1e-9), 0, n_bins - 1).astype(np.int64))
     weight = torch.as_tensor(~teacher.encoder_.immutable_mask, dtype=torch.float32)
     x_all = torch.as_tensor(rows, dtype=torch.float32)
     b_all = torch.as_tensor(bins)

@@ -222,10 +222,11 @@ def fit_student_cached(teacher, protocol, monotone: bool = False, use_cache: boo
     """
     from genre.cache import cache_dir, report_rebuild
     from genre.estimator import GenRe
-    from genre.student import StudentConfig
+    from genre.student import STUDENT_VERSION, StudentConfig
 
     config = config or StudentConfig(seed=teacher.seed)
-    tag = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()
+    tag = hashlib.sha256(json.dumps(config.to_dict() | {"version": STUDENT_VERSION},
+                                    sort_keys=True).encode()).hexdigest()
     where = (cache_dir() / GENRE_CACHE
              / f"{genre_cache_key(teacher, protocol, monotone)}-student-{tag[:12]}")
     sampler = teacher.sampler
