@@ -155,20 +155,6 @@ class StudentNet(nn.Module):
         self.trunk = nn.Sequential(*layers)
         self.mix = nn.Linear(hidden, n_components)
         self.heads = nn.Linear(hidden, n_components * n_features * 3)
-        # support[j, b] = 1: the teacher samples bin b of feature j (set when distilling). A
-        # sampled bin outside the support moves to the nearest bin inside it.
-        self.register_buffer("support", torch.ones(n_features, n_bins))
-
-    def nearest_supported(self) -> Tensor:
-        """(D, n_bins) long: for each bin, the nearest bin in the support (itself when
-        supported; ties go down; a feature with an empty support keeps every bin)."""
-        n = self.n_bins
-        idx = torch.arange(n)
-        dist = (idx[:, None] - idx[None, :]).abs().float()  # (bin, candidate)
-        dist = dist[None] + torch.where(self.support > 0, 0.0, math.inf)[:, None, :]
-        nearest = dist.argmin(dim=-1)
-        empty = ~(self.support > 0).any(dim=-1, keepdim=True)
-        return torch.where(empty, idx, nearest)
 
     def own_bins(self, x: Tensor) -> Tensor:
         """(B, D) the bin holding each value (as the teacher computes it, in float32)."""
@@ -265,12 +251,8 @@ def distill(teacher, X: np.ndarray, config: StudentConfig | None = None,
     net = StudentNet(D, n_bins, config.n_components, config.hidden, config.n_layers)
     # A kept value is in x's own bin, as sampling computes it; others in the bin holding them.
     own = net.own_bins(torch.as_tensor(rows)).numpy()[:, None, :]
-    moved = cands != rows[:, None, :]
-    bins = np.where(moved, np.clip(np.floor(cands * n_bins + 1e-9), 0, n_bins - 1), own)
-    bins = bins.astype(np.int64)
-    for j in range(D):  # the support: bins the teacher moves a feature to
-        net.support[j] = torch.as_tensor(np.bincount(bins[..., j][moved[..., j]],
-                                                     minlength=n_bins) > 0)
+    bins = np.where(cands == rows[:, None, :], own,
+                    np.clip(np.floor(cands * n_bins + 1e-9), 0, n_bins - 1).astype(np.int64))
     weight = torch.as_tensor(~teacher.encoder_.immutable_mask, dtype=torch.float32)
     x_all = torch.as_tensor(rows, dtype=torch.float32)
     b_all = torch.as_tensor(bins)
@@ -383,10 +365,6 @@ class Student:
         q = u.mul_(c_hi.sub_(c_lo)).add_(c_lo).clamp_(1e-7, 1 - 1e-7)
         v = q.logit_().mul_(s).add_(mu).mul_(n_bins).floor_()
         b = torch.minimum(torch.maximum(v.long(), first[:, None]), last[:, None])
-        # Onto the teacher's support where that stays inside the allowed bins.
-        snapped = self.net.nearest_supported()[torch.arange(D), b]
-        inside = (snapped >= first[:, None]) & (snapped <= last[:, None])
-        b = torch.where(inside, snapped, b)
         own = self.net.own_bins(x32)[:, None, :]
         stays = u_stay < p_stay
         if teacher.stay_in_bin:  # a stay, or a bin that keeps x's value, is x itself
