@@ -1,7 +1,7 @@
 """The default classifier h for user data: which one `genre fit` chooses, and how good it is.
 
 For each table (the bundled datasets' training splits with their original labels, and the
-synthetic credit-like table of benchmarks/plausibility.py), `genre.usertask.choose_classifier`
+synthetic credit-like table of benchmarks/plausibility.py), `genre.core.usertask.choose_classifier`
 holds out a stratified 20%, trains the protocol's MLP (balanced class weights, 100 epochs)
 and a HistGradientBoostingClassifier on the rest and keeps the one with the higher held-out
 ROC AUC. Reported: both AUCs, the winner's held-out accuracy and the majority-class
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from genre.core.usertask import choose_classifier
 from genre.data import Encoder, load
 from genre.io import write_text
-from genre.usertask import choose_classifier
 
 OUT = Path("benchmarks/results/default_classifier")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from genre.bench.evaluation import run_method
 from genre.bench.protocol import build_protocol
-from genre.estimator import GenRe
+from genre.core.estimator import GenRe
 from genre.io import write_text
 
 # Training/pair configurations tried per dataset; sampling temperatures are tried on each.

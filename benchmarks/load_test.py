@@ -26,8 +26,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from genre.core.estimator import GenRe
 from genre.data.datasets import load
-from genre.estimator import GenRe
 from genre.io import write_text
 
 

@@ -43,10 +43,10 @@ import numpy as np
 from genre.baselines import make_method
 from genre.bench.metrics import evaluate, found_mask
 from genre.bench.protocol import build_protocol
+from genre.core.estimator import genre_for
+from genre.core.task import RecourseTask
 from genre.data import Encoder
-from genre.estimator import genre_for
 from genre.io import write_text
-from genre.task import RecourseTask
 
 OUT = Path("benchmarks/results/max_changes")
 VARIANTS = ("genre", "genre cap", "genre cap, by h", "genre mask", "genre mask, by h", "nnr",

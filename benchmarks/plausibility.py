@@ -8,7 +8,7 @@ builds it, from the favourable training rows; it is then asked about
 The synthetic check is a credit-like table (1,000 applicants, 20 attributes of which 13
 categorical, driven by three latent factors; 80% train / 20% test), the shape of data the
 flag failed on. Two flags are compared: LOF's own threshold (n_neighbors 5, contamination
-"auto": the flag before) and genre.plausibility.PlausibilityFlag (mean distance to the 5
+"auto": the flag before) and genre.core.plausibility.PlausibilityFlag (mean distance to the 5
 nearest favourable training rows, the threshold at the 95% quantile of held-out training
 favourable rows: the flag now).
 The aim: at most 10% of held-out real favourable rows and at least 90% of random profiles
@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 
 from genre.bench.protocol import build_protocol
+from genre.core.plausibility import PlausibilityFlag
 from genre.data import Encoder
 from genre.data.schema_file import infer_schema
 from genre.io import write_text
-from genre.plausibility import PlausibilityFlag
 
 OUT = Path("benchmarks/results/plausibility")
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> None:
              "profiles uniform over each feature's range or categories. Goal: real <= 0.10, "
              "random >= 0.90. Synthetic credit: 1,000 rows (800 train), 20 attributes, 13 "
              "categorical. Before: LocalOutlierFactor(n_neighbors=5, novelty=True) with its own "
-             "threshold, as GenRe's flag was. Now: genre.plausibility.PlausibilityFlag (mean "
+             "threshold, as GenRe's flag was. Now: genre.core.plausibility.PlausibilityFlag (mean "
              "distance to the 5 nearest favourable training rows; threshold calibrated on a "
              "held-out 20% of them to flag 5%).", "",
              "| dataset | flag | reference rows | real rows | real flagged | random flagged |",

@@ -18,8 +18,8 @@ import numpy as np
 
 from genre.bench.metrics import evaluate
 from genre.bench.protocol import build_protocol
+from genre.core.pairs import PairSampler
 from genre.io import write_text
-from genre.pairs import PairSampler
 
 
 def main(argv: list[str] | None = None) -> None:

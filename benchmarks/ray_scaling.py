@@ -28,10 +28,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from genre.core.estimator import GenRe
 from genre.data.datasets import load
-from genre.estimator import GenRe
 from genre.io import write_text
-from genre.streaming import stream_recourse
+from genre.tables.streaming import stream_recourse
 
 
 class ActorUsage:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
 
     import ray
 
-    from genre.ray import recourse_dataset
+    from genre.service.ray import recourse_dataset
 
     test = load(args.dataset).test
     table = pd.concat([test] * (args.rows // len(test) + 1), ignore_index=True)

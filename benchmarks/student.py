@@ -2,7 +2,7 @@
 
 For each dataset and protocol seed, in one process: the protocol, GenRe with the dataset's
 preset (genre_for, fitted or loaded from the benchmark's model cache, the very model of
-`genre benchmark`'s "genre" row), and the student distilled from it (genre.student,
+`genre benchmark`'s "genre" row), and the student distilled from it (genre.core.student,
 StudentConfig defaults; cached beside it, as the "genre-student" row uses it). Then, for
 both samplers on the same fitted model:
 

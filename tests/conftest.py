@@ -8,8 +8,8 @@ import pytest
 
 from genre.bench.protocol import build_protocol
 from genre.classifiers.mlp import train_mlp
+from genre.core.task import RecourseTask
 from genre.data import Encoder, Feature, Schema
-from genre.task import RecourseTask
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -146,7 +146,7 @@ def test_fit_logs_epochs_without_a_terminal(caplog):
     schema = genre.Schema.infer(df, target="approved", id_column="applicant_id")
     with caplog.at_level(logging.INFO, logger="genre"):
         genre.fit(df, schema, classifier=pipeline(df), **(TINY | {"max_epochs": 10}))
-    lines = [r.getMessage() for r in caplog.records if r.name == "genre.estimator"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "genre.core.estimator"]
     assert lines and all(re.match(r"GenRe epoch \d+/10: train loss \d", m) for m in lines)
 
 

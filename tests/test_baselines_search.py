@@ -11,8 +11,8 @@ from genre.baselines.probe import PROBE
 from genre.baselines.roar import ROAR
 from genre.baselines.wachter import Wachter, finalise
 from genre.classifiers.mlp import train_mlp
+from genre.core.task import RecourseTask
 from genre.data import Encoder, Feature, Schema
-from genre.task import RecourseTask
 
 CAT, IMM = 2, 3  # column of the mutable 3-level categorical and of the immutable binary one
 

@@ -10,8 +10,8 @@ from genre.baselines.cchvae import CCHVAE
 from genre.baselines.cruds import CRUDS
 from genre.baselines.revise import REVISE
 from genre.baselines.vae import CACHE_NAME, LatentVAE, VAEConfig, load_or_train_vae
+from genre.core.task import RecourseTask, TorchClassifier
 from genre.errors import InputError
-from genre.task import RecourseTask, TorchClassifier
 
 VAE_EPOCHS = 12
 FAST = {

@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 import genre.bench.benchmark as bench
-from genre.base import RecourseMethod
 from genre.baselines import METHODS
 from genre.bench.benchmark import COLUMNS, EXTRA_COLUMNS, benchmark_command, run_benchmark
+from genre.core.method import RecourseMethod
 from genre.errors import InputError
 
 N = 5
@@ -93,7 +93,7 @@ def test_results_files(quick_run):
 
 
 def test_genre_is_cached_and_reproducible(quick_run, tmp_path):
-    from genre.cache import cache_dir
+    from genre.utils.cache import cache_dir
 
     table, _ = quick_run
     assert list((cache_dir() / bench.GENRE_CACHE).glob("compas-seed0-*/config.json"))

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 import genre
 from genre.cli import app
-from genre.recourse import float32_decimals
+from genre.tables.recourse import float32_decimals
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[1] / "src"

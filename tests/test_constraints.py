@@ -22,13 +22,13 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from genre.bench.metrics import Violations, violations
+from genre.core.estimator import GenRe
+from genre.core.pairs import TOL as PAIR_TOL
+from genre.core.pairs import PairSampler
+from genre.core.task import RecourseTask
 from genre.data.encoder import Encoder
 from genre.data.schema import Feature, Schema
 from genre.errors import InputError
-from genre.estimator import GenRe
-from genre.pairs import TOL as PAIR_TOL
-from genre.pairs import PairSampler
-from genre.task import RecourseTask
 
 EXACT = 1e-12  # "no tolerance": immutables/monotone hold up to float64 noise only
 BOUND_TOL = 1e-9

@@ -6,11 +6,11 @@ import pytest
 from typer.testing import CliRunner
 
 from genre.cli import app
+from genre.core.estimator import GenRe
+from genre.core.task import SklearnClassifier, TorchClassifier
+from genre.core.usertask import build_user_task, choose_classifier
 from genre.data import Feature, Schema
 from genre.data.schema_file import save_schema
-from genre.estimator import GenRe
-from genre.task import SklearnClassifier, TorchClassifier
-from genre.usertask import build_user_task, choose_classifier
 
 
 def _checkerboard(n: int = 800, seed: int = 0) -> pd.DataFrame:

@@ -8,9 +8,9 @@ import torch
 from typer.testing import CliRunner
 
 from genre.cli import app
-from genre.device import resolve_device
+from genre.core.estimator import GenRe, check_config
 from genre.errors import InputError, ModelError
-from genre.estimator import GenRe, check_config
+from genre.utils.device import resolve_device
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from genre.baselines.diffusion import (
     beta_schedule,
     diffusion_for,
 )
+from genre.core.task import RecourseTask, SklearnClassifier
 from genre.errors import InputError, ModelError
-from genre.task import RecourseTask, SklearnClassifier
 
 TINY = dict(width=64, depth=2, time_dim=16, timesteps=20, train_steps=400, batch_size=128)
 

@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 
 from genre.classifiers.mlp import train_mlp
+from genre.core.estimator import GenRe
+from genre.core.pairs import PairSampler, sparse_targets
+from genre.core.task import RecourseTask
 from genre.data import Encoder, Feature, Schema
 from genre.data.schema_file import load_schema, save_schema
 from genre.errors import SchemaError
-from genre.estimator import GenRe
-from genre.pairs import PairSampler, sparse_targets
-from genre.task import RecourseTask
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, lr=3e-3,
             batch_size=128, k=100, progress=False, temperature=2.0, best_k=10)

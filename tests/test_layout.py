@@ -46,7 +46,7 @@ def is_lab(name: str) -> bool:
 
 
 def test_modules_found():
-    assert {"genre.estimator", "genre.bench.benchmark", "genre.baselines.nnr",
+    assert {"genre.core.estimator", "genre.bench.benchmark", "genre.baselines.nnr",
             "genre.cli"} <= set(MODULES)
 
 

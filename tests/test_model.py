@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from genre.model import RecourseTransformer, TransformerConfig
+from genre.core.network import RecourseTransformer, TransformerConfig
 
 D = 4
 

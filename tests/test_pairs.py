@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from genre.pairs import PairSampler, split_holdout
+from genre.core.pairs import PairSampler, split_holdout
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from genre.plausibility import PlausibilityFlag
+from genre.core.plausibility import PlausibilityFlag
 
 
 def _correlated(n: int, rng) -> np.ndarray:

@@ -29,8 +29,8 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from genre.cli import app
+from genre.core.estimator import GenRe
 from genre.errors import GenreError, GenreWarning, ModelError
-from genre.estimator import GenRe
 from genre.integrity import MANIFEST, read_safetensors_header
 
 runner = CliRunner()
@@ -419,7 +419,7 @@ def test_fit_with_an_input_less_onnx_exits_2(make_mixed_task, tmp_path):
 
 # ---------------------------------------------------------------------- cache directory
 def test_cache_dir_that_is_a_file_is_a_clear_error(tmp_path, monkeypatch):
-    from genre.cache import cache_dir
+    from genre.utils.cache import cache_dir
 
     afile = tmp_path / "afile"
     afile.write_text("x")

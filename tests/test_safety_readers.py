@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from genre.cli import app
+from genre.core.estimator import GenRe
+from genre.core.usertask import build_user_task
 from genre.data import Encoder
 from genre.data.schema_file import MAX_SCHEMA_BYTES, load_schema
 from genre.errors import GenreError, InputError, SchemaError
-from genre.estimator import GenRe
 from genre.io import MAX_COLUMNS, read_table
-from genre.usertask import build_user_task
 
 runner = CliRunner()
 

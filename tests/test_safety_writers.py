@@ -23,10 +23,10 @@ from typer.testing import CliRunner
 
 import genre
 from genre.cli import app
+from genre.core.estimator import GenRe
 from genre.errors import OutputError
-from genre.estimator import GenRe
 from genre.io import atomic_dir, atomic_path, check_model_dir, check_outputs
-from genre.streaming import stream_recourse
+from genre.tables.streaming import stream_recourse
 
 runner = CliRunner()
 
@@ -54,8 +54,8 @@ def people(n: int = 400, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny GenRe on a 400-row table, fitted once (a few seconds) and saved."""
+    from genre.core.usertask import build_user_task
     from genre.data.schema_file import load_schema
-    from genre.usertask import build_user_task
 
     root = tmp_path_factory.mktemp("tiny")
     (root / "schema.yaml").write_text(SCHEMA)
@@ -190,14 +190,14 @@ def test_fit_out_model_holding_an_input_is_refused(work, tiny_model):
 
 
 def test_fit_overwrite_replaces_a_model_genre_wrote(work, tiny_model, monkeypatch):
-    import genre.estimator
-    import genre.usertask
+    import genre.core.estimator
+    import genre.core.usertask
 
     # The CLI's own fit, made tiny: the classifier h and GenRe train in about a second.
-    monkeypatch.setattr(genre.estimator, "genre_for", lambda *a, **k: GenRe(**TINY | {
+    monkeypatch.setattr(genre.core.estimator, "genre_for", lambda *a, **k: GenRe(**TINY | {
         "max_epochs": 1, "seed": 7}))
-    monkeypatch.setattr(genre.usertask, "build_user_task",
-                        functools.partial(genre.usertask.build_user_task, h_epochs=40))
+    monkeypatch.setattr(genre.core.usertask, "build_user_task",
+                        functools.partial(genre.core.usertask.build_user_task, h_epochs=40))
     shutil.copytree(tiny_model, work / "model")
     old = json.loads((work / "model" / "config.json").read_text())
     before = snapshot(work)

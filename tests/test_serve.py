@@ -20,13 +20,13 @@ httpx = pytest.importorskip("httpx")
 
 from genre.classifiers.mlp import train_mlp  # noqa: E402
 from genre.cli import app  # noqa: E402
+from genre.core.estimator import GenRe  # noqa: E402
+from genre.core.task import RecourseTask  # noqa: E402
 from genre.data import Encoder, Feature, Schema  # noqa: E402
-from genre.estimator import GenRe  # noqa: E402
 from genre.io import read_table  # noqa: E402
-from genre.recourse import recourse_table  # noqa: E402
-from genre.serve import recourse_records  # noqa: E402
-from genre.streaming import SEED_BLOCK, stream_recourse  # noqa: E402
-from genre.task import RecourseTask  # noqa: E402
+from genre.service.serve import recourse_records  # noqa: E402
+from genre.tables.recourse import recourse_table  # noqa: E402
+from genre.tables.streaming import SEED_BLOCK, stream_recourse  # noqa: E402
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
             patience=3, batch_size=256, k=50, progress=False, best_k=4)

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genre.core.estimator import GenRe
 from genre.errors import InputError
-from genre.estimator import GenRe
 from genre.io import read_table
-from genre.recourse import recourse_table
-from genre.streaming import SEED_BLOCK, block_seed, stream_recourse
+from genre.tables.recourse import recourse_table
+from genre.tables.streaming import SEED_BLOCK, block_seed, stream_recourse
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=4,
             patience=4, batch_size=256, k=50, progress=False, best_k=4)

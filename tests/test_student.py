@@ -1,4 +1,4 @@
-"""The one-pass student sampler (genre.student): constraints by construction on every bundled
+"""The one-pass student sampler (genre.core.student): constraints by construction on every bundled
 dataset and on random schemas, max_changes, selection, save/load and its integrity checks."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from genre.bench.metrics import Violations, violations
+from genre.core.estimator import GenRe
+from genre.core.student import StudentConfig, _cap_changes
+from genre.core.task import RecourseTask
 from genre.data import Encoder
 from genre.data.datasets import DATASETS, load
 from genre.errors import InputError, ModelError
-from genre.estimator import GenRe
-from genre.student import StudentConfig, _cap_changes
-from genre.task import RecourseTask
 from test_constraints import SLOW, LinearClassifier, _task, assert_respects_schema, problems
 
 TINY_GENRE = dict(d_model=8, n_heads=1, n_enc_layers=1, n_dec_layers=1, d_ff=8, k=50,
@@ -219,7 +219,7 @@ def test_cli_recourse_with_the_student_sampler(tiny_student, make_mixed_task, tm
 def test_cli_fit_with_the_student_sampler(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    import genre.estimator as estimator
+    import genre.core.estimator as estimator
     from genre.cli import app
 
     # The default StudentConfig distils for minutes: the tiny one, with the model's seed.

@@ -18,8 +18,8 @@ from genre.bench.sweeps import (
     run_miscalibration,
 )
 from genre.classifiers.mlp import DistortedLogits, distorted, load_mlp, save_mlp
+from genre.core.estimator import GenRe
 from genre.errors import InputError
-from genre.estimator import GenRe
 
 N = 5
 

@@ -9,12 +9,12 @@ import pytest
 
 from genre.classifiers.original_units import OriginalUnitsClassifier, load_classifier
 from genre.classifiers.skops import skops_type_allowed
+from genre.core.task import SklearnClassifier, TorchClassifier
+from genre.core.usertask import build_user_task
 from genre.data import Encoder
 from genre.data.schema_file import infer_schema, load_schema, save_schema
 from genre.errors import InputError, ModelError, SchemaError
 from genre.io import read_table
-from genre.task import SklearnClassifier, TorchClassifier
-from genre.usertask import build_user_task
 
 EXAMPLE = """\
 target: approved

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Schema": "genre.data.schema",
     "Feature": "genre.data.schema",
-    "GenRe": "genre.estimator",
+    "GenRe": "genre.core.estimator",
     "fit": "genre.api",
     "load": "genre.api",
     "changes": "genre.api",

@@ -6,7 +6,7 @@
     diff = genre.changes(people, result)         # person, option, feature, from, to
     model.save("model"); genre.load("model")
 
-These are thin: the work is done by usertask.build_user_task, GenRe and genre.recourse.
+These are thin: the work is done by genre.core.usertask.build_user_task, GenRe and genre.tables.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
     saved), or the path of a .skops/.onnx file. params: GenRe hyper-parameters (e.g.
     max_epochs=50); seed seeds h and GenRe. Returns the fitted `genre.GenRe`.
     """
-    from genre.estimator import GenRe
-    from genre.usertask import build_user_task
+    from genre.core.estimator import GenRe
+    from genre.core.usertask import build_user_task
 
     if isinstance(schema, str | Path):
         schema = Schema.from_yaml(schema)
@@ -52,7 +52,7 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
 
 def load(path: str | Path):
     """A GenRe model saved by `model.save(path)` or `genre fit --out path`."""
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     return GenRe.load(path)
 
@@ -62,7 +62,7 @@ def changes(df: pd.DataFrame, result: pd.DataFrame, id_column: str | None = None
     """The long view of `result = model.recourse(df, ...)`: one row per changed feature of
     each profile with status 'recourse', with the columns person, the id column (when the
     result carries one), option, feature, from (df's value) and to (the profile's value)."""
-    from genre.recourse import META_COLUMNS, profile_changes
+    from genre.tables.recourse import META_COLUMNS, profile_changes
 
     if not isinstance(df, pd.DataFrame) or not isinstance(result, pd.DataFrame):
         raise InputError("changes(df, result): expected two pandas DataFrames")

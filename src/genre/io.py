@@ -331,7 +331,7 @@ def read_table(path: str | Path):
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
-        from genre.extras import require
+        from genre.utils.extras import require
 
         require("pyarrow", "parquet", "reading Parquet")
         try:

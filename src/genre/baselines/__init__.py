@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from genre.base import RecourseMethod
 from genre.baselines.cchvae import CCHVAE
 from genre.baselines.cruds import CRUDS
 from genre.baselines.dice import DiCE
@@ -13,7 +12,8 @@ from genre.baselines.probe import PROBE
 from genre.baselines.revise import REVISE
 from genre.baselines.roar import ROAR
 from genre.baselines.wachter import Wachter
-from genre.estimator import GenRe
+from genre.core.estimator import GenRe
+from genre.core.method import RecourseMethod
 
 METHODS: dict[str, type[RecourseMethod]] = {
     "genre": GenRe,

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from genre.baselines.vae import VAEConfig, VAESearchMethod
-from genre.task import RecourseTask
+from genre.core.task import RecourseTask
 
 
 class CRUDS(VAESearchMethod):

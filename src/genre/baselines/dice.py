@@ -31,11 +31,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from genre.base import RecourseMethod
+from genre.core.method import RecourseMethod
+from genre.core.task import RecourseTask
 from genre.data.encoder import category_key
 from genre.errors import InputError
-from genre.extras import require
-from genre.task import RecourseTask
+from genre.utils.extras import require
 
 MODES = ("random", "genetic")
 

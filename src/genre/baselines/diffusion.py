@@ -53,12 +53,12 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from genre.base import RecourseMethod
 from genre.baselines.vae import finite_rows, require_logits
+from genre.core.method import RecourseMethod
+from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
-from genre.task import RecourseTask
-from genre.threads import torch_threads
+from genre.utils.threads import torch_threads
 
 CACHE_NAME = "diffusion-v1"
 FORMAT = "genre-tabular-ddpm"
@@ -246,7 +246,7 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
                        use_cache: bool = True, threads: int = 1,
                        progress=None) -> tuple[TabularDDPM, DDPMInfo]:
     """The task's DDPM from the cache, or trained on X_fit (and cached)."""
-    from genre.cache import cache_dir, report_rebuild
+    from genre.utils.cache import cache_dir, report_rebuild
 
     key = cache_key(task, config, X_fit)
     where = cache_dir() / CACHE_NAME / key

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from genre.base import RecourseMethod
-from genre.task import RecourseTask
+from genre.core.method import RecourseMethod
+from genre.core.task import RecourseTask
 
 
 class GrowingSpheres(RecourseMethod):

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from genre.base import RecourseMethod
-from genre.pairs import PairSampler
-from genre.task import RecourseTask
+from genre.core.method import RecourseMethod
+from genre.core.pairs import PairSampler
+from genre.core.task import RecourseTask
 
 
 class NearestNeighbourRecourse(RecourseMethod):

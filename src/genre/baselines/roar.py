@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from genre.baselines.wachter import GradientRecourse, finalise, gradient_problem
+from genre.core.task import RecourseTask
 from genre.errors import InputError
-from genre.task import RecourseTask
 
 
 def worst_case_shift(x_tilde: torch.Tensor, delta_max: float, norm: str) -> torch.Tensor:

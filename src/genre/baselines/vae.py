@@ -49,10 +49,10 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from genre.base import RecourseMethod
+from genre.core.method import RecourseMethod
+from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
-from genre.task import RecourseTask
 
 CACHE_NAME = "vae-v1"
 FORMAT = "genre-latent-vae"
@@ -307,7 +307,7 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
                       progress: Callable[[str], None] | None = None
                       ) -> tuple[LatentVAE, VAEInfo]:
     """Load the task's VAE from the cache, or train it (and cache it)."""
-    from genre.cache import cache_dir, report_rebuild
+    from genre.utils.cache import cache_dir, report_rebuild
 
     if task.n_features - int(task.encoder.immutable_mask.sum()) < 1:
         raise InputError("every feature is immutable: a latent search has nothing to change")

@@ -27,9 +27,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.base import RecourseMethod
+from genre.core.method import RecourseMethod
+from genre.core.task import RecourseTask
 from genre.errors import ModelError
-from genre.task import RecourseTask
 
 
 def torch_classifier(task: RecourseTask):

@@ -78,8 +78,8 @@ QUICK: dict[str, dict] = {
 GENRE_CACHE = "genre-models"
 GENRE_CACHE_VERSION = "v1"
 # GenRe answering with the one-pass student sampler distilled from the very GenRe of the
-# "genre" row (the same parameters, the same cached fit; genre.student). params["genre-student"]
-# holds StudentConfig overrides.
+# "genre" row (the same parameters, the same cached fit; genre.core.student).
+# params["genre-student"] holds StudentConfig overrides.
 STUDENT = "genre-student"
 
 
@@ -146,7 +146,7 @@ def method_params(name: str, dataset: str, seed: int, quick: bool,
 
 def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict] | None = None):
     from genre.baselines import make_method
-    from genre.estimator import genre_for
+    from genre.core.estimator import genre_for
 
     kwargs = method_params(name, dataset, seed, quick, params)
     return genre_for(dataset, fast=quick, **kwargs) if name == "genre" else make_method(
@@ -155,7 +155,7 @@ def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict
 
 def genre_cache_key(model, protocol, monotone: bool) -> str:
     from genre.bench.protocol import CACHE_VERSION
-    from genre.estimator import FORMAT_VERSION
+    from genre.core.estimator import FORMAT_VERSION
 
     params = {k: v for k, v in model.get_params().items()
               if k not in ("progress", "threads", "device", "sampler")}
@@ -178,8 +178,8 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
     Returns (model, cached, train_seconds); train_seconds is the original training time
     (read back from the saved model when it came from the cache).
     """
-    from genre.cache import cache_dir, report_rebuild
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
+    from genre.utils.cache import cache_dir, report_rebuild
 
     where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, monotone)
     if use_cache and (where.exists() or where.is_symlink()):
@@ -220,9 +220,9 @@ def fit_student_cached(teacher, protocol, monotone: bool = False, use_cache: boo
     Returns (model, cached, distill_seconds); model is `teacher` (with `student_`) unless
     it came from the cache.
     """
-    from genre.cache import cache_dir, report_rebuild
-    from genre.estimator import GenRe
-    from genre.student import STUDENT_VERSION, StudentConfig
+    from genre.core.estimator import GenRe
+    from genre.core.student import STUDENT_VERSION, StudentConfig
+    from genre.utils.cache import cache_dir, report_rebuild
 
     config = config or StudentConfig(seed=teacher.seed)
     tag = hashlib.sha256(json.dumps(config.to_dict() | {"version": STUDENT_VERSION},
@@ -249,7 +249,7 @@ def fit_student_cached(teacher, protocol, monotone: bool = False, use_cache: boo
 def student_config(params: dict[str, dict] | None, seed: int, quick: bool = False):
     """The StudentConfig of a benchmark cell: the defaults, the seed, the QUICK caps (with
     quick), then params[STUDENT]."""
-    from genre.student import StudentConfig
+    from genre.core.student import StudentConfig
 
     return StudentConfig(**({"seed": seed} | (QUICK[STUDENT] if quick else {})
                             | (params or {}).get(STUDENT, {})))

@@ -10,9 +10,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from genre.core.task import Classifier
 from genre.data.encoder import Encoder
-from genre.explain import TOL
-from genre.task import Classifier
+from genre.tables.explain import TOL
 
 
 def found_mask(X_plus: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from genre.bench.metrics import Report, evaluate
 from genre.bench.protocol import Protocol, build_protocol
 from genre.errors import InputError
-from genre.extras import require
+from genre.utils.extras import require
 
 LABELS = {"genre": "GenRe", "nnr": "Nearest neighbour", "wachter": "Wachter",
           "gs": "Growing Spheres", "diffusion": "Guided diffusion", "dice": "DiCE",
@@ -45,7 +45,7 @@ class RecoursePicture:
 def make_2d_method(name: str, dataset: str, seed: int = 0):
     """A method with settings that give sensible recourse on a 2-D dataset."""
     if name == "genre":
-        from genre.estimator import genre_for
+        from genre.core.estimator import genre_for
 
         return genre_for(dataset, fast=True, seed=seed, progress=False)
     from genre.baselines import METHODS, make_method

@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from genre.cache import cache_dir, report_rebuild
 from genre.classifiers.mlp import load_mlp, load_sklearn, save_mlp, save_sklearn, train_mlp
+from genre.core.task import Classifier, RecourseTask, SklearnClassifier
 from genre.data import Dataset, Encoder, load
 from genre.errors import ModelError
 from genre.integrity import MANIFEST, regular_file, verify_manifest, write_manifest
-from genre.task import Classifier, RecourseTask, SklearnClassifier
+from genre.utils.cache import cache_dir, report_rebuild
 
 CACHE_VERSION = "v1"
 BALANCED_H = {"adult", "compas"}  # the paper trains h with balanced class weights on these

@@ -19,7 +19,7 @@ and once per run:
 
 - GenRe's time per individual as the number of features grows (synthetic data: random
   numeric features, a small MLP h, a GenRe trained for one epoch: only sampling is timed);
-- peak resident memory of streaming recourse (genre.streaming.stream_recourse, as
+- peak resident memory of streaming recourse (genre.tables.streaming.stream_recourse, as
   `genre recourse` runs it) on CSVs of compas test rows tiled to 10k, 100k and 1M rows,
   each in a fresh subprocess that reports its own peak RSS (VmHWM; getrusage's ru_maxrss
   would include the parent's memory, which Linux carries across the child's execve).
@@ -52,8 +52,8 @@ import typer
 
 from genre.bench.benchmark import plain
 from genre.errors import GenreError, InputError
-from genre.extras import require
 from genre.io import atomic_path, check_outputs, results_files, write_text
+from genre.utils.extras import require
 
 DEFAULT_OUT = Path("benchmarks/results/speed")
 # The files a run writes into its output directory (features.png only when the features
@@ -126,7 +126,7 @@ def timed(fn: Callable[[], object], min_seconds: float = 0.5, max_runs: int = 5,
 def _genre(dataset: str, protocol, seed: int, quick: bool, use_cache: bool):
     """(GenRe, from the cache?, training seconds, its directory in the cache or None)."""
     from genre.bench.benchmark import GENRE_CACHE, fit_genre_cached, genre_cache_key, make
-    from genre.cache import cache_dir
+    from genre.utils.cache import cache_dir
 
     model = make("genre", dataset, seed, quick)
     where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, False)
@@ -246,9 +246,9 @@ def synthetic_task(n_features: int, n_rows: int, seed: int, h_epochs: int = 20):
     import pandas as pd
 
     from genre.classifiers.mlp import train_mlp
+    from genre.core.task import RecourseTask
     from genre.data import Encoder
     from genre.data.schema import Feature, Schema
-    from genre.task import RecourseTask
 
     rng = np.random.default_rng([seed, n_features])
     names = [f"x{i}" for i in range(n_features)]
@@ -272,7 +272,7 @@ def synthetic_task(n_features: int, n_rows: int, seed: int, h_epochs: int = 20):
 
 def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) -> list[dict]:
     """GenRe ms per individual (the class default best_k) against the number of features."""
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     rows = []
     for d in counts:
@@ -294,8 +294,8 @@ def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) 
 # -------------------------------------------------------------------- streaming
 _CHILD = r"""
 import json, resource, sys, time
-from genre.estimator import GenRe
-from genre.streaming import stream_recourse
+from genre.core.estimator import GenRe
+from genre.tables.streaming import stream_recourse
 model_dir, src, out, changes, best_k = sys.argv[1:6]
 model = GenRe.load(model_dir)
 t0 = time.perf_counter()
@@ -621,8 +621,8 @@ def markdown(doc: dict) -> str:
                          f"{_f(r['nnr_ms_per_individual'], 3)} | {_f(r['genre_per_s_10k'], 0)}"
                          f" | {_f(r['genre_score'], 3)} | {_f(r['table_score'], 3)} |")
         lines += ["", "## The student sampler (genre-student)", "",
-                  "A one-pass sampler distilled from the same fitted GenRe (genre.student), the "
-                  "same best_k and selection by h; individuals/s at "
+                  "A one-pass sampler distilled from the same fitted GenRe "
+                  "(genre.core.student), the same best_k and selection by h; individuals/s at "
                   f"{THROUGHPUT_AT:,} individuals, Score on the individuals above.", "",
                   "| dataset | GenRe Score | student Score | GenRe individuals/s | student "
                   "individuals/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]

@@ -42,8 +42,8 @@ from genre.bench.benchmark import (
     versions,
 )
 from genre.errors import InputError
-from genre.extras import require
 from genre.io import atomic_path, write_text
+from genre.utils.extras import require
 
 RESULTS = Path("benchmarks/results")
 EXPERIMENTS = ("lambda_sweep", "ablation", "miscalibration")
@@ -323,7 +323,7 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
     per (dataset, factor, value); `reference` marks the preset's value.
     """
     from genre.bench.evaluation import run_method
-    from genre.estimator import PRESETS, GenRe
+    from genre.core.estimator import PRESETS, GenRe
 
     sampling = SAMPLING_ABLATIONS if sampling is None else sampling
     training = TRAINING_ABLATIONS if training is None else training

@@ -11,9 +11,9 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from genre.core.task import SklearnClassifier, TorchClassifier
 from genre.errors import ModelError
-from genre.task import SklearnClassifier, TorchClassifier
-from genre.threads import torch_threads
+from genre.utils.threads import torch_threads
 
 
 def mlp(n_features: int, hidden: tuple[int, ...] = (10, 10, 10)) -> nn.Sequential:

@@ -10,7 +10,7 @@ import pandas as pd
 from genre.data.encoder import category_key, is_number
 from genre.data.schema import Schema
 from genre.errors import ModelError, value_repr
-from genre.extras import require
+from genre.utils.extras import require
 
 _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
                 "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(bool)": np.bool_,

@@ -21,7 +21,7 @@ def _human(size: int) -> str:
 
 
 def _entries():
-    from genre.cache import cache_dir, cache_kind
+    from genre.utils.cache import cache_dir, cache_kind
 
     root = cache_dir()
     folders = sorted(p for p in root.iterdir()) if root.is_dir() else []
@@ -31,7 +31,7 @@ def _entries():
 @cache_app.command("info")
 def cache_info() -> None:
     """Print the cache folder (GENRE_CACHE_DIR overrides it) and its size per kind of entry."""
-    from genre.cache import CACHE_KINDS, folder_size
+    from genre.utils.cache import CACHE_KINDS, folder_size
 
     root, entries = _entries()
     console.print(f"cache: {root}" + ("" if root.is_dir() else " (does not exist yet)"))
@@ -63,7 +63,7 @@ def cache_clear(
     import shutil
     import sys
 
-    from genre.cache import CACHE_KINDS, folder_size
+    from genre.utils.cache import CACHE_KINDS, folder_size
 
     unknown = sorted(set(kind or ()) - set(CACHE_KINDS))
     if unknown:

@@ -45,10 +45,10 @@ def fit(
     and ETA; otherwise one log line per 10 epochs goes to stderr."""
     import time
 
-    from genre.device import resolve_device
-    from genre.estimator import genre_for
+    from genre.core.estimator import genre_for
+    from genre.core.student import check_sampler
     from genre.io import check_model_dir
-    from genre.student import check_sampler
+    from genre.utils.device import resolve_device
 
     try:
         check_sampler(sampler)
@@ -68,9 +68,9 @@ def fit(
         else:
             from dataclasses import replace
 
+            from genre.core.usertask import build_user_task
             from genre.data.schema_file import load_schema
             from genre.io import read_table
-            from genre.usertask import build_user_task
 
             if schema is None:
                 raise GenreError("--data needs --schema (write one with `genre schema infer`)")

@@ -85,7 +85,7 @@ def evaluate(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.estimator import genre_for
+    from genre.core.estimator import genre_for
     from genre.io import check_outputs, write_text
 
     try:
@@ -98,7 +98,7 @@ def evaluate(
         if fitted:
             if method not in GENRES:
                 raise GenreError("--model applies to --method genre only (and genre-student)")
-            from genre.estimator import GenRe
+            from genre.core.estimator import GenRe
 
             method_obj = GenRe.load(model).set_params(device=device, sampler=GENRES[method])
         elif method in GENRES:
@@ -135,8 +135,8 @@ def demo(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.estimator import genre_for
-    from genre.explain import changes, format_value
+    from genre.core.estimator import genre_for
+    from genre.tables.explain import changes, format_value
 
     console.rule(f"GenRe demo on {dataset}")
     with console.status("protocol: gold model, re-drawn labels, classifier h (cached)"):

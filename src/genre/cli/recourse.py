@@ -63,11 +63,11 @@ def recourse(
     --output and --changes must be new files (or, with --overwrite, existing regular files);
     an output that is an input, a link, a directory or a device is refused before any work.
     """
-    from genre.device import resolve_device
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
+    from genre.core.student import check_sampler
     from genre.io import check_outputs
-    from genre.streaming import stream_recourse
-    from genre.student import check_sampler
+    from genre.tables.streaming import stream_recourse
+    from genre.utils.device import resolve_device
 
     if options < 1:
         fail(GenreError("--options must be at least 1"))
@@ -116,7 +116,7 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
         import ray as _  # noqa: F401
     except ImportError as exc:
         fail(f"--ray needs the [ray] extra: pip install 'genre-recourse[ray]' ({exc})")
-    from genre.ray import recourse_file
+    from genre.service.ray import recourse_file
 
     try:
         summary = recourse_file(model, input, output, options=options, best_k=best_k,
@@ -129,7 +129,7 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
 
 
 def _print_changes(diff, show: int) -> None:
-    from genre.explain import format_value
+    from genre.tables.explain import format_value
 
     people = list(dict.fromkeys(diff["person"]))[:show]
     if not people:

@@ -31,7 +31,7 @@ def serve(
     try:
         import uvicorn
 
-        from genre import serve as service
+        from genre.service import serve as service
     except ImportError as exc:
         fail(f"genre serve needs the [serve] extra: pip install 'genre-recourse[serve]' ({exc})")
     if workers < 1:
@@ -50,5 +50,5 @@ def serve(
     os.environ[service.MAX_RECORDS_ENV] = str(max_records)
     os.environ[service.MAX_BYTES_ENV] = str(max_bytes)
     del app
-    uvicorn.run("genre.serve:app_from_env", factory=True, host=host, port=port,
+    uvicorn.run("genre.service.serve:app_from_env", factory=True, host=host, port=port,
                 workers=workers, log_level="warning")

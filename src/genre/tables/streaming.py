@@ -29,11 +29,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre.core.estimator import GenRe
 from genre.errors import InputError, ModelError
-from genre.estimator import GenRe
-from genre.extras import require
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
-from genre.recourse import recourse_table
+from genre.tables.recourse import recourse_table
+from genre.utils.extras import require
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
 PARQUET_SUFFIXES = (".parquet", ".pq")

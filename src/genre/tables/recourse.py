@@ -10,10 +10,10 @@ import pandas as pd
 
 from genre.data.encoder import Encoder, category_key
 from genre.errors import InputError
-from genre.explain import TOL
+from genre.tables.explain import TOL
 
 if TYPE_CHECKING:
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
 # The columns of a profiles table that are not the person's features (or id).
 META_COLUMNS = ("person", "option", "h_probability", "cost", "plausible", "status")
@@ -32,7 +32,7 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
     when `people` is a block starting at row `start`), the id column (`id_column`, else the
     schema's, when set: carried through unchanged), option (only when options > 1), the
     features, h_probability, cost (L1, normalised units), plausible (near the training
-    data's favourable rows, by a calibrated threshold: see genre.plausibility) and status
+    data's favourable rows, by a calibrated threshold: see genre.core.plausibility) and status
     ('recourse', 'none found', 'already accepted': returned unchanged). changes:
     `profile_changes` of the profiles.
     Features a profile leaves unchanged keep the input's value exactly; changed numbers

@@ -10,7 +10,7 @@ or from the command line, one file in and one file out:
 
 Same answers as the single-process run. `genre recourse` answers block b of SEED_BLOCK rows
 (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1, counted from 0) with one recourse_table call
-seeded block_seed(seed, b) (genre.streaming). Here every row is numbered by its position in
+seeded block_seed(seed, b) (genre.tables.streaming). Here every row is numbered by its position in
 the dataset, the rows are re-cut into Ray blocks of whole seed blocks, and each seed block
 is answered by the same recourse_table call with the same seed, in a pool of actors that
 each load the model once. The output is therefore row for row what `genre recourse`
@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from genre.errors import GenreError, InputError
-from genre.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES, block_seed
+from genre.tables.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES, block_seed
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
@@ -59,7 +59,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     """
     import ray
 
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
@@ -133,7 +133,7 @@ class BlockRecourse:
         import torch
         from threadpoolctl import threadpool_limits
 
-        from genre.estimator import GenRe
+        from genre.core.estimator import GenRe
 
         # Every thread pool (torch, BLAS, OpenMP in scikit-learn's LOF) to the actor's CPUs:
         # actors sharing a node must not oversubscribe it.
@@ -145,7 +145,7 @@ class BlockRecourse:
         self.labels, self.source = labels, source
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from genre.recourse import recourse_table
+        from genre.tables.recourse import recourse_table
 
         rows = batch[ROW].to_numpy()
         if rows[0] % SEED_BLOCK or np.any(np.diff(rows) != 1):  # never: seed_aligned cut it
@@ -194,7 +194,7 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
         raise InputError(f"{path}: no such file")
     if Path(output_path).suffix.lower() in PARQUET_SUFFIXES:
         raise InputError(f"{output_path}: --ray writes CSV; give a .csv output (or call "
-                         "genre.ray.recourse_dataset and write_parquet for a directory)")
+                         "genre.service.ray.recourse_dataset and write_parquet for a directory)")
     parquet = path.suffix.lower() in PARQUET_SUFFIXES
     started = not ray.is_initialized()
     if started:

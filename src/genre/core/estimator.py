@@ -37,7 +37,6 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from genre.base import RecourseMethod
 from genre.classifiers.mlp import (
     is_saveable_sklearn,
     load_mlp,
@@ -45,9 +44,22 @@ from genre.classifiers.mlp import (
     save_mlp,
     save_sklearn,
 )
+from genre.core.method import RecourseMethod
+from genre.core.network import RecourseTransformer, TransformerConfig
+from genre.core.pairs import PairSampler, sparse_targets, split_holdout
+from genre.core.plausibility import PlausibilityFlag
+from genre.core.student import (
+    SAMPLERS,
+    STUDENT_JSON,
+    StudentConfig,
+    check_sampler,
+    distill,
+    load_student,
+    save_student,
+)
+from genre.core.task import Classifier, RecourseTask, TorchClassifier
 from genre.data.encoder import CHANGE_TOL, Encoder
 from genre.data.schema import Schema
-from genre.device import resolve_device
 from genre.errors import GenreError, GenreWarning, InputError, ModelError
 from genre.integrity import (
     MANIFEST,
@@ -58,20 +70,8 @@ from genre.integrity import (
     verify_manifest,
     write_manifest,
 )
-from genre.model import RecourseTransformer, TransformerConfig
-from genre.pairs import PairSampler, sparse_targets, split_holdout
-from genre.plausibility import PlausibilityFlag
-from genre.student import (
-    SAMPLERS,
-    STUDENT_JSON,
-    StudentConfig,
-    check_sampler,
-    distill,
-    load_student,
-    save_student,
-)
-from genre.task import Classifier, RecourseTask, TorchClassifier
-from genre.threads import torch_threads
+from genre.utils.device import resolve_device
+from genre.utils.threads import torch_threads
 
 FORMAT_VERSION = 1
 LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LOG_EVERY epochs
@@ -145,7 +145,7 @@ class GenRe(RecourseMethod):
     best_k samples, the one h scores highest, the paper's rule; "effort": the cheapest by
     the schema's effort among those h accepts).
     Sampler: sampler ("autoregressive": the transformer decodes one feature at a time, the
-    paper's; "student": a one-pass sampler distilled from it at fit time, see genre.student
+    paper's; "student": a one-pass sampler distilled from it at fit time, see genre.core.student
     and GenRe.distill; the same masks and best-of-k selection by h).
     Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
     where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
@@ -288,7 +288,7 @@ class GenRe(RecourseMethod):
         return self
 
     def distill(self, X: np.ndarray, config: StudentConfig | None = None) -> GenRe:
-        """Distil the one-pass student sampler from this fitted GenRe (see genre.student).
+        """Distil the one-pass student sampler from this fitted GenRe (see genre.core.student).
 
         Parameters
         ----------
@@ -486,13 +486,13 @@ class GenRe(RecourseMethod):
                  id_column: str | None = None, sampler: str | None = None):
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
-        genre.recourse.recourse_table for the columns; genre.changes for the long view).
+        genre.tables.recourse.recourse_table for the columns; genre.changes for the long view).
         Rows are answered in blocks as `genre recourse` answers a file, so both give the
         same profiles for the same rows and seed. sampler: "autoregressive" or "student"
         for this call (default: the model's)."""
         import pandas as pd
 
-        from genre.streaming import answer_blocks
+        from genre.tables.streaming import answer_blocks
 
         if not hasattr(self, "model_"):
             raise ModelError("GenRe is not fitted: call genre.fit(...) or genre.load(dir) first")
@@ -514,7 +514,7 @@ class GenRe(RecourseMethod):
     def plausibility(self) -> PlausibilityFlag:
         """The plausible flag: distance to the nearest observed favourable training rows,
         its threshold calibrated so that about 5% of held-out favourable rows are flagged
-        (see genre.plausibility). Built on first use, the same after save and load."""
+        (see genre.core.plausibility). Built on first use, the same after save and load."""
         if getattr(self, "_lof", None) is None:
             self._lof = PlausibilityFlag(seed=self.seed).fit(self.reference_)
         return self._lof

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from genre.task import RecourseTask
+from genre.core.task import RecourseTask
 
 
 class RecourseMethod(ABC):

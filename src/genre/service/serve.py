@@ -11,7 +11,7 @@ genre-recourse[serve]`).
                     so it lists every feature with its type, bounds and categories.
 
 The records of one request are answered as one table with the seed scheme of
-`genre.streaming` (block b of SEED_BLOCK records gets block_seed(seed, b)), so a request gets
+`genre.tables.streaming` (block b of SEED_BLOCK records gets block_seed(seed, b)), so a request gets
 exactly the rows `genre recourse --seed S` writes for a file holding those records; `person`
 is the record's 0-based position in the request, `id` is echoed when a record has one.
 
@@ -55,7 +55,7 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
 
-    from genre.estimator import GenRe
+    from genre.core.estimator import GenRe
 
     if max_records < 1 or max_bytes < 1:
         raise InputError(f"max_records and max_bytes must be positive, got {max_records}, "
@@ -122,10 +122,10 @@ def app_from_env():
 def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
                      best_k: int | None = None, seed: int = 0,
                      source: str = "request") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table with genre.streaming's seed scheme (answer_blocks:
+    """recourse_table over a whole table with genre.tables.streaming's seed scheme (answer_blocks:
     block b of SEED_BLOCK rows with block_seed(seed, b), person = 0-based position).
     Returns (profiles, changes)."""
-    from genre.streaming import answer_blocks
+    from genre.tables.streaming import answer_blocks
 
     id_column = model.encoder_.schema_.id_column
     parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,

@@ -12,10 +12,10 @@ from genre.classifiers.original_units import (
     load_classifier,
     wrap_estimator,
 )
+from genre.core.task import Classifier, RecourseTask
 from genre.data.encoder import Encoder, target_labels
 from genre.data.schema import Schema
 from genre.errors import ModelError
-from genre.task import Classifier, RecourseTask
 
 
 def build_user_task(df: pd.DataFrame, schema: Schema,
@@ -81,7 +81,7 @@ def choose_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0, h_epochs: 
     from sklearn.model_selection import train_test_split
 
     from genre.classifiers.mlp import train_mlp
-    from genre.task import SklearnClassifier
+    from genre.core.task import SklearnClassifier
 
     def fit(kind: str, rows: np.ndarray, labels: np.ndarray) -> Classifier:
         if kind == "mlp":

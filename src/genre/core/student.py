@@ -54,7 +54,7 @@ from torch import Tensor, nn
 from genre.data.encoder import CHANGE_TOL
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, module_shapes, read_json
-from genre.threads import torch_threads
+from genre.utils.threads import torch_threads
 
 STUDENT_FORMAT = "genre-recourse/student"
 STUDENT_VERSION = 1  # the saved format; also keys the benchmark's cached students
@@ -221,7 +221,7 @@ def distill(teacher, X: np.ndarray, config: StudentConfig | None = None,
 
     Parameters
     ----------
-    teacher : genre.estimator.GenRe
+    teacher : genre.core.estimator.GenRe
         A fitted GenRe; its autoregressive sampler makes the training data.
     X : ndarray of shape (n, D)
         Training rows (normalised), e.g. the task's X_train.
@@ -322,7 +322,7 @@ class Student:
 
         Parameters
         ----------
-        teacher : genre.estimator.GenRe
+        teacher : genre.core.estimator.GenRe
             The GenRe it was distilled from (its encoder, masks, bin values, stay_in_bin).
         X : ndarray of shape (N, D)
             Individuals (normalised).

@@ -1,0 +1,1 @@
+"""Serving recourse: the HTTP service (serve) and batch recourse on Ray (ray)."""

@@ -1,0 +1,1 @@
+"""Small helpers: torch threads and device, optional extras, the cache folder."""
