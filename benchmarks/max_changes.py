@@ -43,7 +43,7 @@ import numpy as np
 from genre.baselines import make_method
 from genre.bench.metrics import evaluate, found_mask
 from genre.bench.protocol import build_protocol
-from genre.core.estimator import genre_for
+from genre.core.presets import genre_for
 from genre.core.task import RecourseTask
 from genre.data import Encoder
 from genre.io import write_text

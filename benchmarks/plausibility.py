@@ -31,7 +31,7 @@ import pandas as pd
 from genre.bench.protocol import build_protocol
 from genre.core.plausibility import PlausibilityFlag
 from genre.data import Encoder
-from genre.data.schema_file import infer_schema
+from genre.data.schema import Schema
 from genre.io import write_text
 
 OUT = Path("benchmarks/results/plausibility")
@@ -63,7 +63,7 @@ def credit_like(seed: int = 0) -> tuple[Encoder, np.ndarray, np.ndarray, np.ndar
         cols[f"cat{j}"] = np.array([f"c{c}" for c in np.searchsorted(cuts, s)])
     df = pd.DataFrame(cols)
     df["good"] = (rng.random(n) < 1 / (1 + np.exp(-(z[:, 0] - 0.5 * z[:, 1] + 0.8)))).astype(int)
-    schema = infer_schema(df, "good")
+    schema = Schema.infer(df, "good")
     train, test = df.iloc[:800], df.iloc[800:]
     enc = Encoder(schema).fit(train)
     return (enc, enc.transform(train), train["good"].to_numpy(), enc.transform(test),

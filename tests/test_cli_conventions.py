@@ -82,7 +82,7 @@ def test_start_up_imports_neither_torch_nor_sklearn(tmp_path):
 
 def test_help_texts():
     from genre.baselines import METHODS
-    from genre.cli.lab import METHOD_NAMES
+    from genre.utils.methods import METHOD_NAMES
 
     for cmd in (["--help"], ["fit", "--help"], ["recourse", "--help"], ["cache", "--help"]):
         out = runner.invoke(app, cmd).output

@@ -8,7 +8,8 @@ import torch
 from typer.testing import CliRunner
 
 from genre.cli import app
-from genre.core.estimator import GenRe, check_config
+from genre.core.estimator import GenRe
+from genre.core.saving import check_config
 from genre.errors import InputError, ModelError
 from genre.utils.device import resolve_device
 

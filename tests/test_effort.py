@@ -11,7 +11,7 @@ from genre.core.estimator import GenRe
 from genre.core.pairs import PairSampler, sparse_targets
 from genre.core.task import RecourseTask
 from genre.data import Encoder, Feature, Schema
-from genre.data.schema_file import load_schema, save_schema
+from genre.data.schema_file import save_schema
 from genre.errors import SchemaError
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, lr=3e-3,
@@ -48,7 +48,7 @@ def test_effort_keys_round_trip_through_yaml_and_dict(tmp_path):
                     max_changes=2, sparsity=0.25)
     assert Schema.from_dict(schema.to_dict()) == schema
     save_schema(schema, tmp_path / "s.yaml")
-    back = load_schema(tmp_path / "s.yaml")
+    back = Schema.from_yaml(tmp_path / "s.yaml")
     assert back == schema and back.max_changes == 2 and back["job"].ordered
     plain = Schema((Feature("x", "numeric"),), target="y")
     assert not plain.has_effort and "max_changes" not in plain.to_dict()

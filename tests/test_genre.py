@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from genre.bench.protocol import build_protocol
-from genre.core.estimator import GenRe, bin_representatives
+from genre.core.estimator import GenRe
+from genre.core.training import bin_representatives
 from genre.errors import InputError, ModelError
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=12,

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from genre.core.decoder import sample
 from genre.core.network import RecourseTransformer, TransformerConfig
 
 D = 4
@@ -72,7 +73,7 @@ def test_samples_in_range_with_fixed_and_mask(model):
     mask[:, 0, :10] = False  # feature 0 may only take bins >= 0.5
     mask[:5, 2] = False  # all bins forbidden: falls back to unmasked instead of NaN
     g = torch.Generator().manual_seed(0)
-    s = model.sample(x, bin_mask=mask, fixed=fixed, generator=g)
+    s = sample(model, x, bin_mask=mask, fixed=fixed, generator=g)
     assert s.shape == (64, D)
     assert torch.equal(s[:, 1], x[:, 1])
     free = s[:, [0, 2, 3]]
@@ -85,7 +86,7 @@ def test_fixed_per_row_and_noise(model):
     fixed = torch.zeros(8, D, dtype=torch.bool)
     fixed[::2, 3] = True
     g = torch.Generator().manual_seed(1)
-    s = model.sample(x, sigma=0.05, fixed=fixed, generator=g)
+    s = sample(model, x, sigma=0.05, fixed=fixed, generator=g)
     assert torch.equal(s[::2, 3], x[::2, 3])
     assert (s >= 0).all() and (s <= 1).all()
     # With noise, values leave the bin grid.
@@ -98,7 +99,7 @@ def test_cached_and_uncached_sampling_agree(model):
 
     def draw(use_cache, sigma):
         g = torch.Generator().manual_seed(3)
-        return model.sample(x, temperature=1.0, sigma=sigma, generator=g, use_cache=use_cache)
+        return sample(model, x, temperature=1.0, sigma=sigma, generator=g, use_cache=use_cache)
 
     # sigma = 0: values are bin edges, so the same bins means exactly the same samples.
     assert torch.equal(draw(True, 0.0), draw(False, 0.0))
@@ -114,23 +115,23 @@ def test_cached_and_uncached_sampling_agree(model):
 
 def test_seed_controls_samples(model):
     x = torch.rand(32, D)
-    a = model.sample(x, temperature=1.0, generator=torch.Generator().manual_seed(5))
-    b = model.sample(x, temperature=1.0, generator=torch.Generator().manual_seed(5))
-    c = model.sample(x, temperature=1.0, generator=torch.Generator().manual_seed(6))
+    a = sample(model, x, temperature=1.0, generator=torch.Generator().manual_seed(5))
+    b = sample(model, x, temperature=1.0, generator=torch.Generator().manual_seed(5))
+    c = sample(model, x, temperature=1.0, generator=torch.Generator().manual_seed(6))
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
 
 
 def test_sample_restores_training_mode(model):
     model.train()
-    model.sample(torch.rand(2, D))
+    sample(model, torch.rand(2, D))
     assert model.training
 
 
 def test_shared_bin_mask_broadcasts(model):
     mask = torch.zeros(D, 20, dtype=torch.bool)
     mask[:, 7] = True  # every feature forced onto the bin at 7/20
-    s = model.sample(torch.rand(16, D), bin_mask=mask, generator=torch.Generator().manual_seed(0))
+    s = sample(model, torch.rand(16, D), bin_mask=mask, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(s, torch.full((16, D), 7 / 20))
 
 
@@ -154,7 +155,7 @@ def test_fast_path_matches_reference_with_groups(model, sigma, max_changes, stay
 
     def draw(use_cache):
         g = torch.Generator().manual_seed(7)
-        return model.sample(x, temperature=2.0, sigma=sigma, bin_mask=mask, fixed=fixed,
+        return sample(model, x, temperature=2.0, sigma=sigma, bin_mask=mask, fixed=fixed,
                             generator=g, use_cache=use_cache, bin_values=bin_values,
                             stay_in_bin=True, group=16, max_changes=max_changes,
                             stay_radius=stay_radius)

@@ -23,7 +23,8 @@ from genre.cli import app
 from genre.core.estimator import GenRe
 from genre.core.usertask import build_user_task
 from genre.data import Encoder
-from genre.data.schema_file import MAX_SCHEMA_BYTES, load_schema
+from genre.data.schema import Schema
+from genre.data.schema_file import MAX_SCHEMA_BYTES
 from genre.errors import GenreError, InputError, SchemaError
 from genre.io import MAX_COLUMNS, read_table
 
@@ -84,7 +85,7 @@ def schema_file(tmp_path):
 def model_dir(tmp_path_factory):
     """A tiny GenRe on `table()` (schema SCHEMA), saved."""
     path = tmp_path_factory.mktemp("model") / "model"
-    schema = load_schema(_write(tmp_path_factory.mktemp("s") / "schema.yaml", SCHEMA))
+    schema = Schema.from_yaml(_write(tmp_path_factory.mktemp("s") / "schema.yaml", SCHEMA))
     task = build_user_task(table(300), schema, h_epochs=60)
     GenRe(**TINY).fit(task).save(path)
     return path
@@ -174,7 +175,7 @@ def test_dates_in_yaml_stay_labels(tmp_path):
     """`2020-13-45` used to be a ValueError inside the YAML timestamp constructor."""
     path = _write(tmp_path / "s.yaml", "target: y\nfavourable: 2020-13-45\nfeatures:\n"
                   "  d: {type: categorical, categories: [2020-01-01, 2021-01-01]}\n")
-    schema = load_schema(path)
+    schema = Schema.from_yaml(path)
     assert schema.favourable == "2020-13-45"
     assert schema["d"].categories == ("2020-01-01", "2021-01-01")
 
@@ -356,11 +357,11 @@ def test_encoder_refuses_dates_given_as_a_dataframe(schema_file):
     df = table(6)
     df["a"] = pd.date_range("2020-01-01", periods=6)
     with pytest.raises(InputError, match="column 'a' holds dates"):
-        Encoder(load_schema(schema_file)).fit(df)
+        Encoder(Schema.from_yaml(schema_file)).fit(df)
     df = table(6).astype({"b": object})
     df.loc[2, "b"] = ["red"]
     with pytest.raises(InputError, match="column 'b' holds values of type list"):
-        Encoder(load_schema(schema_file)).fit(df)
+        Encoder(Schema.from_yaml(schema_file)).fit(df)
 
 
 # ================================================================ fuzz: never a crash
@@ -380,7 +381,7 @@ def test_fuzz_csv_reader(tmp_path, schema_file, text):
     path.write_text(text, encoding="utf-8")
     try:
         df = read_table(path)
-        Encoder(load_schema(schema_file)).fit(df, source=str(path)).transform(df)
+        Encoder(Schema.from_yaml(schema_file)).fit(df, source=str(path)).transform(df)
     except GenreError:
         pass
 
@@ -424,7 +425,7 @@ def test_fuzz_parquet_reader(tmp_path, schema_file, cols, n, names, cut):
         path.write_bytes(path.read_bytes()[:-cut])
     try:
         df = read_table(path)
-        Encoder(load_schema(schema_file)).fit(df, source=str(path)).transform(df)
+        Encoder(Schema.from_yaml(schema_file)).fit(df, source=str(path)).transform(df)
     except GenreError:
         pass
 
@@ -444,7 +445,7 @@ def test_fuzz_yaml_schema_reader(tmp_path, text):
     path = tmp_path / "fuzz.yaml"
     path.write_text(text, encoding="utf-8")
     try:
-        load_schema(path)
+        Schema.from_yaml(path)
     except SchemaError:
         pass
 
@@ -463,6 +464,6 @@ def test_fuzz_yaml_feature_specs(tmp_path, extra):
     path.write_text(yaml.safe_dump({"target": "y", "features": {"a": {"type": "numeric",
                                                                       **extra}}}))
     try:
-        load_schema(path)
+        Schema.from_yaml(path)
     except SchemaError:
         pass

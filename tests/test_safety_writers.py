@@ -55,11 +55,11 @@ def people(n: int = 400, seed: int = 0) -> pd.DataFrame:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny GenRe on a 400-row table, fitted once (a few seconds) and saved."""
     from genre.core.usertask import build_user_task
-    from genre.data.schema_file import load_schema
+    from genre.data.schema import Schema
 
     root = tmp_path_factory.mktemp("tiny")
     (root / "schema.yaml").write_text(SCHEMA)
-    task = build_user_task(people(), load_schema(root / "schema.yaml"), seed=0, h_epochs=40)
+    task = build_user_task(people(), Schema.from_yaml(root / "schema.yaml"), seed=0, h_epochs=40)
     return GenRe(**TINY).fit(task).save(root / "model")
 
 
@@ -190,11 +190,11 @@ def test_fit_out_model_holding_an_input_is_refused(work, tiny_model):
 
 
 def test_fit_overwrite_replaces_a_model_genre_wrote(work, tiny_model, monkeypatch):
-    import genre.core.estimator
+    import genre.core.presets
     import genre.core.usertask
 
     # The CLI's own fit, made tiny: the classifier h and GenRe train in about a second.
-    monkeypatch.setattr(genre.core.estimator, "genre_for", lambda *a, **k: GenRe(**TINY | {
+    monkeypatch.setattr(genre.core.presets, "genre_for", lambda *a, **k: GenRe(**TINY | {
         "max_epochs": 1, "seed": 7}))
     monkeypatch.setattr(genre.core.usertask, "build_user_task",
                         functools.partial(genre.core.usertask.build_user_task, h_epochs=40))

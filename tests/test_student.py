@@ -137,7 +137,7 @@ def test_sampler_is_chosen_per_call_and_refused_without_student(tiny_student, ma
     with pytest.raises(ModelError, match="no student sampler"):
         bare.set_params(sampler="student")
     with pytest.raises(ValueError, match="sampler must be one of"):
-        GenRe(sampler="fast")
+        GenRe().set_params(sampler="fast")
 
 
 def test_student_saved_loaded_and_checked(tiny_student, tmp_path):

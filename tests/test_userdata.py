@@ -12,7 +12,8 @@ from genre.classifiers.skops import skops_type_allowed
 from genre.core.task import SklearnClassifier, TorchClassifier
 from genre.core.usertask import build_user_task
 from genre.data import Encoder
-from genre.data.schema_file import infer_schema, load_schema, save_schema
+from genre.data.schema import Schema
+from genre.data.schema_file import save_schema
 from genre.errors import InputError, ModelError, SchemaError
 from genre.io import read_table
 
@@ -61,7 +62,7 @@ def table():
 def schema(tmp_path):
     path = tmp_path / "schema.yaml"
     path.write_text(APPLICANTS_SCHEMA)
-    return load_schema(path)
+    return Schema.from_yaml(path)
 
 
 @pytest.fixture
@@ -86,7 +87,7 @@ def pipeline(table, model=None):
 def test_example_yaml_round_trips(tmp_path):
     src = tmp_path / "in.yaml"
     src.write_text(EXAMPLE)
-    schema = load_schema(src)
+    schema = Schema.from_yaml(src)
     assert schema.names == ["age", "income", "employment", "country"]
     assert (schema.target, schema.favourable) == ("approved", 1)
     age = schema["age"]
@@ -98,7 +99,7 @@ def test_example_yaml_round_trips(tmp_path):
     save_schema(schema, out)
     text = out.read_text()
     assert "age: {type: numeric, integer: true, monotone: increase, min: 18, max: 100}" in text
-    assert load_schema(out) == schema
+    assert Schema.from_yaml(out) == schema
     assert [p.name for p in out.parent.iterdir()] == ["out.yaml"]  # no temporary left behind
 
 
@@ -106,11 +107,11 @@ def test_yaml_words_yes_no_stay_labels(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("target: smoker\nfavourable: no\nfeatures:\n"
                     "  insured: {type: categorical, categories: [yes, no, on, off]}\n")
-    schema = load_schema(path)
+    schema = Schema.from_yaml(path)
     assert schema.favourable == "no"
     assert schema["insured"].categories == ("yes", "no", "on", "off")
     save_schema(schema, tmp_path / "again.yaml")
-    assert load_schema(tmp_path / "again.yaml") == schema
+    assert Schema.from_yaml(tmp_path / "again.yaml") == schema
 
 
 BAD_SCHEMAS = {
@@ -159,7 +160,7 @@ def test_malformed_schema_names_file_and_fault(tmp_path, case):
     path = tmp_path / f"{case}.yaml"
     path.write_text(text)
     with pytest.raises(SchemaError) as info:
-        load_schema(path)
+        Schema.from_yaml(path)
     msg = str(info.value)
     assert msg.startswith(str(path)), msg
     for fragment in fragments:
@@ -168,7 +169,7 @@ def test_malformed_schema_names_file_and_fault(tmp_path, case):
 
 def test_missing_schema_file(tmp_path):
     with pytest.raises(SchemaError, match="no such file"):
-        load_schema(tmp_path / "nope.yaml")
+        Schema.from_yaml(tmp_path / "nope.yaml")
 
 
 # -------------------------------------------------------------------- schema inference
@@ -187,7 +188,7 @@ def hand_made() -> pd.DataFrame:
 
 def test_infer_schema_kinds_and_yaml(tmp_path):
     df = hand_made()
-    schema = infer_schema(df, "outcome")
+    schema = Schema.infer(df, "outcome")
     assert schema.names == ["income", "age", "children", "job", "owner"]
     assert (schema["income"].kind, schema["income"].integer) == ("numeric", False)
     assert (schema["age"].kind, schema["age"].integer) == ("numeric", True)
@@ -204,7 +205,7 @@ def test_infer_schema_kinds_and_yaml(tmp_path):
     save_schema(schema, path)
     text = path.read_text()
     assert text.startswith("# favourable: guessed 1")
-    back = load_schema(path)
+    back = Schema.from_yaml(path)
     assert back == schema
     task = build_user_task(df, back, h_epochs=2)  # the inferred schema fits its own data
     assert task.X_train.shape == (60, 5)
@@ -212,25 +213,25 @@ def test_infer_schema_kinds_and_yaml(tmp_path):
 
 def test_infer_schema_favourable_guess_and_choice():
     df = pd.DataFrame({"x": np.arange(12.5, 24.5), "y": ["no", "yes", "maybe"] * 4})
-    schema = infer_schema(df, "y")
+    schema = Schema.infer(df, "y")
     assert schema.favourable == "yes"
     assert any("alphabetical" in n for n in schema.extra["notes"])
     assert any("3 distinct values" in n for n in schema.extra["notes"])
-    assert infer_schema(df, "y", favourable="maybe").favourable == "maybe"
+    assert Schema.infer(df, "y", favourable="maybe").favourable == "maybe"
     df01 = pd.DataFrame({"x": np.arange(12.5, 24.5), "y": [0.0, 1.0] * 6})
-    assert infer_schema(df01, "y", favourable="0").favourable == 0
+    assert Schema.infer(df01, "y", favourable="0").favourable == 0
     with pytest.raises(InputError, match="does not occur"):
-        infer_schema(df, "y", favourable="perhaps")
+        Schema.infer(df, "y", favourable="perhaps")
 
 
 def test_infer_schema_rejects_bad_tables():
     df = hand_made()
     with pytest.raises(InputError, match="target column 'label' not found"):
-        infer_schema(df, "label")
+        Schema.infer(df, "label")
     with pytest.raises(InputError, match="at least 2 distinct values"):
-        infer_schema(df.assign(outcome=1), "outcome")
+        Schema.infer(df.assign(outcome=1), "outcome")
     with pytest.raises(InputError, match="column 'blank' is entirely empty"):
-        infer_schema(df.assign(blank=np.nan), "outcome")
+        Schema.infer(df.assign(blank=np.nan), "outcome")
 
 
 # --------------------------------------------------------------------------- the task
@@ -417,7 +418,7 @@ def test_onnx_single_tensor_input(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("target: y\nfeatures:\n  a: {type: numeric}\n"
                     "  b: {type: categorical}\n")
-    enc = Encoder(load_schema(path)).fit(df)
+    enc = Encoder(Schema.from_yaml(path)).fit(df)
     model = LogisticRegression().fit(df[["a", "b"]].to_numpy(dtype=np.float32), df["y"])
     onnx_path = to_onnx_file(model, tmp_path / "lr.onnx", per_column=False)
     clf = load_classifier(onnx_path, enc)

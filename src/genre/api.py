@@ -16,8 +16,11 @@ from typing import Any
 
 import pandas as pd
 
+from genre.core.estimator import GenRe
+from genre.core.usertask import fit_user_table
 from genre.data.schema import Schema
 from genre.errors import InputError
+from genre.tables.recourse import META_COLUMNS, profile_changes
 
 
 def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *,
@@ -30,30 +33,27 @@ def fit(df: pd.DataFrame, schema: Schema | str | Path, classifier: Any = None, *
     saved), or the path of a .skops/.onnx file. params: GenRe hyper-parameters (e.g.
     max_epochs=50); seed seeds h and GenRe. Returns the fitted `genre.GenRe`.
     """
-    from genre.core.estimator import GenRe
-    from genre.core.usertask import build_user_task
-
     if isinstance(schema, str | Path):
         schema = Schema.from_yaml(schema)
     elif not isinstance(schema, Schema):
         raise InputError(f"schema: expected a genre.Schema or a YAML path, got "
                          f"{type(schema).__name__}")
-    known = GenRe().get_params()
-    unknown = sorted(set(params) - set(known))
-    if unknown:
-        raise InputError(f"unknown GenRe parameters {unknown}; known: {sorted(known)}")
-    task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs)
-    model = GenRe(**(params | {"seed": seed})).fit(task)
-    path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
-    if path is not None:
-        model.classifier_path_ = Path(path)
-    return model
+    model = GenRe().set_params(**(params | {"seed": seed}))  # names and values checked
+    return fit_user_table(model, df, schema, classifier, seed=seed, h_epochs=h_epochs)
 
 
-def load(path: str | Path):
-    """A GenRe model saved by `model.save(path)` or `genre fit --out path`."""
-    from genre.core.estimator import GenRe
+def load(path: str | Path) -> GenRe:
+    """A GenRe model saved by `model.save(path)` or `genre fit --out path`.
 
+    Parameters
+    ----------
+    path : str or Path
+        The model directory.
+
+    Returns
+    -------
+    GenRe
+    """
     return GenRe.load(path)
 
 
@@ -62,8 +62,6 @@ def changes(df: pd.DataFrame, result: pd.DataFrame, id_column: str | None = None
     """The long view of `result = model.recourse(df, ...)`: one row per changed feature of
     each profile with status 'recourse', with the columns person, the id column (when the
     result carries one), option, feature, from (df's value) and to (the profile's value)."""
-    from genre.tables.recourse import META_COLUMNS, profile_changes
-
     if not isinstance(df, pd.DataFrame) or not isinstance(result, pd.DataFrame):
         raise InputError("changes(df, result): expected two pandas DataFrames")
     id_column = id_column if id_column is not None else result.attrs.get("id_column")

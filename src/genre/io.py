@@ -36,7 +36,8 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from genre.errors import OutputError
+from genre.errors import InputError, OutputError
+from genre.utils.extras import require
 
 MODEL_FORMAT = "genre-recourse/genre"  # config.json's "format", as GenRe.save writes it
 # What GenRe.save writes: config.json, tensors, h's architecture, a user's classifier file.
@@ -325,14 +326,10 @@ def read_table(path: str | Path):
     """
     import pandas as pd
 
-    from genre.errors import InputError
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
-        from genre.utils.extras import require
-
         require("pyarrow", "parquet", "reading Parquet")
         try:
             import pyarrow.parquet as pq
@@ -368,8 +365,6 @@ def read_csv_header(path: str | Path) -> list[str]:
     import csv
     import io
     from collections import Counter
-
-    from genre.errors import InputError
 
     path = Path(path)
     try:
@@ -411,8 +406,6 @@ def check_parquet_types(path: str | Path, arrow_schema) -> None:
     from collections import Counter
 
     import pyarrow.types as pat
-
-    from genre.errors import InputError
 
     meta = arrow_schema.pandas_metadata or {}
     index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}

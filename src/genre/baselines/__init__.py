@@ -6,6 +6,7 @@ from genre.baselines.cchvae import CCHVAE
 from genre.baselines.cruds import CRUDS
 from genre.baselines.dice import DiCE
 from genre.baselines.diffusion import GuidedDiffusion
+from genre.baselines.genre_student import GenReStudent
 from genre.baselines.growing_spheres import GrowingSpheres
 from genre.baselines.nnr import NearestNeighbourRecourse
 from genre.baselines.probe import PROBE
@@ -14,23 +15,13 @@ from genre.baselines.roar import ROAR
 from genre.baselines.wachter import Wachter
 from genre.core.estimator import GenRe
 from genre.core.method import RecourseMethod
+from genre.errors import InputError
 
-METHODS: dict[str, type[RecourseMethod]] = {
-    "genre": GenRe,
-    "nnr": NearestNeighbourRecourse,
-    "wachter": Wachter,
-    "gs": GrowingSpheres,
-    "dice": DiCE,
-    "roar": ROAR,
-    "probe": PROBE,
-    "cchvae": CCHVAE,
-    "revise": REVISE,
-    "cruds": CRUDS,
-    "diffusion": GuidedDiffusion,
-    # GenRe with its distilled one-pass sampler; the benchmark distils it from the "genre"
-    # row's fitted model (genre.bench.benchmark.fit_student_cached).
-    "genre-student": GenRe,
-}
+# Every method, under its class's `name` (genre.utils.methods.METHOD_NAMES: the same names,
+# in the same order).
+METHODS: dict[str, type[RecourseMethod]] = {cls.name: cls for cls in (
+    GenRe, NearestNeighbourRecourse, Wachter, GrowingSpheres, DiCE, ROAR, PROBE, CCHVAE, REVISE,
+    CRUDS, GuidedDiffusion, GenReStudent)}
 
 
 def make_method(name: str, **params) -> RecourseMethod:
@@ -38,8 +29,6 @@ def make_method(name: str, **params) -> RecourseMethod:
     try:
         cls = METHODS[name]
     except KeyError:
-        from genre.errors import InputError
-
         raise InputError(f"unknown method {name!r}; available: {sorted(METHODS)}") from None
     return cls(**params)
 

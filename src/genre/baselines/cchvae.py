@@ -22,11 +22,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.baselines.vae import (
-    VAESearchMethod,
-    finite_rows,
-    torch_threads,
-)
+from genre.baselines.vae import VAESearchMethod, finite_rows
+from genre.utils.threads import torch_threads
 
 
 class CCHVAE(VAESearchMethod):

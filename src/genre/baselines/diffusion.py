@@ -41,8 +41,6 @@ import inspect
 import json
 import math
 import re
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -58,6 +56,7 @@ from genre.core.method import RecourseMethod
 from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
+from genre.utils.cache import cache_entry
 from genre.utils.threads import torch_threads
 
 CACHE_NAME = "diffusion-v1"
@@ -271,21 +270,11 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
             "loss": log["loss"]}
     if not use_cache:
         return model, DDPMInfo(None, False, seconds, meta)
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{key}-"))
-    try:
+    with cache_entry(where) as tmp:  # stale or unreadable: replaced
         save_file({k: v.detach().contiguous() for k, v in model.denoiser.state_dict().items()},
                   str(tmp / "ddpm.safetensors"))
         (tmp / "ddpm.json").write_text(json.dumps(meta, indent=1))
         write_manifest(tmp, ["ddpm.json", "ddpm.safetensors"])
-        if where.exists():  # stale or unreadable: replace it
-            shutil.rmtree(where, ignore_errors=True)
-        try:
-            tmp.rename(where)
-        except OSError:  # a concurrent run got there first
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return model, DDPMInfo(where, False, seconds, meta)
 
 

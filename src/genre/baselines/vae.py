@@ -35,11 +35,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -53,6 +50,8 @@ from genre.core.method import RecourseMethod
 from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
+from genre.utils.cache import cache_entry
+from genre.utils.threads import torch_threads
 
 CACHE_NAME = "vae-v1"
 FORMAT = "genre-latent-vae"
@@ -340,43 +339,15 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
     if not use_cache:
         return vae, VAEInfo(None, False, seconds, meta)
 
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{key}-"))
-    try:
+    with cache_entry(where) as tmp:  # stale or incomplete (it did not load): replaced
         save_file({k: v.detach().contiguous() for k, v in vae.state_dict().items()},
                   str(tmp / "vae.safetensors"))
         (tmp / "vae.json").write_text(json.dumps(meta, indent=1))
         write_manifest(tmp, ["vae.json", "vae.safetensors"])
-        if where.exists():  # stale or incomplete (it did not load): replace it
-            shutil.rmtree(where, ignore_errors=True)
-        try:
-            tmp.rename(where)
-        except OSError:  # a concurrent run got there first: its copy is as good as ours
-            pass
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return vae, VAEInfo(where, False, seconds, meta)
 
 
 # ---------------------------------------------------------- shared search helpers
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run torch on n intra-op threads (None: leave as is), restoring the setting after.
-
-    These models are small and fed small batches: one thread is as fast as several on an
-    idle machine and far faster on a busy one, where spinning worker threads stall.
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def finite_rows(X: np.ndarray) -> np.ndarray:
     """Rows a method can work on (no NaN/inf); the others get a NaN answer."""
     return np.isfinite(X).all(axis=1)

@@ -146,7 +146,7 @@ def method_params(name: str, dataset: str, seed: int, quick: bool,
 
 def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict] | None = None):
     from genre.baselines import make_method
-    from genre.core.estimator import genre_for
+    from genre.core.presets import genre_for
 
     kwargs = method_params(name, dataset, seed, quick, params)
     return genre_for(dataset, fast=quick, **kwargs) if name == "genre" else make_method(
@@ -155,7 +155,7 @@ def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict
 
 def genre_cache_key(model, protocol, monotone: bool) -> str:
     from genre.bench.protocol import CACHE_VERSION
-    from genre.core.estimator import FORMAT_VERSION
+    from genre.core.saving import FORMAT_VERSION
 
     params = {k: v for k, v in model.get_params().items()
               if k not in ("progress", "threads", "device", "sampler")}

@@ -45,7 +45,7 @@ class RecoursePicture:
 def make_2d_method(name: str, dataset: str, seed: int = 0):
     """A method with settings that give sensible recourse on a 2-D dataset."""
     if name == "genre":
-        from genre.core.estimator import genre_for
+        from genre.core.presets import genre_for
 
         return genre_for(dataset, fast=True, seed=seed, progress=False)
     from genre.baselines import METHODS, make_method

@@ -323,7 +323,8 @@ def run_ablation(datasets: Sequence[str] | str, n: int = 200, seed: int = 0,
     per (dataset, factor, value); `reference` marks the preset's value.
     """
     from genre.bench.evaluation import run_method
-    from genre.core.estimator import PRESETS, GenRe
+    from genre.core.estimator import GenRe
+    from genre.core.presets import PRESETS
 
     sampling = SAMPLING_ABLATIONS if sampling is None else sampling
     training = TRAINING_ABLATIONS if training is None else training

@@ -11,8 +11,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from genre.classifiers.skops import read_skops
 from genre.core.task import SklearnClassifier, TorchClassifier
 from genre.errors import ModelError
+from genre.integrity import load_tensors, module_shapes, read_json
 from genre.utils.threads import torch_threads
 
 
@@ -106,8 +108,6 @@ def load_mlp(directory: Path, stem: str = "h", n_features: int | None = None) ->
     """Load what save_mlp wrote: the architecture (checked: integer sizes, at most 16 hidden
     layers of at most 4096 units, n_features if given) fixes the tensor shapes, which the
     safetensors header must match before anything is loaded; weights must be finite."""
-    from genre.integrity import load_tensors, module_shapes, read_json
-
     directory = Path(directory)
     arch_path = directory / f"{stem}.json"
     arch = read_json(arch_path)
@@ -143,48 +143,16 @@ def _count(value, lo: int, hi: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
 
 
-# scikit-learn types the protocol's gold model and LOF are made of; anything else in a
-# .skops file is refused rather than instantiated.
-TRUSTED_SKLEARN_TYPES = {
-    "sklearn.calibration.CalibratedClassifierCV",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.isotonic.IsotonicRegression",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._tree.Tree",
-    "sklearn.neighbors._lof.LocalOutlierFactor",
-    "sklearn.neighbors._kd_tree.KDTree",
-    "sklearn.neighbors._ball_tree.BallTree",
-    "sklearn.frozen._frozen.FrozenEstimator",
-    "numpy.dtype",
-    "numpy.ndarray",
-    "collections.OrderedDict",
-    "builtins.slice",
-}
-
-
 def save_sklearn(model, path: Path) -> None:
     import skops.io as sio
 
     sio.dump(model, Path(path))
 
 
-def load_sklearn(path: Path, trusted: set[str] = TRUSTED_SKLEARN_TYPES):
-    """Load a .skops file, refusing any type outside `trusted` (no arbitrary code runs)."""
-    import skops.io as sio
-
-    path = Path(path)
-    try:
-        untrusted = set(sio.get_untrusted_types(file=path))
-    except Exception as exc:  # skops raises several types on a corrupt file
-        raise ModelError(f"{path}: not a readable .skops file ({exc})") from exc
-    refused = sorted(untrusted - trusted)
-    if refused:
-        raise ModelError(f"{path}: refuses to load untrusted types {refused}")
-    try:
-        return sio.load(path, trusted=sorted(untrusted))
-    except Exception as exc:  # a damaged file can fail anywhere inside skops
-        raise ModelError(f"{path}: cannot load the .skops file ({exc})") from exc
+def load_sklearn(path: Path):
+    """A scikit-learn object saved by `save_sklearn` (genre.classifiers.skops.read_skops: one
+    allow-list for every .skops file; no arbitrary code runs)."""
+    return read_skops(path)
 
 
 def is_saveable_sklearn(clf) -> bool:
@@ -200,15 +168,7 @@ def is_saveable_sklearn(clf) -> bool:
 def load_sklearn_h(path: Path):
     """An h saved by `save_sklearn` beside a model, as a SklearnClassifier on normalised rows.
     Types outside genre.classifiers.skops's allow-list are refused (nothing is unpickled)."""
-    import skops.io as sio
-
-    from genre.classifiers.skops import skops_type_allowed
-
-    try:
-        untrusted = set(sio.get_untrusted_types(file=Path(path)))
-    except Exception as exc:  # skops raises several types on a corrupt file
-        raise ModelError(f"{path}: not a readable .skops file ({exc})") from exc
-    model = load_sklearn(path, trusted={t for t in untrusted if skops_type_allowed(t)})
+    model = read_skops(path)
     if not hasattr(model, "predict_proba"):
         raise ModelError(f"{path}: the saved {type(model).__name__} is not a classifier")
     return SklearnClassifier(model)

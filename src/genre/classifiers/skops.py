@@ -1,4 +1,5 @@
-"""A user's scikit-learn classifier from a .skops file, loaded with a type allow-list.
+"""Every .skops file genre reads (a user's classifier, a default h stored with a model, the
+lab's gold model) is read by `read_skops`, with one type allow-list.
 
 Nothing is ever unpickled; see `SKOPS_TRUSTED_MODULES` for which types a file may contain.
 """
@@ -25,7 +26,7 @@ from genre.errors import ModelError
 SKOPS_TRUSTED_MODULES = (
     "sklearn.pipeline", "sklearn.compose", "sklearn.preprocessing", "sklearn.linear_model",
     "sklearn.ensemble", "sklearn.tree", "sklearn.neighbors", "sklearn.svm", "sklearn.impute",
-    "sklearn.neural_network",
+    "sklearn.neural_network", "sklearn.calibration", "sklearn.isotonic", "sklearn.frozen",
     "sklearn.metrics._dist_metrics",  # the distance objects inside fitted neighbour models
 )
 _SKOPS_TRUSTED_EXACT = frozenset({"numpy.dtype", "numpy.ndarray", "collections.OrderedDict",
@@ -85,11 +86,25 @@ def skops_bytes(model) -> bytes:
     return data
 
 
-def load_skops(path: Path):
+def read_skops(path: str | Path):
+    """The object stored in the .skops file `path`, after checking every type it holds
+    against the allow-list (skops_type_allowed); ModelError naming the file otherwise.
+
+    Parameters
+    ----------
+    path : str or Path
+        A .skops file.
+
+    Returns
+    -------
+    object
+        What the file holds (not yet checked to be a classifier).
+    """
     try:
         import skops.io as sio
     except ImportError as exc:  # pragma: no cover - skops is a dependency
         raise ModelError(f"{path}: reading .skops files needs the 'skops' package") from exc
+    path = Path(path)
     try:
         untrusted = list(sio.get_untrusted_types(file=path))
     except Exception as exc:  # skops raises several types on a corrupt file
@@ -102,9 +117,25 @@ def load_skops(path: Path):
             f"{', '.join(m for m in SKOPS_TRUSTED_MODULES if m.count('.') == 1)}) and numpy "
             "arrays and dtypes are loaded; custom functions and classes are not.")
     try:
-        model = sio.load(path, trusted=untrusted)
-    except Exception as exc:
+        return sio.load(path, trusted=untrusted)
+    except Exception as exc:  # a damaged file can fail anywhere inside skops
         raise ModelError(f"{path}: cannot load the .skops file ({exc})") from exc
+
+
+def load_skops(path: Path):
+    """A user's fitted scikit-learn classifier from a .skops file (read_skops, then checked
+    to have predict_proba and classes_).
+
+    Parameters
+    ----------
+    path : Path
+
+    Returns
+    -------
+    object
+        The classifier or pipeline.
+    """
+    model = read_skops(path)
     if not hasattr(model, "predict_proba"):
         raise ModelError(f"{path}: the saved {type(model).__name__} has no predict_proba; "
                          "save a classifier (or a pipeline ending in one)")

@@ -12,12 +12,14 @@ from typing import Annotated
 
 import typer
 
+from genre import __version__
 from genre.cli import cache as _cache
 from genre.cli import fit as _fit
 from genre.cli import lab as _lab
 from genre.cli import recourse as _recourse
 from genre.cli import schema as _schema
 from genre.cli import serve as _serve
+from genre.io import exit_on_sigterm
 
 # rich_markup_mode=None: plain click help, which shows no type for flags (rich's showed
 # `--help <bool>`) and does not import rich's markdown machinery for --help.
@@ -27,8 +29,6 @@ app = typer.Typer(add_completion=True, no_args_is_help=True, rich_markup_mode=No
 
 def _version(value: bool) -> None:
     if value:
-        from genre import __version__
-
         typer.echo(f"genre-recourse {__version__}")
         raise typer.Exit()
 
@@ -49,7 +49,5 @@ _lab.register(app)
 
 
 def main() -> None:  # pragma: no cover - console-script entry (`genre`, `python -m genre`)
-    from genre.io import exit_on_sigterm
-
     exit_on_sigterm()  # temporary files go on SIGTERM as on Ctrl-C
     sys.exit(app(prog_name="genre"))

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from genre.cli.common import console, fail
+from genre.utils.cache import CACHE_KINDS, cache_dir, cache_kind, folder_size
 
 cache_app = typer.Typer(help="See (info) and clear (clear) genre's cache folder.",
                         no_args_is_help=True)
@@ -21,7 +22,6 @@ def _human(size: int) -> str:
 
 
 def _entries():
-    from genre.utils.cache import cache_dir, cache_kind
 
     root = cache_dir()
     folders = sorted(p for p in root.iterdir()) if root.is_dir() else []
@@ -31,7 +31,6 @@ def _entries():
 @cache_app.command("info")
 def cache_info() -> None:
     """Print the cache folder (GENRE_CACHE_DIR overrides it) and its size per kind of entry."""
-    from genre.utils.cache import CACHE_KINDS, folder_size
 
     root, entries = _entries()
     console.print(f"cache: {root}" + ("" if root.is_dir() else " (does not exist yet)"))
@@ -63,7 +62,6 @@ def cache_clear(
     import shutil
     import sys
 
-    from genre.utils.cache import CACHE_KINDS, folder_size
 
     unknown = sorted(set(kind or ()) - set(CACHE_KINDS))
     if unknown:

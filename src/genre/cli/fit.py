@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 
 from genre.cli.common import Device, console, fail
+from genre.data.schema import Schema
 from genre.errors import GenreError
+from genre.io import atomic_dir, check_model_dir, read_table
 
 
 def fit(
@@ -45,9 +47,8 @@ def fit(
     and ETA; otherwise one log line per 10 epochs goes to stderr."""
     import time
 
-    from genre.core.estimator import genre_for
+    from genre.core.presets import genre_for
     from genre.core.student import check_sampler
-    from genre.io import check_model_dir
     from genre.utils.device import resolve_device
 
     try:
@@ -68,29 +69,39 @@ def fit(
         else:
             from dataclasses import replace
 
-            from genre.core.usertask import build_user_task
-            from genre.data.schema_file import load_schema
-            from genre.io import read_table
+            from genre.core.usertask import fit_user_table
 
             if schema is None:
                 raise GenreError("--data needs --schema (write one with `genre schema infer`)")
-            user_schema = load_schema(schema)
+            user_schema = Schema.from_yaml(schema)
             if id_column is not None:
                 user_schema = replace(user_schema, id_column=id_column)
             table = read_table(data)
-            with console.status("checking the data" + ("" if classifier else
-                                                       " and choosing the classifier h")):
-                task = build_user_task(table, user_schema, classifier, seed=seed,
-                                       source=str(data))
-            name = str(data)
-            if task.classifier_report is not None:
-                print_classifier_report(task.classifier_report)
-        t1 = time.perf_counter()
-        log_progress()
-        model = genre_for(dataset or "", fast=fast, seed=seed, device=device,
-                          sampler=sampler).fit(task)
-        if classifier is not None:
-            model.classifier_path_ = classifier
+            status = console.status("checking the data" + ("" if classifier else
+                                                           " and choosing the classifier h"))
+            status.start()
+            name, t1 = str(data), None
+
+            def on_task(task) -> None:  # the data is read and h chosen: GenRe fits next
+                nonlocal t1
+                status.stop()
+                if task.classifier_report is not None:
+                    print_classifier_report(task.classifier_report)
+                t1 = time.perf_counter()
+                log_progress()
+
+            try:
+                model = fit_user_table(genre_for("", fast=fast, seed=seed, device=device,
+                                                 sampler=sampler),
+                                       table, user_schema, classifier, seed=seed,
+                                       source=str(data), on_task=on_task)
+            finally:
+                status.stop()
+        if dataset is not None:
+            t1 = time.perf_counter()
+            log_progress()
+            model = genre_for(dataset, fast=fast, seed=seed, device=device,
+                              sampler=sampler).fit(task)
         seconds = time.perf_counter() - t1
     except GenreError as exc:
         fail(exc)
@@ -147,7 +158,5 @@ def log_progress() -> None:
 def save_atomically(model, out: Path, overwrite: bool = False) -> None:
     """Save into a sibling temp dir and rename (genre.io.atomic_dir): a failure leaves no
     half model, and only a model directory genre wrote is ever replaced (with overwrite)."""
-    from genre.io import atomic_dir
-
     with atomic_dir(out, overwrite=overwrite) as tmp:
         model.save(tmp)

@@ -10,12 +10,12 @@ import typer
 from rich.table import Table
 
 from genre.cli.common import Device, console, fail
+from genre.data import DATASETS, load
 from genre.errors import GenreError
+from genre.io import check_outputs, write_text
+from genre.tables.explain import changes, format_value
+from genre.utils.methods import METHOD_NAMES
 
-# The methods `evaluate --method` takes: genre.baselines.METHODS, named here so that the
-# help needs no import of torch (tests/test_cli_conventions.py keeps the two equal).
-METHOD_NAMES = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
-                "cruds", "diffusion", "genre-student")
 GENRES = {"genre": "autoregressive", "genre-student": "student"}  # GenRe and its sampler
 
 
@@ -33,7 +33,6 @@ def register(app: typer.Typer) -> None:
 
 def datasets() -> None:
     """List the bundled datasets with their sizes and feature counts."""
-    from genre.data import DATASETS, load
 
     table = Table(title="bundled datasets")
     for col in ("name", "train rows", "test rows", "features", "categorical", "immutable",
@@ -85,8 +84,7 @@ def evaluate(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.core.estimator import genre_for
-    from genre.io import check_outputs, write_text
+    from genre.core.presets import genre_for
 
     try:
         check_outputs([json_path], inputs=[model], overwrite=overwrite)
@@ -135,8 +133,7 @@ def demo(
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
-    from genre.core.estimator import genre_for
-    from genre.tables.explain import changes, format_value
+    from genre.core.presets import genre_for
 
     console.rule(f"GenRe demo on {dataset}")
     with console.status("protocol: gold model, re-drawn labels, classifier h (cached)"):

@@ -10,6 +10,9 @@ from rich.table import Table
 
 from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
+from genre.io import check_outputs
+from genre.tables.explain import format_value
+from genre.tables.streaming import stream_recourse
 
 
 def recourse(
@@ -65,8 +68,6 @@ def recourse(
     """
     from genre.core.estimator import GenRe
     from genre.core.student import check_sampler
-    from genre.io import check_outputs
-    from genre.tables.streaming import stream_recourse
     from genre.utils.device import resolve_device
 
     if options < 1:
@@ -129,8 +130,6 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
 
 
 def _print_changes(diff, show: int) -> None:
-    from genre.tables.explain import format_value
-
     people = list(dict.fromkeys(diff["person"]))[:show]
     if not people:
         return

@@ -9,7 +9,11 @@ import typer
 from rich.markup import escape
 
 from genre.cli.common import console, fail, parse_label
+from genre.data.encoder import Encoder, target_labels
+from genre.data.schema import Schema
+from genre.data.schema_file import save_schema
 from genre.errors import GenreError
+from genre.io import check_outputs, read_table
 
 schema_app = typer.Typer(help="Write and check schema files.", no_args_is_help=True)
 
@@ -26,13 +30,11 @@ def schema_infer(
     = None,
 ) -> None:
     """Write a starting schema for --data; edit it (immutable, monotone, bounds) before fit."""
-    from genre.data.schema_file import infer_schema, save_schema
-    from genre.io import check_outputs, read_table
 
     try:
         check_outputs([out], inputs=[data], overwrite=overwrite)
         table = read_table(data)
-        inferred = infer_schema(table, target, parse_label(favourable), id_column=id_column)
+        inferred = Schema.infer(table, target, parse_label(favourable), id_column=id_column)
         save_schema(inferred, out)
     except GenreError as exc:
         fail(exc)
@@ -51,13 +53,9 @@ def schema_check(
 ) -> None:
     """Validate a schema file (and optionally a table against it: every cell, and, when the
     table holds the target column, that both the favourable value and another occur)."""
-    from genre.data import Encoder
-    from genre.data.encoder import target_labels
-    from genre.data.schema_file import load_schema
-    from genre.io import read_table
 
     try:
-        loaded = load_schema(schema)
+        loaded = Schema.from_yaml(schema)
         if data is not None:
             table = read_table(data)
             if loaded.target in table.columns:

@@ -55,6 +55,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from genre.core.params import SAMPLERS
+from genre.core.sampling import bin_mask
 from genre.data.encoder import CHANGE_TOL
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, module_shapes, read_json
@@ -348,7 +350,7 @@ class Student:
         x32 = x64.float()
         N, D = x64.shape
         n_bins, K = self.net.n_bins, n_samples
-        allowed = teacher._bin_mask(x32)  # (N, D, n_bins), an interval of bins per feature
+        allowed = bin_mask(teacher, x32)  # (N, D, n_bins), an interval of bins per feature
         allowed = allowed | ~allowed.any(dim=-1, keepdim=True)  # the teacher's fallback
         first = allowed.to(torch.uint8).argmax(dim=-1)
         last = n_bins - 1 - allowed.flip(-1).to(torch.uint8).argmax(dim=-1)
@@ -456,10 +458,18 @@ def load_student(directory: Path, n_features: int, n_bins: int) -> Student:
 
 
 def check_sampler(name) -> str:
-    """The sampler name, or an InputError listing the choices."""
+    """The sampler name, or an InputError listing the choices.
+
+    Parameters
+    ----------
+    name : str
+        "autoregressive" or "student".
+
+    Returns
+    -------
+    str
+        name.
+    """
     if name not in SAMPLERS:
         raise InputError(f"sampler must be one of {list(SAMPLERS)}, got {name!r}")
     return name
-
-
-SAMPLERS = ("autoregressive", "student")

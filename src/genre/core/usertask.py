@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
 
+from genre.classifiers.mlp import train_mlp
 from genre.classifiers.original_units import (
     OriginalUnitsClassifier,
     load_classifier,
     wrap_estimator,
 )
-from genre.core.task import Classifier, RecourseTask
+from genre.core.estimator import GenRe
+from genre.core.task import Classifier, RecourseTask, SklearnClassifier
 from genre.data.encoder import Encoder, target_labels
 from genre.data.schema import Schema
 from genre.errors import ModelError
@@ -76,13 +83,6 @@ def choose_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0, h_epochs: 
     auc_hgb, n_holdout. With fewer than 5 rows in a class there is nothing to hold out:
     the MLP is trained on all rows and the figures are None.
     """
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
-
-    from genre.classifiers.mlp import train_mlp
-    from genre.core.task import SklearnClassifier
-
     def fit(kind: str, rows: np.ndarray, labels: np.ndarray) -> Classifier:
         if kind == "mlp":
             return train_mlp(rows, labels, balanced=True, epochs=h_epochs, seed=seed)
@@ -104,3 +104,44 @@ def choose_classifier(X: np.ndarray, y: np.ndarray, *, seed: int = 0, h_epochs: 
                "majority": float(max(y_ho.mean(), 1 - y_ho.mean())),
                "auc_mlp": auc["mlp"], "auc_hgb": auc["hgb"], "n_holdout": len(y_ho)}
     return (fit(kind, X, y) if refit else fitted[kind]), report
+
+
+def fit_user_table(model: GenRe, df: pd.DataFrame, schema: Schema,
+                   classifier: Classifier | str | Path | Any = None, *, seed: int = 0,
+                   h_epochs: int = 100, source: str = "training data",
+                   on_task: Callable[[RecourseTask], None] | None = None) -> GenRe:
+    """Fit `model` on a user's table: the one way both genre.fit and `genre fit --data` do it.
+
+    Parameters
+    ----------
+    model : GenRe
+        Unfitted, with its hyper-parameters set.
+    df : DataFrame
+        The training table, original units, target included.
+    schema : Schema
+        Its schema.
+    classifier : Classifier, path, scikit-learn estimator or None
+        See build_user_task.
+    seed : int
+        Seeds the default h.
+    h_epochs : int
+        Epochs of the default MLP h.
+    source : str
+        Names the table in error messages.
+    on_task : callable, optional
+        Called with the task before GenRe is fitted (the CLI reports the chosen h there).
+
+    Returns
+    -------
+    GenRe
+        `model`, fitted; a classifier read from a .skops/.onnx file is remembered
+        (classifier_path_) so that save stores it beside the model.
+    """
+    task = build_user_task(df, schema, classifier, seed=seed, h_epochs=h_epochs, source=source)
+    if on_task is not None:
+        on_task(task)
+    model.fit(task)
+    path = getattr(task.classifier, "path", None)  # read from a .skops/.onnx file
+    if path is not None:
+        model.classifier_path_ = Path(path)
+    return model

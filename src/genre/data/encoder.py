@@ -16,7 +16,8 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 
-from genre.data.schema import FLOAT32_MAX, Feature, Schema, category_key, python_scalar
+from genre.data.feature import FLOAT32_MAX, Feature, category_key, python_scalar, sort_key
+from genre.data.schema import Schema
 from genre.errors import InputError, value_repr
 
 CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
@@ -334,13 +335,6 @@ def _significant(x: np.ndarray, magnitude: float, digits: int = 15) -> np.ndarra
     noise of the min-max arithmetic, so values read from a file come back as written."""
     decimals = digits - 1 - int(np.floor(np.log10(magnitude))) if magnitude > 0 else digits
     return np.round(x, decimals)
-
-
-def sort_key(k: str):
-    try:
-        return (0, float(k), k)
-    except ValueError:
-        return (1, 0.0, k)
 
 
 def target_labels(df: pd.DataFrame, schema: Schema, source: str = "training data") -> np.ndarray:

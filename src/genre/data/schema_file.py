@@ -1,5 +1,8 @@
 """Schema files: the YAML form of a `Schema`, and a starting schema inferred from a table.
 
+Call them through genre.data.schema.Schema (from_yaml, to_yaml, infer): this module does not
+import the Schema class, so the functions that build one take it as `cls`.
+
 * `load_schema` / `save_schema`::
 
       target: approved
@@ -40,9 +43,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from genre.data.encoder import category_key, sort_key
-from genre.data.schema import Feature, Schema, python_scalar
+from genre.data.feature import Feature, category_key, python_scalar, sort_key
 from genre.errors import InputError, SchemaError, value_repr
+from genre.io import write_text
 
 # ======================================================================= schema files
 
@@ -113,7 +116,7 @@ _SchemaDumper.add_representer(
 _SCALAR = (str, int, float, bool)
 
 
-def load_schema(path: str | Path) -> Schema:
+def load_schema(path: str | Path, cls: type) -> Any:
     """Read a schema YAML file. Every problem is a SchemaError naming the file.
 
     Malformed YAML (or an alias, or nesting deeper than MAX_SCHEMA_DEPTH) names the line and
@@ -149,10 +152,10 @@ def load_schema(path: str | Path) -> Schema:
         raise SchemaError(f"{path}: the file is empty; expected a mapping such as "
                           "'target: approved', 'favourable: 1' and 'features: {age: {type: "
                           "numeric}}'")
-    return schema_from_dict(data, source=str(path))
+    return schema_from_dict(data, cls, source=str(path))
 
 
-def schema_from_dict(data: Any, source: str = "schema") -> Schema:
+def schema_from_dict(data: Any, cls: type, source: str = "schema") -> Any:
     """Schema.from_dict with every SchemaError prefixed by `source` and scalar checks added."""
     if isinstance(data, dict):
         if "favourable" in data and not isinstance(data["favourable"], _SCALAR):
@@ -173,7 +176,7 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
                     raise SchemaError(f"{source}: feature '{name}': type must be 'numeric' or "
                                       f"'categorical', got {spec['type']!r}")
     try:
-        return Schema.from_dict(data, source=source)
+        return cls.from_dict(data, source=source)
     except SchemaError as exc:
         msg = str(exc)
         if msg.startswith(f"{source}:"):
@@ -181,7 +184,7 @@ def schema_from_dict(data: Any, source: str = "schema") -> Schema:
         raise SchemaError(f"{source}: {msg}") from exc
 
 
-def schema_yaml(schema: Schema) -> str:
+def schema_yaml(schema: Any) -> str:
     """The YAML text of `schema` (notes in ``schema.extra["notes"]`` become comments)."""
     d = schema.to_dict()
     out: dict[str, Any] = {"target": d["target"], "favourable": python_scalar(d["favourable"])}
@@ -211,10 +214,8 @@ def schema_yaml(schema: Schema) -> str:
     return header + body
 
 
-def save_schema(schema: Schema, path: str | Path) -> None:
+def save_schema(schema: Any, path: str | Path) -> None:
     """Write `schema` as YAML (atomically) in the form `load_schema` reads."""
-    from genre.io import write_text
-
     write_text(path, schema_yaml(schema))
 
 
@@ -225,7 +226,7 @@ _MANY_CATEGORIES = 50
 
 
 def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
-                 id_column: str | None = None) -> Schema:
+                 id_column: str | None = None, *, cls: type) -> Any:
     """Guess a starting schema from a table; the user should check and edit it.
 
     Rules: a numeric column (not boolean) with more than 10 distinct values, or holding
@@ -267,7 +268,7 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
                  "does a move cost more for being longer; `monotone` on a categorical follows "
                  "the order of its categories. Top level `max_changes: K` caps how many "
                  "features one recourse may change; `sparsity: s` adds s per changed feature.")
-    return Schema(features=tuple(feats), target=target, favourable=fav,
+    return cls(features=tuple(feats), target=target, favourable=fav,
                   extra={"notes": notes}, id_column=id_column)
 
 

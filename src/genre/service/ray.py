@@ -38,8 +38,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre.core.estimator import GenRe
 from genre.errors import GenreError, InputError
-from genre.tables.streaming import PARQUET_SUFFIXES, SEED_BLOCK, STATUSES, block_seed
+from genre.io import atomic_path
+from genre.tables.streaming import (
+    PARQUET_SUFFIXES,
+    SEED_BLOCK,
+    STATUSES,
+    answer_blocks,
+    check_columns,
+)
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
@@ -59,8 +67,6 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     """
     import ray
 
-    from genre.core.estimator import GenRe
-
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
     if labels not in ("row", "line"):
@@ -69,7 +75,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     ds = ds.materialize()  # read once; its blocks, in order, number the rows
     if ds.count() == 0:
         raise InputError(f"{source}: has no data rows")
-    check_columns(GenRe.load(model_dir).encoder_.schema_, ds.schema().names, source)
+    check_columns(GenRe.load(model_dir), ds.schema().names, source)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
     aligned = seed_aligned(ds, workers)
@@ -133,8 +139,6 @@ class BlockRecourse:
         import torch
         from threadpoolctl import threadpool_limits
 
-        from genre.core.estimator import GenRe
-
         # Every thread pool (torch, BLAS, OpenMP in scikit-learn's LOF) to the actor's CPUs:
         # actors sharing a node must not oversubscribe it.
         torch.set_num_threads(threads)
@@ -145,8 +149,6 @@ class BlockRecourse:
         self.labels, self.source = labels, source
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        from genre.tables.recourse import recourse_table
-
         rows = batch[ROW].to_numpy()
         if rows[0] % SEED_BLOCK or np.any(np.diff(rows) != 1):  # never: seed_aligned cut it
             raise InputError(f"{self.source}: a batch of rows {rows[0]}..{rows[-1]} is not "
@@ -154,28 +156,10 @@ class BlockRecourse:
         people = batch.drop(columns=ROW)
         people.index = (pd.RangeIndex(rows[0] + 2, rows[-1] + 3, name="line")
                         if self.labels == "line" else pd.RangeIndex(rows[0], rows[-1] + 1))
-        out = []
-        for start in range(0, len(people), SEED_BLOCK):
-            profiles, _ = recourse_table(
-                self.model, people.iloc[start:start + SEED_BLOCK], options=self.options,
-                best_k=self.best_k, seed=block_seed(self.seed, int(rows[start] // SEED_BLOCK)),
-                source=self.source, start=int(rows[start]),
-                id_column=self.model.encoder_.schema_.id_column)
-            out.append(profiles)
-        return pd.concat(out, ignore_index=True)
-
-
-def check_columns(schema, columns: list[str], source: str) -> None:
-    """Fail before any work when the columns do not match the model's schema (the target
-    may be present)."""
-    names = schema.names
-    missing = [n for n in names if n not in columns]
-    if missing:
-        raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
-    extra = [c for c in columns if c not in {*names, schema.target, schema.id_column}]
-    if extra:
-        raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names} "
-                         f"(and optionally the target '{schema.target}')")
+        return pd.concat([profiles for profiles, _, _ in answer_blocks(
+            self.model, [people], options=self.options, best_k=self.best_k, seed=self.seed,
+            source=self.source, id_column=self.model.encoder_.schema_.id_column,
+            start=int(rows[0]))], ignore_index=True)
 
 
 def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
@@ -186,8 +170,6 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
     into one CSV at output_path (written beside it, renamed when complete) - byte-identical
     to stream_recourse's output. Returns the counts: people, rows and one per status."""
     import ray
-
-    from genre.io import atomic_path
 
     path = Path(input_path)
     if not path.is_file():
@@ -211,7 +193,7 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
             result = recourse_dataset(ds, model_dir, options=options, best_k=best_k,
                                       seed=seed, workers=workers, source=str(path),
                                       labels="row" if parquet else "line")
-            return _write_csv(result, output_path, atomic_path)
+            return _write_csv(result, output_path)
         except Exception as exc:  # a Ray error: surface the GenreError it wraps, if any
             cause = _genre_cause(exc)
             if cause is None or cause is exc:
@@ -222,7 +204,7 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
             ray.shutdown()
 
 
-def _write_csv(result, output_path, atomic_path) -> dict:
+def _write_csv(result, output_path) -> dict:
     counts = dict.fromkeys(("people", "rows", *STATUSES), 0)
     last = None
     with atomic_path(output_path) as tmp, tmp.open("w", newline="") as out:

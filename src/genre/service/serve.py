@@ -33,8 +33,11 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 
+from genre import __version__
+from genre.core.estimator import GenRe
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
+from genre.tables.streaming import answer_blocks
 
 MODEL_ENV = "GENRE_SERVE_MODEL"  # read by app_from_env (uvicorn workers import the app)
 MAX_RECORDS_ENV = "GENRE_SERVE_MAX_RECORDS"
@@ -54,8 +57,6 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
-
-    from genre.core.estimator import GenRe
 
     if max_records < 1 or max_bytes < 1:
         raise InputError(f"max_records and max_bytes must be positive, got {max_records}, "
@@ -125,8 +126,6 @@ def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
     """recourse_table over a whole table with genre.tables.streaming's seed scheme (answer_blocks:
     block b of SEED_BLOCK rows with block_seed(seed, b), person = 0-based position).
     Returns (profiles, changes)."""
-    from genre.tables.streaming import answer_blocks
-
     id_column = model.encoder_.schema_.id_column
     parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
                                source=source,
@@ -238,8 +237,6 @@ def _plain(v):
 
 
 def _version() -> str:
-    from genre import __version__
-
     return __version__
 
 

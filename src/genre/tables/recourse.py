@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,16 +10,14 @@ import pandas as pd
 from genre.data.encoder import Encoder, category_key
 from genre.errors import InputError
 from genre.tables.explain import TOL
-
-if TYPE_CHECKING:
-    from genre.core.estimator import GenRe
+from genre.tables.protocol import Answerer
 
 # The columns of a profiles table that are not the person's features (or id).
 META_COLUMNS = ("person", "option", "h_probability", "cost", "plausible", "status")
 CHANGE_COLUMNS = ("person", "option", "feature", "from", "to")
 
 
-def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
+def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
                    best_k: int | None = None, seed: int = 0, source: str = "input",
                    start: int = 0, id_column: str | None = None
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -52,24 +49,11 @@ def recourse_table(model: GenRe, people: pd.DataFrame, *, options: int = 1,
         ids = people[id_column].to_numpy()
         people = people.drop(columns=id_column)
     X = enc.transform(people, source=source)
-    p_before = model.classifier_.predict_proba(X)
-    accepted = p_before > 0.5
+    # The model answers the block at once: profiles, h's probability and the flag.
+    answers = model.answer(X, options, best_k, seed)
+    accepted, X_plus = answers.accepted, answers.X_plus
+    prob, plausible = answers.probability, answers.plausible
     N, D = X.shape
-    X_plus = np.full((N, options, D), np.nan)
-    prob = np.full((N, options), np.nan)
-    plausible = np.zeros((N, options), dtype=bool)
-    X_plus[accepted, 0], prob[accepted, 0] = X[accepted], p_before[accepted]
-    plausible[accepted, 0] = True
-    rejected = np.flatnonzero(~accepted)
-    if rejected.size and options == 1:
-        best = model.generate(X[rejected], best_k, seed=seed)
-        X_plus[rejected, 0] = best
-        prob[rejected, 0] = model.classifier_.predict_proba(best)
-        plausible[rejected, 0] = model.plausibility().predict(best) == 1
-    elif rejected.size:
-        opts = model.options(X[rejected], options, best_k, seed=seed)
-        X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
-        plausible[rejected] = opts.plausible
     # One row per (person, option); options beyond those found are dropped, but every
     # person keeps option 1 (unchanged where nothing was found, with its status).
     row = np.repeat(np.arange(N), options)

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genre.core.estimator import GenRe
-from genre.errors import InputError, ModelError
+from genre.errors import InputError
 from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
+from genre.tables.protocol import Answerer, check_fitted
 from genre.tables.recourse import recourse_table
 from genre.utils.extras import require
 
@@ -60,23 +60,71 @@ def output_format(path: str | Path) -> str:
                      ".parquet file")
 
 
-def answer_blocks(model: GenRe, chunks: Iterable[pd.DataFrame], *, options: int = 1,
+def answer_blocks(model: Answerer, chunks: Iterable[pd.DataFrame], *, options: int = 1,
                   best_k: int | None = None, seed: int = 0, source: str = "input",
-                  id_column: str | None = None
+                  id_column: str | None = None, start: int = 0
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame, int]]:
-    """recourse_table on consecutive SEED_BLOCK-row blocks of `chunks` (block b with
-    block_seed(seed, b), persons numbered from 0 across blocks): yields (profiles, changes,
-    rows in the block)."""
-    start = 0
+    """The one way a table is answered (GenRe.recourse, stream_recourse, serve and Ray all
+    come here): recourse_table on consecutive SEED_BLOCK-row blocks of `chunks`.
+
+    Parameters
+    ----------
+    model : Answerer
+        A fitted model (GenRe).
+    chunks : iterable of DataFrame
+        The people, original units, in order (any chunk sizes).
+    options, best_k, seed, source, id_column
+        As for recourse_table; block b of the stream gets block_seed(seed, start //
+        SEED_BLOCK + b).
+    start : int
+        The row number of the first row (a multiple of SEED_BLOCK): persons are numbered
+        from it, and the seeds are those of the whole file's blocks.
+
+    Returns
+    -------
+    iterator of (profiles, changes, rows in the block)
+    """
+    if start % SEED_BLOCK:
+        raise InputError(f"{source}: rows must start on a seed block (a multiple of "
+                         f"{SEED_BLOCK}), got {start}")
+    first = start // SEED_BLOCK
     for b, block in enumerate(_blocks(iter(chunks), SEED_BLOCK)):
         result, diff = recourse_table(model, block, options=options, best_k=best_k,
-                                      seed=block_seed(seed, b), source=source, start=start,
-                                      id_column=id_column)
+                                      seed=block_seed(seed, first + b), source=source,
+                                      start=start, id_column=id_column)
         yield result, diff, len(block)
         start += len(block)
 
 
-def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Path, *,
+def check_columns(model: Answerer, columns: list[str], source: str,
+                  id_column: str | None = None) -> str | None:
+    """Fail before any work when `columns` do not match the model's schema (the target may
+    be present; the id column, `id_column` or the schema's, must be).
+
+    Parameters
+    ----------
+    model : Answerer
+    columns : list of str
+    source : str
+        Names the input in messages.
+    id_column : str, optional
+        Default: the schema's.
+
+    Returns
+    -------
+    str or None
+        The id column in use.
+    """
+    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
+    if id_column is not None and id_column not in columns:
+        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
+                         f"{columns}")
+    model.encoder_._check_columns(pd.DataFrame(columns=[c for c in columns if c != id_column]),
+                                  allow_target=True, source=source)
+    return id_column
+
+
+def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | Path, *,
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
@@ -100,8 +148,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
     change rows of the first `show` people with changes (a DataFrame, for display).
     """
-    if not hasattr(model, "model_"):
-        raise ModelError("GenRe is not fitted: call fit(task) or GenRe.load(dir) first")
+    check_fitted(model)
     if options < 1:
         raise InputError(f"options must be at least 1, got {options}")
     if chunk_size < 1:
@@ -116,13 +163,7 @@ def stream_recourse(model: GenRe, input_path: str | Path, output_path: str | Pat
         _CsvReader(path)
     # Columns first: a wrong header fails before any work, with read_table's and the
     # encoder's messages.
-    id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
-    if id_column is not None and id_column not in reader.columns:
-        raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
-                         f"{reader.columns}")
-    model.encoder_._check_columns(
-        pd.DataFrame(columns=[c for c in reader.columns if c != id_column]),
-        allow_target=True, source=source)
+    id_column = check_columns(model, reader.columns, source, id_column)
     floats = [f.name for f in model.encoder_.schema_.features
               if not f.is_categorical and not f.integer]
     counts = dict.fromkeys(("people", "rows", "profiles", "changes", *STATUSES), 0)
@@ -330,4 +371,4 @@ class _ParquetReader:
         return f"{self.path}: has no data rows"
 
 
-__all__ = ["SEED_BLOCK", "block_seed", "stream_recourse"]
+__all__ = ["SEED_BLOCK", "answer_blocks", "block_seed", "check_columns", "stream_recourse"]

@@ -8,7 +8,11 @@ stderr (`report_rebuild`), never used.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from genre.errors import GenreError
@@ -72,3 +76,37 @@ def folder_size(folder: Path) -> tuple[int, int]:
             size += path.stat().st_size
             files += 1
     return size, files
+
+
+@contextmanager
+def cache_entry(where: Path) -> Iterator[Path]:
+    """Write the cache entry `where` safely: yields a new temporary sibling directory to
+    write into; when the block ends without an exception, what is at `where` (a stale or
+    unusable entry of genre's cache) is removed and the temporary directory renamed into
+    place, so a crash never leaves a half entry. A concurrent writer that renamed its own
+    entry first wins (its entry is as good). The temporary directory never outlives the
+    block.
+
+    Parameters
+    ----------
+    where : Path
+        The entry's directory.
+
+    Returns
+    -------
+    Iterator[Path]
+        The temporary directory (a context manager's value).
+    """
+    where.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{where.name}-"))
+    try:
+        yield tmp
+        if where.is_symlink() or where.is_file():
+            where.unlink()
+        shutil.rmtree(where, ignore_errors=True)
+        try:
+            tmp.rename(where)
+        except OSError:  # a concurrent run got there first
+            pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,206 @@
+"""GenRe's answers in normalised arrays: samples on the schema's grid, the one chosen per
+person, several options per person, and `answer`, which gives for a block of people their
+profiles, h's probability, the effort and the plausibility flag together (h scores each
+candidate once; the chosen profiles are not scored again).
+
+The network's own sampler (one feature at a time, the fused decoder) is genre.core.decoder.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from genre.core.decoder import sample as decode
+from genre.core.network import RecourseTransformer
+from genre.data.encoder import CHANGE_TOL
+from genre.errors import ModelError
+from genre.utils.device import resolve_device
+from genre.utils.threads import torch_threads
+
+# With effort keys, a sampled bin this close to the factual's own keeps the factual value (with
+# stay_in_bin): the soft-bin loss spreads "unchanged" over about a bin either side, and a
+# sub-bin move is noise that would count as a change.
+EFFORT_STAY_RADIUS = 1
+NO_STUDENT = ("this GenRe model has no student sampler: fit it with sampler='student' (`genre "
+              "fit --sampler student`) or call distill(X_train) first")
+
+
+@dataclass
+class Options:
+    """Several recourses per person: (N, k, D) profiles, h's probability, cost (the schema's
+    effort: the L1 cost when the schema has no effort keys), plausibility flag."""
+
+    X_plus: np.ndarray
+    probability: np.ndarray
+    cost: np.ndarray
+    plausible: np.ndarray
+
+
+@dataclass
+class Answers:
+    """A block of people answered: accepted (N,) whether h already accepts the factual;
+    X_plus (N, K, D) the profiles (the factual for accepted people, NaN where none was
+    found), probability (N, K) h's, effort (N, K) the schema's, plausible (N, K)."""
+
+    accepted: np.ndarray
+    X_plus: np.ndarray
+    probability: np.ndarray
+    effort: np.ndarray
+    plausible: np.ndarray
+
+
+def bin_mask(est, X: torch.Tensor) -> torch.Tensor:
+    """(N, D, n_bins): bins a feature may take for each individual.
+
+    A monotone feature keeps the bin holding its factual value and those on its allowed
+    side; bins wholly outside the schema's bounds are forbidden.
+    """
+    enc, n_bins = est.encoder_, est.n_bins
+    width = 1.0 / n_bins
+    left = est.model_.bins.to(X.dtype)  # (n_bins,)
+    right = left + width
+    mask = torch.ones(X.shape[0], X.shape[1], n_bins, dtype=torch.bool)
+    lower = torch.as_tensor(enc.lower, dtype=X.dtype)
+    upper = torch.as_tensor(enc.upper, dtype=X.dtype)
+    mask &= (right > lower[:, None] - 1e-9) & (left < upper[:, None] + 1e-9)
+    mono = torch.as_tensor(enc.monotone)
+    x = X[..., None]
+    up = (right > x) | (torch.arange(n_bins) == n_bins - 1)
+    down = (left <= x) | (torch.arange(n_bins) == 0)
+    mask = torch.where((mono > 0)[None, :, None], mask & up, mask)
+    mask = torch.where((mono < 0)[None, :, None], mask & down, mask)
+    return mask
+
+
+def model_on(est, device: torch.device) -> RecourseTransformer:
+    """The fitted transformer on device (model_ itself on the CPU; a copy elsewhere, made
+    once and kept on the estimator)."""
+    if device.type == "cpu":
+        return est.model_
+    cached = getattr(est, "_on_device", None)
+    if cached is None or cached[0] is not est.model_ or cached[1] != device:
+        cached = (est.model_, device, copy.deepcopy(est.model_).to(device))
+        est._on_device = cached
+    return cached[2]
+
+
+def sample(est, X: np.ndarray, n_samples: int, seed: int | None, use_cache: bool = True
+           ) -> np.ndarray:
+    """n_samples candidates per row of X: (N, n_samples, D), on the schema's grid."""
+    device = resolve_device(est.device)
+    enc = est.encoder_
+    X = np.asarray(X, dtype=np.float64)
+    gen = torch.Generator().manual_seed(est.seed if seed is None else seed)
+    if est.sampler == "student":  # the one-pass student (genre.core.student), on the CPU
+        if getattr(est, "student_", None) is None:
+            raise ModelError(NO_STUDENT)
+        with torch_threads(est.threads):
+            return est.student_.sample(est, X, n_samples, gen,
+                                       EFFORT_STAY_RADIUS if enc.schema_.has_effort else 0)
+    Xr = np.repeat(X, n_samples, axis=0)  # rows i*n .. i*n+n-1 belong to individual i
+    xt = torch.as_tensor(Xr, dtype=torch.float32, device=device)
+    fixed = torch.as_tensor(enc.immutable_mask)
+    with torch_threads(est.threads):
+        # The mask depends on the individual only: build it once per individual.
+        mask = bin_mask(est, torch.as_tensor(X, dtype=torch.float32)).to(device)
+        effort = enc.schema_.has_effort
+        out = decode(
+            model_on(est, device), xt, temperature=est.temperature, sigma=est.sigma,
+            bin_mask=mask.repeat_interleave(n_samples, dim=0), fixed=fixed, generator=gen,
+            use_cache=use_cache, bin_values=torch.as_tensor(est.bin_values_),
+            stay_in_bin=est.stay_in_bin, group=n_samples, max_changes=enc.schema_.max_changes,
+            stay_radius=EFFORT_STAY_RADIUS if effort else 0).cpu().double().numpy()
+    if effort:  # a value the sampler kept (the factual in float32) is the factual exactly
+        out = np.where(out == Xr.astype(np.float32), Xr, out)
+    # Immutables copy the factual exactly (float32 round-off aside); the rest is snapped
+    # to categories / integers / bounds, and a monotone feature that stayed inside its
+    # factual's bin keeps the factual value.
+    out = enc.project(out, factual=Xr)
+    if effort:  # and a value rounded back onto the factual's grid point is unchanged
+        out = np.where(np.abs(out - Xr) <= CHANGE_TOL, Xr, out)
+    return out.reshape(len(X), n_samples, -1)
+
+
+def choose(est, X: np.ndarray, best_k: int, seed: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """One recourse per row and h's probability of it: of best_k samples, the one h scores
+    highest (select="h"), or the cheapest h accepts (select="effort"; the highest-scored when
+    h accepts none). h scores each sample once."""
+    cands = sample(est, X, best_k, seed)
+    N, K, D = cands.shape
+    p = est.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
+    pick = p.argmax(axis=1)
+    if est.select == "effort":
+        effort = est.encoder_.effort(np.asarray(X, dtype=float)[:, None, :], cands)
+        cheapest = np.where(p > 0.5, effort, np.inf).argmin(axis=1)
+        pick = np.where((p > 0.5).any(axis=1), cheapest, pick)
+    rows = np.arange(N)
+    return cands[rows, pick], p[rows, pick]
+
+
+def options(est, X: np.ndarray, k: int, n_samples: int, seed: int | None) -> Options:
+    """Up to k distinct accepted recourses per row, cheapest first, distinct sets of changed
+    features first (see GenRe.options)."""
+    cands = sample(est, X, n_samples, seed)
+    N, S, D = cands.shape
+    prob = est.classifier_.predict_proba(cands.reshape(N * S, D)).reshape(N, S)
+    X = np.asarray(X, dtype=float)
+    cost = est.encoder_.effort(X[:, None, :], cands)
+    moved = np.abs(cands - X[:, None, :]) > CHANGE_TOL
+    out = np.full((N, k, D), np.nan)
+    out_prob = np.full((N, k), np.nan)
+    out_cost = np.full((N, k), np.nan)
+    for i in range(N):  # per person: dedupe a few dozen rows, cheap
+        ok = np.flatnonzero(prob[i] > 0.5)
+        if ok.size == 0:
+            continue
+        _, first = np.unique(np.round(cands[i, ok], 9), axis=0, return_index=True)
+        keep = ok[first]
+        keep = keep[np.argsort(cost[i, keep], kind="stable")]
+        # The first (cheapest) profile of each set of changed features leads.
+        _, lead = np.unique(moved[i, keep], axis=0, return_index=True)
+        leads = np.zeros(len(keep), dtype=bool)
+        leads[lead] = True
+        keep = np.concatenate([keep[leads], keep[~leads]])[:k]
+        out[i, :len(keep)] = cands[i, keep]
+        out_prob[i, :len(keep)] = prob[i, keep]
+        out_cost[i, :len(keep)] = cost[i, keep]
+    found = ~np.isnan(out_prob)
+    plausible = np.zeros((N, k), dtype=bool)
+    if found.any():
+        plausible[found] = est.plausibility().predict(out[found]) == 1
+    return Options(out, out_prob, out_cost, plausible)
+
+
+def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
+           seed: int | None = None) -> Answers:
+    """Answer a block of people (normalised rows X): see Answers. People h accepts keep their
+    factual (option 1); the others get the chosen sample (options_k == 1) or up to options_k
+    options."""
+    X = np.asarray(X, dtype=np.float64)
+    p_before = est.classifier_.predict_proba(X)
+    accepted = p_before > 0.5
+    N, D = X.shape
+    X_plus = np.full((N, options_k, D), np.nan)
+    prob = np.full((N, options_k), np.nan)
+    plausible = np.zeros((N, options_k), dtype=bool)
+    X_plus[accepted, 0], prob[accepted, 0] = X[accepted], p_before[accepted]
+    plausible[accepted, 0] = True
+    rejected = np.flatnonzero(~accepted)
+    if rejected.size and options_k == 1:
+        best, p_best = choose(est, X[rejected], est.best_k if best_k is None else best_k,
+                              seed)
+        X_plus[rejected, 0], prob[rejected, 0] = best, p_best
+        plausible[rejected, 0] = est.plausibility().predict(best) == 1
+    elif rejected.size:
+        n_samples = max(est.best_k, 10 * options_k) if best_k is None else best_k
+        opts = options(est, X[rejected], options_k, n_samples, seed)
+        X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
+        plausible[rejected] = opts.plausible
+    found = ~np.isnan(X_plus).any(axis=2)
+    effort = est.encoder_.effort(X[:, None, :], np.where(found[..., None], X_plus, X[:, None]))
+    effort = np.where(found, effort, np.nan)
+    return Answers(accepted, X_plus, prob, effort, plausible)
