@@ -10,15 +10,21 @@ check_model_dir, results_files; atomic_path and atomic_dir check it again as the
 * An existing regular file is replaced only with overwrite (the commands' --overwrite), by
   writing a temporary file beside it and renaming that into place.
 * A model directory may be new, empty, or a model directory genre wrote: its config.json
-  has format "genre-recourse/genre" and it holds nothing but regular files of the kinds a
-  model is saved as (MODEL_FILE_SUFFIXES). Replacing one needs overwrite: the new model is
+  has format "genre-recourse/genre" and every entry in it is a regular file its
+  manifest.json lists (or, for a model saved before manifests, one of the files GenRe.save
+  writes: MODEL_FILES); anything else there (a user's notes, a backup) is named and the
+  directory refused, with or without overwrite. Replacing one needs overwrite: the new model is
   written to a sibling temporary directory, the old one renamed aside, the new one renamed
   in, and only then the old one removed. The root, the home directory, the current
   directory and its parents ("." and "..") are never a model directory.
 * A results directory (the benchmarks') may hold other files: only the files the command
   writes there are outputs (results_files); nothing else in it is touched.
 * Missing parent directories are created, and removed again (if still empty) when the
-  write fails, so a failed command leaves nothing behind.
+  write fails, so a failed command leaves nothing behind. A name longer than NAME_MAX
+  bytes or a path longer than PATH_MAX is refused before anything is made.
+* Temporary names ('.NAME.genre-PID-XXXXXXXX.tmp', NAME cut to fit) always fit in NAME_MAX
+  bytes; those a killed run left behind (its PID no longer running) are removed by the next
+  run writing to the same place (clean_leftovers).
 
 Temporary files are removed on an exception, Ctrl-C (KeyboardInterrupt) and, once
 exit_on_sigterm() is installed (the `genre` command does), SIGTERM.
@@ -29,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -37,12 +44,18 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from genre.errors import InputError, OutputError
+from genre.utils.csvrows import scan_csv
 from genre.utils.extras import require
 
 MODEL_FORMAT = "genre-recourse/genre"  # config.json's "format", as GenRe.save writes it
-# What GenRe.save writes: config.json, tensors, h's architecture, a user's classifier file.
-MODEL_FILE_SUFFIXES = (".json", ".safetensors", ".skops", ".onnx")
+# What GenRe.save writes: config.json, tensors, h's architecture, a user's classifier file,
+# the manifest. A model directory with a manifest may hold only what it lists (and itself).
+MODEL_FILES = frozenset({"config.json", "model.safetensors", "manifest.json", "h.json",
+                         "h.safetensors", "h.skops", "classifier.skops", "classifier.onnx"})
 _CONFIG_LIMIT = 64 << 20  # a config.json beyond this is not one genre wrote
+NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows)
+PATH_MAX = 4095  # bytes in a whole path (Linux)
+TEMP_MARK = ".genre-"  # in the names of genre's temporary files: .NAME.genre-PID-XXXXXXXX.tmp
 
 PathLike = str | os.PathLike
 
@@ -73,6 +86,26 @@ def _check_not_input(out: Path, inputs: list[Path]) -> None:
         if inp.is_dir() and _inside(out, inp):
             raise OutputError(f"{out}: lies inside the input directory {inp}; choose another "
                               "output path")
+
+
+def shown(path: PathLike, limit: int = 120) -> str:
+    """A path for a message: shortened in the middle when longer than `limit`."""
+    text = str(path)
+    return text if len(text) <= limit else f"{text[:limit // 2]}...{text[-limit // 2:]}"
+
+
+def _check_name(out: Path) -> None:
+    """Refuse a path the file system cannot hold: a name over NAME_MAX bytes or a whole
+    path over PATH_MAX bytes (before anything is made, so nothing is left behind)."""
+    full = os.fsencode(os.path.abspath(out))
+    if len(full) > PATH_MAX:
+        raise OutputError(f"{shown(out)}: the path is {len(full):,} bytes long; at most "
+                          f"{PATH_MAX:,} are allowed")
+    for part in Path(os.path.abspath(out)).parts:
+        if len(os.fsencode(part)) > NAME_MAX:
+            raise OutputError(f"{shown(out)}: the name {shown(part, 40)!r} is "
+                              f"{len(os.fsencode(part))} bytes long; a file name may take at "
+                              f"most {NAME_MAX}")
 
 
 def _check_parent(out: Path) -> None:
@@ -121,6 +154,7 @@ def check_outputs(outputs: Iterable[PathLike | None], inputs: Iterable[PathLike 
                                   "output needs its own path")
         seen.append(out)
     for out in seen:
+        _check_name(out)
         _check_file(out, overwrite)
         _check_parent(out)
 
@@ -162,10 +196,37 @@ def _not_genre_model(path: Path) -> str | None:
         fmt = None
     if fmt != MODEL_FORMAT:
         return f"is not a model directory genre wrote (no config.json of format {MODEL_FORMAT!r})"
+    listed = _manifest_files(path)
+    if isinstance(listed, str):
+        return listed
+    allowed = MODEL_FILES if listed is None else listed | {"manifest.json"}
     with os.scandir(path) as entries:
         foreign = sorted(e.name for e in entries if not e.is_file(follow_symlinks=False)
-                         or not e.name.endswith(MODEL_FILE_SUFFIXES))
-    return f"holds {foreign[0]}, which genre did not write" if foreign else None
+                         or e.name not in allowed)
+    if not foreign:
+        return None
+    names = ", ".join(foreign[:10]) + (" ..." if len(foreign) > 10 else "")
+    return (f"holds {names}, which genre did not write (not listed in its "
+            f"{'manifest.json' if listed is not None else 'files'}); move "
+            f"{'it' if len(foreign) == 1 else 'them'} out first")
+
+
+def _manifest_files(path: Path) -> set[str] | str | None:
+    """The file names path/manifest.json lists; None without a manifest (a model saved by
+    an older genre); a reason (str) when there is one but it cannot be read."""
+    manifest = path / "manifest.json"
+    if not os.path.lexists(manifest):
+        return None
+    try:
+        if not stat.S_ISREG(os.lstat(manifest).st_mode) or \
+                manifest.stat().st_size > _CONFIG_LIMIT:
+            raise ValueError
+        files = json.loads(manifest.read_bytes()).get("files")
+        if not isinstance(files, dict) or not all(isinstance(n, str) for n in files):
+            raise ValueError
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return "has a manifest.json genre cannot read, so what genre wrote there is unknown"
+    return set(files)
 
 
 def check_model_dir(path: PathLike, inputs: Iterable[PathLike | None] = (),
@@ -176,6 +237,7 @@ def check_model_dir(path: PathLike, inputs: Iterable[PathLike | None] = (),
     path = Path(path)
     ins = _present(inputs)
     _check_not_input(path, ins)
+    _check_name(path)
     why = _never_a_model_dir(path)
     if why:
         raise OutputError(f"{path}: {why}, never a model directory; choose a new directory")
@@ -193,16 +255,16 @@ def check_model_dir(path: PathLike, inputs: Iterable[PathLike | None] = (),
         with os.scandir(path) as entries:
             empty = next(entries, None) is None
         if not empty:
+            for inp in ins:
+                if _inside(inp, path):
+                    raise OutputError(f"{path}: holds the input {inp}; replacing the model "
+                                      "would delete it (choose another directory)")
             why = _not_genre_model(path)
             if why:
                 raise OutputError(f"{path}: {why}; choose a new or empty directory")
             if not overwrite:
                 raise OutputError(f"{path}: a model already exists there; add --overwrite "
                                   "to replace it")
-            for inp in ins:
-                if _inside(inp, path):
-                    raise OutputError(f"{path}: holds the input {inp}; replacing the model "
-                                      "would delete it (choose another directory)")
     _check_parent(path)
 
 
@@ -213,9 +275,66 @@ def _make_parents(directory: Path) -> list[Path]:
     while not os.path.lexists(here):
         missing.append(here)
         here = here.parent
-    for d in reversed(missing):
-        d.mkdir(exist_ok=True)
+    made: list[Path] = []
+    try:
+        for d in reversed(missing):
+            d.mkdir(exist_ok=True)
+            made.insert(0, d)
+    except BaseException:
+        _remove_empty(made)
+        raise
     return missing
+
+
+def _temp_prefix(path: Path) -> str:
+    """The start of a temporary name beside `path`: '.NAME.genre-PID-' (NAME cut so that
+    the whole name, with mkstemp's 8 random characters and '.tmp', fits in NAME_MAX bytes)."""
+    tail = f"{TEMP_MARK}{os.getpid()}-"
+    room = NAME_MAX - 1 - 1 - len(tail) - 8 - len(".tmp")
+    name = os.fsencode(path.name)[:room].decode("utf-8", "ignore")
+    return f".{name}{tail}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process (or not a pid): leave its files alone
+    return True
+
+
+def clean_leftovers(path: PathLike) -> list[Path]:
+    """Remove what a killed genre run left beside `path`: its temporary files and
+    directories ('.NAME.genre-PID-XXXXXXXX.tmp'), whose process PID is no longer running. A
+    model directory set aside ('...old') while being replaced is put back when `path` is
+    missing, else removed. Returns what was removed or put back."""
+
+
+    path = Path(path)
+    prefix = _temp_prefix(path)
+    pattern = re.compile(re.escape(prefix[:prefix.rindex(TEMP_MARK) + len(TEMP_MARK)])
+                         + r"(\d+)-[a-z0-9_]{8}\.(tmp|old)")
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return []
+    done = []
+    for entry in entries:
+        match = pattern.fullmatch(entry.name)
+        if not match or entry.is_symlink() or _alive(int(match.group(1))):
+            continue
+        stale = Path(entry.path)
+        with contextlib.suppress(OSError):
+            if match.group(2) == "old" and not os.path.lexists(path):
+                os.rename(stale, path)
+            elif entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(stale)
+            else:
+                os.unlink(stale)
+            done.append(stale)
+    return done
 
 
 def _remove_empty(created: list[Path]) -> None:
@@ -243,10 +362,11 @@ def atomic_path(path: PathLike, overwrite: bool = True) -> Iterator[Path]:
     """
     path = Path(path)
     check_outputs([path], overwrite=overwrite)
+    clean_leftovers(path)
     created = _make_parents(path.parent)
     done, tmp = False, None
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
         os.close(fd)
         _normal_rights(tmp)
         yield Path(tmp)
@@ -271,16 +391,17 @@ def atomic_dir(path: PathLike, overwrite: bool = False) -> Iterator[Path]:
     exit_on_sigterm) the temporary directory and any parent directories made are removed.
     """
     path = Path(path)
+    clean_leftovers(path)  # first: a killed run may have left the old model aside
     check_model_dir(path, overwrite=overwrite)
     created = _make_parents(path.parent)
     done, tmp = False, None
     try:
-        tmp = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
         _normal_rights(tmp, directory=True)
         yield Path(tmp)
         check_model_dir(path, overwrite=overwrite)
         if os.path.lexists(path):  # empty, or a model directory genre wrote
-            aside = tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
+            aside = tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".old")
             os.rename(path, aside)  # onto the empty directory mkdtemp made
             try:
                 os.rename(tmp, path)
@@ -317,12 +438,13 @@ def exit_on_sigterm() -> None:
 
 
 def read_table(path: str | Path):
-    """Read a CSV (or Parquet) file for recourse; rows are labelled by their line number.
+    """Read a CSV (or Parquet) file for recourse; CSV rows are labelled by the line they start
+    on (quoted line breaks and blank lines counted).
 
     Raises InputError for a missing or empty file, a header over MAX_COLUMNS columns or
-    MAX_HEADER_BYTES bytes, duplicate column names, a Parquet column of a type no feature can
-    hold (dates, durations, nested, binary: see `check_parquet_types`), or a file that does
-    not parse, naming the file.
+    MAX_HEADER_BYTES bytes, a data row over genre.utils.csvrows.MAX_ROW_BYTES bytes, duplicate
+    column names, a Parquet column of a type no feature can hold (dates, durations, nested,
+    binary: see `check_parquet_types`), or a file that does not parse, naming the file.
     """
     import pandas as pd
 
@@ -344,14 +466,26 @@ def read_table(path: str | Path):
             raise InputError(f"{path}: has no data rows")
         return df
     read_csv_header(path)
+    layout = scan_csv(path)  # bounded rows; where each row starts
     try:
         df = pd.read_csv(path, skipinitialspace=True)
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise InputError(f"{path}: cannot parse as CSV ({exc})") from exc
     if df.empty:
         raise InputError(f"{path}: has a header but no data rows")
-    df.index = pd.RangeIndex(2, len(df) + 2, name="line")  # line 1 is the header
+    df.index = csv_line_index(layout, 0, len(df), layout.rows == len(df))
     return df
+
+
+def csv_line_index(layout, start: int, n: int, exact: bool = True):
+    """The index labelling data rows start .. start + n - 1 of a CSV by the line each
+    starts on (genre.utils.csvrows.CsvLayout); `exact` False (pandas counted other rows than the
+    scan: never seen, but possible with odd bytes) falls back to line = row + 2."""
+    import pandas as pd
+
+    if not exact:
+        return pd.RangeIndex(start + 2, start + n + 2, name="line")
+    return pd.Index(layout.lines(start, n), name="line")
 
 
 def read_csv_header(path: str | Path) -> list[str]:

@@ -165,10 +165,32 @@ def is_saveable_sklearn(clf) -> bool:
             and isinstance(clf.model, HistGradientBoostingClassifier))
 
 
-def load_sklearn_h(path: Path):
+def load_sklearn_h(path: Path, n_features: int | None = None):
     """An h saved by `save_sklearn` beside a model, as a SklearnClassifier on normalised rows.
-    Types outside genre.classifiers.skops's allow-list are refused (nothing is unpickled)."""
+    Types outside genre.classifiers.skops's allow-list are refused (nothing is unpickled),
+    and so is a file whose contents are too big (check_skops_size, in read_skops). The model
+    must be a fitted binary classifier taking n_features inputs (when given) and answering
+    probabilities in [0, 1] on a few rows of the normalised space."""
     model = read_skops(path)
     if not hasattr(model, "predict_proba"):
         raise ModelError(f"{path}: the saved {type(model).__name__} is not a classifier")
-    return SklearnClassifier(model)
+    name = type(model).__name__
+    classes, width = getattr(model, "classes_", None), getattr(model, "n_features_in_", None)
+    if classes is None or width is None:
+        raise ModelError(f"{path}: the saved {name} is not fitted")
+    if len(np.atleast_1d(classes)) != 2:
+        raise ModelError(f"{path}: the saved {name} has {len(np.atleast_1d(classes))} classes; "
+                         "h is a binary classifier (2 classes)")
+    if n_features is not None and width != n_features:
+        raise ModelError(f"{path}: the saved {name} takes {width} features; the model has "
+                         f"{n_features}")
+    clf = SklearnClassifier(model)
+    rows = np.random.default_rng(0).random((16, int(width)))
+    try:
+        p = clf.predict_proba(np.vstack([np.zeros((1, width)), np.ones((1, width)), rows]))
+    except Exception as exc:  # noqa: BLE001 - a damaged estimator fails anywhere
+        raise ModelError(f"{path}: the saved {name} fails on rows of {width} features "
+                         f"({type(exc).__name__}: {exc})"[:400]) from None
+    if p.shape != (18,) or not np.all((p >= 0) & (p <= 1)):
+        raise ModelError(f"{path}: the saved {name} does not answer probabilities in [0, 1]")
+    return clf

@@ -18,6 +18,41 @@ _ONNX_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64,
 _PROBABILITY_NAMES = ("output_probability", "probabilities", "probability", "probas", "proba")
 
 
+MAX_ONNX_BYTES = 1 << 30  # an ONNX file holds at most 2 GiB (protobuf); a classifier far less
+
+
+def read_onnx(path: Path) -> bytes:
+    """The bytes of an ONNX file that holds all its weights (ModelError naming the file
+    otherwise): weights in external data files beside it are refused, since only the .onnx
+    file is copied into a saved model and covered by its manifest. Checked with the `onnx`
+    package when it is installed; without it, onnxruntime, given the bytes and no folder,
+    cannot find external files and refuses the model."""
+    try:
+        if path.stat().st_size > MAX_ONNX_BYTES:
+            raise ModelError(f"{path}: larger than {MAX_ONNX_BYTES:,} bytes")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        import onnx
+        from onnx.external_data_helper import uses_external_data
+    except ImportError:
+        return data
+    try:
+        model = onnx.load_from_string(data)
+    except Exception as exc:  # noqa: BLE001 - protobuf raises its own errors
+        raise ModelError(f"{path}: not a readable ONNX model ({exc})"[:600]) from None
+    tensors = list(model.graph.initializer) + [
+        a.t for node in model.graph.node for a in node.attribute if a.HasField("t")]
+    external = sorted({e.value for t in tensors if uses_external_data(t)
+                       for e in t.external_data if e.key == "location"})
+    if external or any(uses_external_data(t) for t in tensors):
+        raise ModelError(f"{path}: keeps weights in external data files {external[:5]}; save "
+                         "the model with its weights inside (onnx.save_model(model, path, "
+                         "save_as_external_data=False))")
+    return data
+
+
 class OnnxModel:
     """An ONNX classifier run with onnxruntime, seen as a scikit-learn-like model.
 
@@ -39,13 +74,15 @@ class OnnxModel:
     def __init__(self, path: str | Path, schema: Schema):
         ort = require("onnxruntime", "onnx", f"{path}: running .onnx models")
         self.path = Path(path)
+        data = read_onnx(self.path)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=opts,
+        try:  # from bytes: onnxruntime then has no folder to look for external weights in
+            self.session = ort.InferenceSession(data, sess_options=opts,
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelError(f"{self.path}: not a readable ONNX model ({exc})") from exc
+            raise ModelError(f"{self.path}: not a readable ONNX model ({exc})"[:600]) from exc
+        self._data = data
         self.schema = schema
         self._setup_inputs()
         self._setup_outputs()
@@ -143,7 +180,7 @@ class OnnxModel:
         except ImportError:
             return None
         try:
-            graph = onnx.load(str(self.path), load_external_data=False).graph
+            graph = onnx.load_from_string(self._data).graph
         except Exception:
             return None
         found: dict[str, list] = {}

@@ -7,6 +7,7 @@ Nothing is ever unpickled; see `SKOPS_TRUSTED_MODULES` for which types a file ma
 from __future__ import annotations
 
 import importlib
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,6 +87,27 @@ def skops_bytes(model) -> bytes:
     return data
 
 
+MAX_SKOPS_BYTES = 512 << 20  # what a .skops file's contents may take once uncompressed
+MAX_SKOPS_ENTRIES = 100_000
+
+
+def check_skops_size(path: Path) -> None:
+    """Refuse (ModelError naming the file) a .skops file whose contents would take more than
+    MAX_SKOPS_BYTES uncompressed, judged from its zip directory before anything is inflated
+    (a deflated array of zeros is a thousand times smaller than the array). Reading never
+    inflates an entry past the size the directory gives, so the check bounds memory."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            entries = zf.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        raise ModelError(f"{path}: not a readable .skops file ({exc})") from None
+    total = sum(e.file_size for e in entries)
+    if len(entries) > MAX_SKOPS_ENTRIES or total > MAX_SKOPS_BYTES:
+        raise ModelError(f"{path}: its contents take {total:,} bytes in {len(entries):,} "
+                         f"entries uncompressed; a classifier file may take at most "
+                         f"{MAX_SKOPS_BYTES:,} bytes")
+
+
 def read_skops(path: str | Path):
     """The object stored in the .skops file `path`, after checking every type it holds
     against the allow-list (skops_type_allowed); ModelError naming the file otherwise.
@@ -105,6 +127,7 @@ def read_skops(path: str | Path):
     except ImportError as exc:  # pragma: no cover - skops is a dependency
         raise ModelError(f"{path}: reading .skops files needs the 'skops' package") from exc
     path = Path(path)
+    check_skops_size(path)
     try:
         untrusted = list(sio.get_untrusted_types(file=path))
     except Exception as exc:  # skops raises several types on a corrupt file
@@ -139,6 +162,10 @@ def load_skops(path: Path):
     if not hasattr(model, "predict_proba"):
         raise ModelError(f"{path}: the saved {type(model).__name__} has no predict_proba; "
                          "save a classifier (or a pipeline ending in one)")
-    if getattr(model, "classes_", None) is None:
+    classes = getattr(model, "classes_", None)
+    if classes is None:
         raise ModelError(f"{path}: the saved {type(model).__name__} is not fitted (no classes_)")
+    if len(np.atleast_1d(classes)) < 2:
+        raise ModelError(f"{path}: the saved {type(model).__name__} knows "
+                         f"{len(np.atleast_1d(classes))} class; a classifier needs two or more")
     return model

@@ -22,9 +22,18 @@ Device = Annotated[str, typer.Option(
     help="GenRe's torch device: cpu, cuda, or auto (cuda when torch sees a GPU)")]
 
 
+def one_line(text: str) -> str:
+    """`text` with line breaks and other control characters written as escapes (\\n,
+    \\x1b), so that a file name or value holding them cannot split a message in two (or
+    forge a second `error:` line)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
 def fail(exc: Exception | str) -> NoReturn:
     """Print one line `error: ...` on stderr and exit 2 (bad input, never a traceback)."""
-    err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(one_line(str(exc)))}", soft_wrap=True,
+              highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -41,7 +50,7 @@ def parse_label(value: str | None):
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """GenreWarnings as one `warning: ...` line on stderr; others as Python prints them."""
     if issubclass(category, GenreWarning):
-        err.print(f"[bold yellow]warning:[/] {escape(str(message))}", soft_wrap=True,
+        err.print(f"[bold yellow]warning:[/] {escape(one_line(str(message)))}", soft_wrap=True,
                   highlight=False)
     else:
         _python_show_warning(message, category, filename, lineno, file, line)

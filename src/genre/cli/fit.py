@@ -11,6 +11,7 @@ from genre.cli.common import Device, console, fail
 from genre.data.schema import Schema
 from genre.errors import GenreError
 from genre.io import atomic_dir, check_model_dir, read_table
+from genre.utils.limits import check_seed
 
 
 def fit(
@@ -53,6 +54,7 @@ def fit(
 
     try:
         check_sampler(sampler)
+        check_seed(seed, "--seed")
         resolve_device(device)  # an unusable device fails before the data is read
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
@@ -105,12 +107,14 @@ def fit(
         seconds = time.perf_counter() - t1
     except GenreError as exc:
         fail(exc)
+    from safetensors import SafetensorError
+
     try:
         save_atomically(model, out, overwrite=overwrite)
     except GenreError as exc:
         fail(exc)
-    except OSError as exc:
-        fail(f"{out}: cannot save the model ({exc.strerror or exc})")
+    except (OSError, SafetensorError) as exc:  # a full disk: safetensors' own error type
+        fail(f"{out}: cannot save the model ({getattr(exc, 'strerror', None) or exc})")
     log = model.log_
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "

@@ -14,6 +14,7 @@ from genre.data import DATASETS, load
 from genre.errors import GenreError
 from genre.io import check_outputs, write_text
 from genre.tables.explain import changes, format_value
+from genre.utils.limits import check_int, check_seed
 from genre.utils.methods import METHOD_NAMES
 
 GENRES = {"genre": "autoregressive", "genre-student": "student"}  # GenRe and its sampler
@@ -87,6 +88,8 @@ def evaluate(
     from genre.core.presets import genre_for
 
     try:
+        check_seed(seed, "--seed")
+        check_int(n, "--n", 1, 10_000_000)
         check_outputs([json_path], inputs=[model], overwrite=overwrite)
         with console.status(f"protocol for {dataset} (seed {seed})"):
             protocol = build_protocol(dataset, seed)

@@ -13,6 +13,7 @@ from genre.errors import GenreError
 from genre.io import check_outputs
 from genre.tables.explain import format_value
 from genre.tables.streaming import stream_recourse
+from genre.utils.limits import CHUNK_MAX, WORKERS_MAX, check_int, check_request
 
 
 def recourse(
@@ -44,6 +45,14 @@ def recourse(
     ray_workers: Annotated[int | None, typer.Option(
         help="Ray actors, each loading the model once (default: one per CPU)")] = None,
     device: Device = "cpu",
+    validate_first: Annotated[bool, typer.Option(
+        "--validate-first", help="check every row of --input against the schema before "
+        "answering any, so a bad row anywhere fails in seconds (one extra read of the file)")]
+    = False,
+    raw_csv: Annotated[bool, typer.Option(
+        "--raw-csv", help="write text cells to CSV outputs as they are; by default a cell "
+        "starting with =, +, -, @, a tab or a carriage return (a spreadsheet formula) gets a "
+        "leading '")] = False,
     sampler: Annotated[str | None, typer.Option(
         help="autoregressive (GenRe's transformer) or student (the one-pass sampler "
         "distilled at fit time); default: the model's own")] = None,
@@ -65,14 +74,23 @@ def recourse(
 
     --output and --changes must be new files (or, with --overwrite, existing regular files);
     an output that is an input, a link, a directory or a device is refused before any work.
+
+    CSV outputs are safe to open in a spreadsheet: a text cell (an id, a category) starting
+    with =, +, -, @, a tab or a carriage return is written with a leading ' (--raw-csv
+    writes it as it is); Parquet outputs hold the values as they are.
     """
     from genre.core.estimator import GenRe
     from genre.core.student import check_sampler
     from genre.utils.device import resolve_device
 
-    if options < 1:
-        fail(GenreError("--options must be at least 1"))
     try:
+        seed, best_k, options = check_request(
+            seed=seed, best_k=best_k, options=options,
+            names={"seed": "--seed", "best_k": "--best-k", "options": "--options"})
+        check_int(chunk_size, "--chunk-size", 1, CHUNK_MAX)
+        check_int(show, "--show", 0, CHUNK_MAX)
+        if ray_workers is not None:
+            check_int(ray_workers, "--ray-workers", 1, WORKERS_MAX)
         if sampler is not None:
             check_sampler(sampler)
         if ray and (device != "cpu" or sampler is not None):
@@ -84,7 +102,7 @@ def recourse(
         fail(exc)
     if ray:
         _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, ray_address,
-                         ray_workers)
+                         ray_workers, overwrite, id_column, not raw_csv)
         return
     try:
         genre_model = GenRe.load(model).set_params(device=device)
@@ -93,7 +111,8 @@ def recourse(
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size, overwrite=overwrite,
-                                  id_column=id_column)
+                                  id_column=id_column, validate_first=validate_first,
+                                  csv_safe=not raw_csv)
     except GenreError as exc:
         fail(exc)
     except OSError as exc:
@@ -109,7 +128,7 @@ def recourse(
 
 
 def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, address,
-                     workers) -> None:
+                     workers, overwrite, id_column, csv_safe) -> None:
     if changes_path is not None:
         fail(GenreError("--changes is not available with --ray (the profiles hold every "
                         "feature's recourse value, row for row with the input)"))
@@ -119,11 +138,16 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
         fail(f"--ray needs the [ray] extra: pip install 'genre-recourse[ray]' ({exc})")
     from genre.service.ray import recourse_file
 
+    if id_column is not None:
+        fail(GenreError("--id is not available with --ray (give the id in the schema's `id:`)"))
     try:
         summary = recourse_file(model, input, output, options=options, best_k=best_k,
-                                seed=seed, address=address, workers=workers)
+                                seed=seed, address=address, workers=workers,
+                                overwrite=overwrite, csv_safe=csv_safe)
     except GenreError as exc:
         fail(exc)
+    except OSError as exc:
+        fail(f"{exc.filename or output}: {exc.strerror or exc}")
     console.print(f"wrote {output} (on Ray): {summary['people']} people; {summary['recourse']} "
                   f"with recourse, {summary['none found']} without, "
                   f"{summary['already accepted']} already accepted (returned unchanged)")

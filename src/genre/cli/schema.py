@@ -34,7 +34,11 @@ def schema_infer(
     try:
         check_outputs([out], inputs=[data], overwrite=overwrite)
         table = read_table(data)
-        inferred = Schema.infer(table, target, parse_label(favourable), id_column=id_column)
+        try:
+            inferred = Schema.infer(table, target, parse_label(favourable),
+                                    id_column=id_column)
+        except GenreError as exc:  # about the table: name it
+            raise type(exc)(f"{data}: {exc}") from None
         save_schema(inferred, out)
     except GenreError as exc:
         fail(exc)

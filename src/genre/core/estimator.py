@@ -38,6 +38,7 @@ from genre.core.task import Classifier, RecourseTask
 from genre.errors import InputError, ModelError
 from genre.tables.streaming import answer_blocks
 from genre.utils.device import resolve_device
+from genre.utils.limits import check_request
 
 log = logging.getLogger(__name__)
 Options = sampling.Options  # GenRe.options' result (defined with the sampler)
@@ -314,8 +315,7 @@ class GenRe(ParamsMixin, RecourseMethod):
         DataFrame
         """
         check_is_fitted(self)
-        if options < 1:
-            raise InputError(f"options must be at least 1, got {options}")
+        seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
         if not isinstance(people, pd.DataFrame):
             raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
 from genre.errors import InputError, ModelError
+from genre.utils.limits import BEST_K_MAX, SEED_MAX, THREADS_MAX
 
 Check = Callable[[object], "str | None"]  # None when the value is fine, else what was expected
 
@@ -93,7 +94,7 @@ number, integer = _number, _integer  # for the config checks of genre.core.savin
 
 # What each hyper-parameter may be: types and ranges (sizes bounded so that a saved config
 # cannot ask for gigabytes), checked before anything is built.
-MAX_D_MODEL, MAX_LAYERS, MAX_BINS, MAX_D_FF, MAX_BEST_K = 4096, 64, 1024, 16384, 10_000
+MAX_D_MODEL, MAX_LAYERS, MAX_BINS, MAX_D_FF, MAX_BEST_K = 4096, 64, 1024, 16384, BEST_K_MAX
 # GenRe's samplers: the transformer's feature-by-feature decoding, or the one-pass student
 # distilled from it (genre.core.student).
 SAMPLERS = ("autoregressive", "student")
@@ -107,7 +108,8 @@ PARAM_CHECKS: dict[str, Check] = {
     "max_seconds": _number(0, infinite=True), "val_frac": _number(0, 1, hi_open=True),
     "temperature": _number(0, lo_open=True), "sigma": _number(0),
     "best_k": _integer(1, MAX_BEST_K), "bin_value": _one_of("data", "edge"),
-    "stay_in_bin": _one_of(True, False), "seed": _integer(0), "threads": _integer(1),
+    "stay_in_bin": _one_of(True, False), "seed": _integer(0, SEED_MAX),
+    "threads": _integer(1, THREADS_MAX),
     "progress": _one_of(True, False), "device": _device, "select": _one_of("h", "effort"),
     "sampler": _one_of(*SAMPLERS),
 }

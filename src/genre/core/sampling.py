@@ -132,7 +132,7 @@ def choose(est, X: np.ndarray, best_k: int, seed: int | None) -> tuple[np.ndarra
     cands = sample(est, X, best_k, seed)
     N, K, D = cands.shape
     p = est.classifier_.predict_proba(cands.reshape(N * K, D)).reshape(N, K)
-    pick = p.argmax(axis=1)
+    pick = np.where(np.isnan(p), -np.inf, p).argmax(axis=1)  # a NaN sample is picked last
     if est.select == "effort":
         effort = est.encoder_.effort(np.asarray(X, dtype=float)[:, None, :], cands)
         cheapest = np.where(p > 0.5, effort, np.inf).argmin(axis=1)
@@ -175,6 +175,15 @@ def options(est, X: np.ndarray, k: int, n_samples: int, seed: int | None) -> Opt
     return Options(out, out_prob, out_cost, plausible)
 
 
+class UnscoredRows(ModelError):
+    """The classifier gave no probability (NaN) for the factual rows `rows` of a block."""
+
+    def __init__(self, rows: np.ndarray):
+        super().__init__(f"the model's classifier gives no probability (NaN) for {rows.size} "
+                         "rows")
+        self.rows = rows
+
+
 def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
            seed: int | None = None) -> Answers:
     """Answer a block of people (normalised rows X): see Answers. People h accepts keep their
@@ -182,6 +191,9 @@ def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
     options."""
     X = np.asarray(X, dtype=np.float64)
     p_before = est.classifier_.predict_proba(X)
+    unknown = np.flatnonzero(~np.isfinite(p_before))
+    if unknown.size:  # never answered as a recourse: the caller names the row
+        raise UnscoredRows(unknown)
     accepted = p_before > 0.5
     N, D = X.shape
     X_plus = np.full((N, options_k, D), np.nan)
@@ -200,6 +212,8 @@ def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
         opts = options(est, X[rejected], options_k, n_samples, seed)
         X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
         plausible[rejected] = opts.plausible
+    # A profile h gives no probability for is never answered as a recourse.
+    X_plus[np.isnan(prob)] = np.nan
     found = ~np.isnan(X_plus).any(axis=2)
     effort = est.encoder_.effort(X[:, None, :], np.where(found[..., None], X_plus, X[:, None]))
     effort = np.where(found, effort, np.nan)

@@ -42,6 +42,7 @@ from genre.integrity import (
     verify_manifest,
     write_manifest,
 )
+from genre.utils.limits import FLOAT32_MAX, INTEGER_MAX
 
 FORMAT_VERSION = 1
 BIN_VALUES = "genre.bin_values"  # extra tensors stored beside the transformer's weights
@@ -191,7 +192,8 @@ def load_model(cls: type, directory: str | Path, classifier: Classifier | None =
     elif _saved_file(directory, "h.json", saved):
         est.classifier_ = load_mlp(directory, "h", n_features=D)
     elif _saved_file(directory, "h.skops", saved):
-        est.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"))
+        est.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"),
+                                         n_features=D)
     else:
         files = [p for p in sorted(directory.glob("classifier.*"))
                  if _saved_file(directory, p.name, saved)]
@@ -286,8 +288,27 @@ def check_config(meta, path: Path) -> Schema:
             raise ModelError(f"{path}: encoder.{key} must list {D} finite numbers (one per "
                              f"feature), got {values!r}"[:300])
     for f, lo, hi in zip(schema.features, enc["lo"], enc["hi"], strict=True):
-        if lo > hi:
-            raise ModelError(f"{path}: encoder bounds of '{f.name}' have lo {lo} > hi {hi}")
+        why = _bad_bounds(f, lo, hi)
+        if why:
+            raise ModelError(f"{path}: encoder bounds of '{f.name}' {why}")
     return schema
+
+
+def _bad_bounds(f, lo: float, hi: float) -> str | None:
+    """Why an encoder's (lo, hi) cannot be a feature's scaling (None when they can): the
+    span must be positive and carried by float32, an integer feature's bounds exact
+    integers, a categorical's [0, categories - 1]."""
+    if not lo < hi:
+        return f"have lo {lo} {'==' if lo == hi else '>'} hi {hi}; lo must be below hi"
+    if max(abs(lo), abs(hi), hi - lo) > FLOAT32_MAX:
+        return (f"lo {lo}, hi {hi} span more than +-3.4e38, the float32 range the model "
+                "computes in")
+    if f.is_categorical and (lo != 0 or hi != max(len(f.categories) - 1, 1)):
+        return (f"lo {lo}, hi {hi} do not scale {len(f.categories)} categories (0 to "
+                f"{max(len(f.categories) - 1, 1)})")
+    if f.integer and (max(abs(lo), abs(hi)) > INTEGER_MAX or lo != math.floor(lo)):
+        return (f"lo {lo}, hi {hi}: an integer feature needs a whole lo and bounds within "
+                "+-2**53")
+    return None
 
 

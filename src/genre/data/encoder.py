@@ -19,6 +19,7 @@ import pandas as pd
 from genre.data.feature import FLOAT32_MAX, Feature, category_key, python_scalar, sort_key
 from genre.data.schema import Schema
 from genre.errors import InputError, value_repr
+from genre.utils.limits import INTEGER_MAX
 
 CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
 
@@ -69,6 +70,10 @@ class Encoder:
                 lo.append(low)
                 top = float(f.max) if f.max is not None else float(values.max())
                 hi.append(top if top > lo[-1] else lo[-1] + 1.0)
+                if not hi[-1] - lo[-1] <= FLOAT32_MAX:
+                    raise InputError(f"{source}: column '{f.name}': values span "
+                                     f"{lo[-1]:g} to {hi[-1]:g}, wider than float32's range "
+                                     "(3.4e38) that the model computes in")
             feats.append(f)
         self.schema_ = replace(self.schema, features=tuple(feats), extra={})
         self.lo_ = np.asarray(lo)
@@ -293,6 +298,12 @@ class Encoder:
                              f"{values[p]:g} is beyond +-3.4e38, the float32 range the model "
                              "computes in")
         if f.integer:
+            big = np.flatnonzero(np.abs(values) > INTEGER_MAX)
+            if big.size:
+                p = big[0]
+                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
+                                 f"value {values[p]:g} is beyond +-2**53, the range in which "
+                                 "an integer feature stays exact")
             frac = np.flatnonzero(values != np.rint(values))
             if frac.size:
                 p = frac[0]

@@ -50,8 +50,9 @@ class Feature:
         where = f"feature '{self.name}'"
         if self.cost is not None and (isinstance(self.cost, bool)
                                       or not isinstance(self.cost, int | float)
-                                      or not self.cost >= 0 or self.cost == float("inf")):
-            raise SchemaError(f"{where}: cost must be a finite number >= 0, got {self.cost!r}")
+                                      or not self.cost >= 0 or not finite32(self.cost)):
+            raise SchemaError(f"{where}: cost must be a finite number >= 0 (at most "
+                              f"3.4e38), got {self.cost!r}"[:200])
         if self.ordered and self.kind != "categorical":
             raise SchemaError(f"{where}: ordered applies to categorical features only")
         if self.kind not in ("numeric", "categorical"):

@@ -43,6 +43,14 @@ if TYPE_CHECKING:
 _FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer", "cost",
                  "ordered"}
 _TOP_KEYS = {"name", "target", "favourable", "features", "id", "max_changes", "sparsity"}
+# The columns genre writes beside the features in its recourse outputs (genre.tables.recourse):
+# no feature may be named like one, or its values would be overwritten by them in
+# recourse.csv. Add a column here when an output gains one.
+RESERVED_COLUMNS = ("person", "option", "status", "h_probability", "plausible", "cost",
+                    "effort")
+# The id column also sits beside the long changes view's columns.
+RESERVED_ID_COLUMNS = (*RESERVED_COLUMNS, "feature", "from", "to")
+MAX_CHANGES_LIMIT = 100_000  # max_changes beyond the most features a model may have
 @dataclass(frozen=True)
 class Schema:
     features: tuple[Feature, ...]
@@ -64,9 +72,22 @@ class Schema:
                                           or not isinstance(self.sparsity, int | float)
                                           or not 0 <= self.sparsity < float("inf")):
             raise SchemaError(f"sparsity must be a finite number >= 0, got {self.sparsity!r}")
+        if self.max_changes is not None and self.max_changes > MAX_CHANGES_LIMIT:
+            raise SchemaError(f"max_changes must be at most {MAX_CHANGES_LIMIT:,}, got "
+                              f"{self.max_changes!r}"[:200])
+        if self.sparsity is not None and not finite32(self.sparsity):
+            raise SchemaError(f"sparsity must be at most 3.4e38, got {self.sparsity!r}"[:200])
         names = [f.name for f in self.features]
         if not names:
             raise SchemaError("schema has no features")
+        reserved = [n for n in names if n in RESERVED_COLUMNS]
+        if reserved:
+            raise SchemaError(f"feature '{reserved[0]}' is named like a column genre writes "
+                              f"in its outputs {list(RESERVED_COLUMNS)}; rename the column "
+                              "(in the data and the schema)")
+        if self.id_column in RESERVED_ID_COLUMNS:
+            raise SchemaError(f"id column '{self.id_column}' is named like a column genre "
+                              f"writes in its outputs {list(RESERVED_ID_COLUMNS)}; rename it")
         dup = sorted(n for n, k in Counter(names).items() if k > 1)
         if dup:
             raise SchemaError(f"schema lists features more than once: {dup}")

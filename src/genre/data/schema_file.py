@@ -34,6 +34,7 @@ import the Schema class, so the functions that build one take it as `cls`.
 
 from __future__ import annotations
 
+import math
 import re
 import textwrap
 from pathlib import Path
@@ -74,6 +75,21 @@ class _SchemaLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_object(self, node, deep=False):
+        """PyYAML's constructors raise plain ValueErrors on some scalars (`!!int 'abc'`, an
+        integer of more than 4,300 digits, `!!timestamp 2020-13-01`): make them YAML errors
+        naming the line and column."""
+        try:
+            return super().construct_object(node, deep=deep)
+        except yaml.YAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+            value = node.value if isinstance(node.value, str) else ""
+            shown = value if len(value) <= 40 else f"{value[:20]}...({len(value):,} characters)"
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read {shown!r} as {node.tag.rsplit(':', 1)[-1]} "
+                f"({str(exc)[:120]})", node.start_mark) from None
 
     def construct_mapping(self, node, deep=False):
         seen: dict[Any, Any] = {}
@@ -168,10 +184,12 @@ def schema_from_dict(data: Any, cls: type, source: str = "schema") -> Any:
                     raise SchemaError(f"{source}: feature names must be strings, got {name!r}")
                 cats = spec.get("categories") if isinstance(spec, dict) else None
                 if isinstance(cats, list):
-                    bad = [c for c in cats if not isinstance(c, _SCALAR)]
+                    bad = [c for c in cats if not isinstance(c, _SCALAR)
+                           or (isinstance(c, float) and not math.isfinite(c))]
                     if bad:
                         raise SchemaError(f"{source}: feature '{name}': categories must be "
-                                          f"labels or numbers, got {value_repr(bad[0])}")
+                                          "labels or numbers (finite ones), got "
+                                          f"{value_repr(bad[0])}")
                 if isinstance(spec, dict) and "type" in spec and not isinstance(spec["type"], str):
                     raise SchemaError(f"{source}: feature '{name}': type must be 'numeric' or "
                                       f"'categorical', got {spec['type']!r}")

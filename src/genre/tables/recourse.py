@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 
-from genre.data.encoder import Encoder, category_key
-from genre.errors import InputError
+from genre.data.encoder import Encoder, category_key, row_label
+from genre.errors import InputError, ModelError
 from genre.tables.explain import TOL
 from genre.tables.protocol import Answerer
 
@@ -50,7 +50,16 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
         people = people.drop(columns=id_column)
     X = enc.transform(people, source=source)
     # The model answers the block at once: profiles, h's probability and the flag.
-    answers = model.answer(X, options, best_k, seed)
+    try:
+        answers = model.answer(X, options, best_k, seed)
+    except ModelError as exc:  # rows the classifier gives no probability for (NaN)
+        rows = getattr(exc, "rows", None)
+        if rows is None or not len(rows):
+            raise
+        raise ModelError(f"{source}: {row_label(people.index, rows[0])}: the model's "
+                         f"classifier gives no probability (NaN) for this row ({len(rows)} "
+                         "such rows); recourse needs a classifier that answers every valid "
+                         "row") from None
     accepted, X_plus = answers.accepted, answers.X_plus
     prob, plausible = answers.probability, answers.plausible
     N, D = X.shape
@@ -60,7 +69,8 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
     option = np.tile(np.arange(1, options + 1), N)
     was_accepted = np.repeat(accepted, options)
     flat = X_plus.reshape(N * options, D)
-    found = ~np.isnan(flat).any(axis=1)
+    # A profile the classifier gives no probability for is never answered as a recourse.
+    found = ~np.isnan(flat).any(axis=1) & ~np.isnan(prob.reshape(-1))
     base = X[row]
     chosen = np.where(found[:, None], flat, base)
     result = in_input_units(enc, chosen, base, people, row)

@@ -10,7 +10,18 @@ when every row is done: a bad row anywhere (say in the seventh chunk) raises an 
 naming its line and leaves no output file behind.
 
 `person` in every output is the 0-based row index of the input (the first data row is
-person 0, for CSV and Parquet alike); errors name CSV rows by their line number.
+person 0, for CSV and Parquet alike); errors name CSV rows by the line they start on
+(genre.utils.csvrows: quoted line breaks and blank lines counted). Before pandas reads a CSV, one
+bounded pass (genre.utils.csvrows.scan_csv) refuses a data row longer than MAX_ROW_BYTES and caps
+the rows per chunk so that a chunk's text stays under CHUNK_BYTES, whatever the bytes.
+validate_first=True checks every row of the file against the model's schema before any row
+is answered, so a bad last row fails in the time it takes to read the file.
+
+CSV outputs are safe to open in a spreadsheet: a text cell starting with `=`, `+`, `-`, `@`,
+a tab or a carriage return (which Excel, LibreOffice and Google Sheets would run as a
+formula) is written with a leading `'` (FORMULA_PREFIXES, neutralise_formulas); numbers are
+never changed. csv_safe=False (the CLI's --raw-csv) writes text as it is. Parquet outputs
+always hold the values as they are.
 
 Seeding: block b (rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1 of the file, counted from 0)
 is answered with block_seed(seed, b); block 0 uses `seed` itself. Results therefore do not
@@ -29,15 +40,46 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genre.data.schema import RESERVED_ID_COLUMNS
 from genre.errors import InputError
-from genre.io import atomic_path, check_outputs, check_parquet_types, read_csv_header
+from genre.io import (
+    atomic_path,
+    check_outputs,
+    check_parquet_types,
+    csv_line_index,
+    read_csv_header,
+)
 from genre.tables.protocol import Answerer, check_fitted
 from genre.tables.recourse import recourse_table
+from genre.utils.csvrows import CHUNK_BYTES, MAX_ROW_BYTES, scan_csv
 from genre.utils.extras import require
+from genre.utils.limits import CHUNK_MAX, check_int, check_request
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
 PARQUET_SUFFIXES = (".parquet", ".pq")
 STATUSES = ("recourse", "none found", "already accepted")
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets run as a formula
+
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with every text cell that starts like a spreadsheet formula (FORMULA_PREFIXES)
+    prefixed by `'`, which spreadsheets show as text; numbers and other cells unchanged
+    (a copy only when something changes)."""
+    out = None
+    for c in df.columns:
+        col = df[c]
+        if col.dtype != object and not pd.api.types.is_string_dtype(col):
+            continue
+        if not col.map(_formula).any():
+            continue
+        if out is None:
+            out = df.copy()
+        out[c] = col.map(lambda v: "'" + v if _formula(v) else v)
+    return df if out is None else out
+
+
+def _formula(value) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
 
 
 def block_seed(seed: int, block: int) -> int:
@@ -116,9 +158,12 @@ def check_columns(model: Answerer, columns: list[str], source: str,
         The id column in use.
     """
     id_column = id_column if id_column is not None else model.encoder_.schema_.id_column
+    if id_column in RESERVED_ID_COLUMNS:
+        raise InputError(f"{source}: id column '{id_column}' is named like a column genre "
+                         f"writes in its outputs {list(RESERVED_ID_COLUMNS)}; rename it")
     if id_column is not None and id_column not in columns:
         raise InputError(f"{source}: id column '{id_column}' not found; the columns are "
-                         f"{columns}")
+                         f"{columns}"[:600])
     model.encoder_._check_columns(pd.DataFrame(columns=[c for c in columns if c != id_column]),
                                   allow_target=True, source=source)
     return id_column
@@ -128,7 +173,8 @@ def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | 
                     options: int = 1, best_k: int | None = None, seed: int = 0,
                     chunk_size: int = 50_000, changes_path: str | Path | None = None,
                     progress: bool = True, show: int = 10,
-                    id_column: str | None = None, overwrite: bool = True) -> dict:
+                    id_column: str | None = None, overwrite: bool = True,
+                    validate_first: bool = False, csv_safe: bool = True) -> dict:
     """Recourse for every row of a CSV/Parquet file, written to output_path (.csv or
     .parquet).
 
@@ -147,23 +193,23 @@ def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | 
     changes (change rows: changed features, summed over profiles), and the number of
     people per status ('recourse', 'none found', 'already accepted'); plus preview: the
     change rows of the first `show` people with changes (a DataFrame, for display).
+
+    validate_first: check every row against the schema before answering any (one extra
+    read of the file). csv_safe: neutralise spreadsheet formulas in CSV outputs (see the
+    module docstring). seed, best_k, options and chunk_size are checked against
+    genre.utils.limits' ranges first.
     """
     check_fitted(model)
-    if options < 1:
-        raise InputError(f"options must be at least 1, got {options}")
-    if chunk_size < 1:
-        raise InputError(f"chunk_size must be at least 1, got {chunk_size}")
+    seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
+    check_int(chunk_size, "chunk_size", 1, CHUNK_MAX)
     check_outputs((output_path, changes_path), inputs=(input_path,), overwrite=overwrite)
     formats = [output_format(p) for p in (output_path, changes_path) if p is not None]
     if "parquet" in formats:
         require("pyarrow.parquet", "parquet", "writing Parquet")
-    path = Path(input_path)
-    source = str(path)
-    reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
-        _CsvReader(path)
-    # Columns first: a wrong header fails before any work, with read_table's and the
-    # encoder's messages.
-    id_column = check_columns(model, reader.columns, source, id_column)
+    source = str(input_path)
+    reader, id_column = open_input(model, input_path, id_column)
+    if validate_first:
+        validate_rows(model, reader, chunk_size, source, id_column)
     floats = [f.name for f in model.encoder_.schema_.features
               if not f.is_categorical and not f.integer]
     counts = dict.fromkeys(("people", "rows", "profiles", "changes", *STATUSES), 0)
@@ -175,11 +221,13 @@ def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | 
     bar = tqdm(total=reader.total_rows(), unit="row", unit_scale=True, desc="recourse",
                leave=False, disable=None if progress else True)
     with contextlib.ExitStack() as stack:
-        out = stack.enter_context(_table_writer(output_path, overwrite, float_columns=floats))
+        out = stack.enter_context(_table_writer(output_path, overwrite, float_columns=floats,
+                                                csv_safe=csv_safe))
         diff_out = None
         if changes_path is not None:
             diff_out = stack.enter_context(_table_writer(
-                changes_path, overwrite, text_columns=("feature", "from", "to")))
+                changes_path, overwrite, text_columns=("feature", "from", "to"),
+                csv_safe=csv_safe))
         stack.callback(bar.close)
         for result, diff, n in answer_blocks(model, reader.chunks(chunk_size),
                                              options=options, best_k=best_k, seed=seed,
@@ -209,13 +257,67 @@ def stream_recourse(model: Answerer, input_path: str | Path, output_path: str | 
     return counts
 
 
+def open_input(model: Answerer, input_path: str | Path, id_column: str | None = None):
+    """A chunk reader on the CSV/Parquet file `input_path` whose header was checked against
+    the model's schema (check_columns: before any row is read), and the id column in use.
+
+    Parameters
+    ----------
+    model : Answerer
+    input_path : str or Path
+    id_column : str, optional
+        Default: the schema's.
+
+    Returns
+    -------
+    tuple
+        (reader, id column or None).
+    """
+    path = Path(input_path)
+    reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
+        _CsvReader(path)
+    return reader, check_columns(model, reader.columns, str(path), id_column)
+
+
+def validate_rows(model: Answerer, reader, chunk_size: int, source: str,
+                  id_column: str | None) -> int:
+    """Check every row the reader gives against the model's schema (the encoder's
+    transform, chunk by chunk) before any is answered; the first bad cell raises its
+    InputError naming the line.
+
+    Parameters
+    ----------
+    model : Answerer
+    reader : a reader from open_input
+    chunk_size : int
+        Rows per chunk.
+    source : str
+        Names the input in messages.
+    id_column : str or None
+        Left out of the check.
+
+    Returns
+    -------
+    int
+        The number of rows.
+    """
+    rows = 0
+    for chunk in reader.chunks(chunk_size):
+        if id_column is not None:
+            chunk = chunk.drop(columns=id_column)
+        if len(chunk):
+            model.encoder_.transform(chunk, source=source)
+        rows += len(chunk)
+    return rows
+
+
 @contextlib.contextmanager
 def _table_writer(path: str | Path, overwrite: bool, float_columns=(),
-                  text_columns=()) -> Iterator[_TableWriter]:
+                  text_columns=(), csv_safe: bool = True) -> Iterator[_TableWriter]:
     """A _TableWriter on a temporary file renamed to `path` when the block ends without an
     exception (and deleted when it raises)."""
     with atomic_path(path, overwrite) as tmp:
-        writer = _TableWriter(tmp, Path(path), float_columns, text_columns)
+        writer = _TableWriter(tmp, Path(path), float_columns, text_columns, csv_safe)
         try:
             yield writer
         finally:
@@ -228,8 +330,10 @@ class _TableWriter:
     Parquet: float_columns are written as float64 and text_columns as text, so that every
     block has the first block's column types; empty blocks are skipped while others come."""
 
-    def __init__(self, tmp: Path, path: Path, float_columns=(), text_columns=()):
+    def __init__(self, tmp: Path, path: Path, float_columns=(), text_columns=(),
+                 csv_safe: bool = True):
         self.tmp, self.path, self.format = tmp, path, output_format(path)
+        self.csv_safe = csv_safe
         self.float_columns, self.text_columns = list(float_columns), list(text_columns)
         self._file = tmp.open("w", newline="") if self.format == "csv" else None
         self._parquet = None
@@ -237,6 +341,8 @@ class _TableWriter:
 
     def write(self, df: pd.DataFrame) -> None:
         if self.format == "csv":
+            if self.csv_safe:
+                df = neutralise_formulas(df)
             df.to_csv(self._file, header=self._file.tell() == 0, index=False)
         elif len(df) == 0:
             self._empty = df
@@ -301,6 +407,7 @@ class _CsvReader:
         if not path.is_file():
             raise InputError(f"{path}: no such file")
         read_csv_header(path)  # limits, emptiness, duplicates
+        self.layout = scan_csv(path)  # row lengths, line numbers
         try:  # the names pandas will give the columns (skipinitialspace strips them)
             self.columns = [str(c) for c in pd.read_csv(path, skipinitialspace=True,
                                                           nrows=0).columns]
@@ -308,21 +415,18 @@ class _CsvReader:
             raise InputError(f"{path}: cannot parse as CSV ({exc})") from exc
 
     def total_rows(self) -> int:
-        """Data rows, counted as newlines (for the progress bar only)."""
-        lines, last = 0, b"\n"
-        with self.path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                lines += block.count(b"\n")
-                last = block[-1:]
-        return max(lines + (last != b"\n") - 1, 0)
+        """Data rows (from the scan)."""
+        return self.layout.rows
 
     def chunks(self, chunk_size: int) -> Iterator[pd.DataFrame]:
-        line = 2  # line 1 is the header
+        row = 0
+        size = self.layout.chunk_rows(chunk_size)  # bounded memory however long the rows
         try:
-            with pd.read_csv(self.path, skipinitialspace=True, chunksize=chunk_size) as reader:
+            with pd.read_csv(self.path, skipinitialspace=True, chunksize=size) as reader:
                 for chunk in reader:
-                    chunk.index = pd.RangeIndex(line, line + len(chunk), name="line")
-                    line += len(chunk)
+                    exact = row + len(chunk) <= self.layout.rows
+                    chunk.index = csv_line_index(self.layout, row, len(chunk), exact)
+                    row += len(chunk)
                     yield chunk
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise InputError(f"{self.path}: cannot parse as CSV ({exc})") from exc
@@ -350,6 +454,22 @@ class _ParquetReader:
         self.columns = [n for n in names if n not in stored_index]
         if not self.columns:
             raise InputError(f"{path}: the file is empty (no columns)")
+        self.row_bytes = self._row_bytes()
+
+    def _row_bytes(self) -> int:
+        """The largest mean row size (uncompressed, from the footer) of any row group;
+        InputError when it is over MAX_ROW_BYTES (a few rows that inflate to gigabytes)."""
+        meta, widest = self.file.metadata, 1
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            size = max(group.total_byte_size, 0) // max(group.num_rows, 1)
+            if size > MAX_ROW_BYTES:
+                first = sum(meta.row_group(i).num_rows for i in range(g))
+                raise InputError(f"{self.path}: row group {g} (rows {first} on) holds rows of "
+                                 f"{size:,} bytes on average uncompressed; a row may take at "
+                                 f"most {MAX_ROW_BYTES:,}")
+            widest = max(widest, size)
+        return widest
 
     def total_rows(self) -> int:
         return self.file.metadata.num_rows
@@ -358,8 +478,9 @@ class _ParquetReader:
         import pyarrow as pa
 
         row = 0
+        size = max(1, min(chunk_size, CHUNK_BYTES // self.row_bytes))  # bounded memory
         try:
-            for batch in self.file.iter_batches(batch_size=chunk_size, columns=self.columns):
+            for batch in self.file.iter_batches(batch_size=size, columns=self.columns):
                 chunk = batch.to_pandas()
                 chunk.index = pd.RangeIndex(row, row + len(chunk))
                 row += len(chunk)
