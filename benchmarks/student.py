@@ -30,9 +30,10 @@ from pathlib import Path
 
 import numpy as np
 
-from genre.bench.benchmark import fit_genre_cached, fit_student_cached, make, student_config
 from genre.bench.evaluation import run_method
+from genre.bench.methods import fit_genre_cached, make
 from genre.bench.protocol import build_protocol
+from genre.bench.student import fit_student_cached, student_config
 from genre.io import write_text
 
 OUT = Path("benchmarks/results/student")

@@ -48,6 +48,7 @@ def test_fit_then_recourse_in_original_units(compas, tmp_path):
     result = runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
                                  "--fast"])
     assert result.exit_code == 0, result.output
+    assert "sampling settings tuned on " in result.output and "best_k " in result.output
     people = compas.dataset.X_test.iloc[compas.rejected_test[:6]]
     accepted = int(np.flatnonzero(compas.h.predict_proba(compas.X_test) > 0.5)[0])
     people = pd.concat([people, compas.dataset.X_test.iloc[[accepted]]])

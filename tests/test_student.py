@@ -172,18 +172,19 @@ def test_student_saved_loaded_and_checked(tiny_student, tmp_path):
 
 
 def test_benchmark_student_shares_the_genre_cache(compas, private_cache):
-    from genre.bench import benchmark as bench
+    from genre.bench import methods as bench
+    from genre.bench.student import fit_student_cached, student_config
 
     teacher, cached, _ = bench.fit_genre_cached(bench.make("genre", "compas", 0, True), compas)
     assert not cached
-    config = bench.student_config(None, 0, quick=True)
-    model, cached, _ = bench.fit_student_cached(teacher, compas, config=config)
+    config = student_config(None, 0, quick=True)
+    model, cached, _ = fit_student_cached(teacher, compas, config=config)
     assert not cached and model is teacher and model.sampler == "autoregressive"
     # The genre-student cell asks for the same teacher: the sampler is not part of the key.
     again = bench.make("genre", "compas", 0, True).set_params(sampler="student")
     again, cached, _ = bench.fit_genre_cached(again, compas)
     assert cached and getattr(again, "student_", None) is None
-    loaded, cached, _ = bench.fit_student_cached(again, compas, config=config)
+    loaded, cached, _ = fit_student_cached(again, compas, config=config)
     assert cached and loaded.student_ is not None
     X = compas.individuals(20)
     with loaded.sampling_with("student"), model.sampling_with("student"):

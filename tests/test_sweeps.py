@@ -9,7 +9,8 @@ import torch
 import typer
 from typer.testing import CliRunner
 
-from genre.bench.benchmark import benchmark_command, genre_cache_key
+from genre.bench.benchmark import benchmark_command
+from genre.bench.methods import genre_cache_key
 from genre.bench.sweeps import (
     carriers,
     robustness,

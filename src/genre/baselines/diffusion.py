@@ -1,8 +1,7 @@
 """Guided diffusion: a tabular DDPM of favourable profiles, steered towards recourse by h.
 
 The paper (section "comparison with a pre-trained diffusion model") contrasts GenRe with a
-generative model that knows nothing about recourse and is steered at sampling time. This
-module is that baseline, built on the project's interface.
+generative model that knows nothing about recourse, steered at sampling time: this one.
 
 Model (fit):
 * A DDPM over the normalised features, rescaled to [-1, 1], trained on the *favourable*
@@ -14,13 +13,11 @@ Model (fit):
   schedule; loss: MSE on eps with t uniform in 1..T; Adam, an exponential moving average of
   the weights is what samples. Training length is ``train_steps`` gradient steps (or
   ``epochs`` passes over the favourable rows when given).
-* Cached (safetensors + JSON, no pickle) under cache_dir()/"diffusion-v1"/<key>, the key
-  made of the task name and seed, the training hyper-parameters and a fingerprint of the
-  training rows; written to a temporary sibling directory and renamed.
+* Cached (safetensors + JSON, no pickle) under cache_dir()/"diffusion-v1"/<key>, keyed by a
+  digest of the hyper-parameters, training rows and code (genre.utils.cache.cache_entry).
 
 Recourse (generate), batched over individuals x n_samples:
-* SDEdit start: the factual noised to step t0 = round(strength * T) (strength 1 is,
-  in effect, pure noise), then the reverse chain t0 .. 1.
+* SDEdit start: the factual noised to step t0 = round(strength * T), then the chain t0 .. 1.
 * At each step the denoiser's x0_hat (clipped to [-1, 1]) is moved, in normalised [0, 1]
   units, by  guidance_scale * grad[ log sigmoid(h_logit(x0_hat)) - lambda_ ||x0_hat - x||_1 ]
   (no gradient through the denoiser); the DDPM posterior mean is formed from the moved
@@ -36,7 +33,6 @@ Recourse (generate), batched over individuals x n_samples:
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import json
 import math
@@ -56,7 +52,7 @@ from genre.core.method import RecourseMethod
 from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
-from genre.utils.cache import cache_entry
+from genre.utils.cache import cache_dir, cache_entry, code_digest, key_digest, report_rebuild
 from genre.utils.threads import torch_threads
 
 CACHE_NAME = "diffusion-v1"
@@ -216,12 +212,13 @@ class DDPMInfo:
 
 
 def cache_key(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray) -> str:
-    """Readable prefix (task name, seed, D) + hash of the config and the training rows."""
-    h = hashlib.sha256(json.dumps({"config": asdict(config), "format": FORMAT},
-                                  sort_keys=True).encode())
-    h.update(np.ascontiguousarray(X_fit, dtype=np.float64).tobytes())
+    """Readable prefix (task name, seed, D) + hash of the config, the training rows and the
+    source of the code that trains the model (genre.utils.cache.code_digest)."""
+    digest = key_digest({"config": asdict(config), "format": FORMAT},
+                        code_digest("genre.baselines.diffusion"),
+                        arrays=(np.asarray(X_fit, dtype=np.float64),))
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(task.name))[:60] or "task"
-    return f"{name}-seed{task.seed}-D{config.n_features}-{h.hexdigest()[:16]}"
+    return f"{name}-seed{task.seed}-D{config.n_features}-{digest[:16]}"
 
 
 def _load(where: Path, config: DDPMConfig) -> tuple[TabularDDPM, dict]:
@@ -245,8 +242,6 @@ def load_or_train_ddpm(task: RecourseTask, config: DDPMConfig, X_fit: np.ndarray
                        use_cache: bool = True, threads: int = 1,
                        progress=None) -> tuple[TabularDDPM, DDPMInfo]:
     """The task's DDPM from the cache, or trained on X_fit (and cached)."""
-    from genre.utils.cache import cache_dir, report_rebuild
-
     key = cache_key(task, config, X_fit)
     where = cache_dir() / CACHE_NAME / key
     if use_cache and (where.exists() or where.is_symlink()):
@@ -290,10 +285,9 @@ class GuidedDiffusion(RecourseMethod):
     pulls towards h logit > margin), unguided_steps (the last steps run without guidance),
     n_samples (candidates per individual), select ("h": highest h, as GenRe; "cost":
     cheapest that h accepts), seed, threads, batch_rows (rows per denoiser call).
-    The sampling defaults are the configuration with the best worst-case validation Score
-    over adult, compas and heloc; `diffusion_for(dataset)` applies the per-dataset choice
-    (benchmarks/diffusion_tuning.py, benchmarks/results/diffusion_tuning.md).
-    """
+    The sampling defaults: the best worst-case validation Score over adult, compas and heloc;
+    `diffusion_for(dataset)` applies the per-dataset choice (benchmarks/diffusion_tuning.py,
+    benchmarks/results/diffusion_tuning.md)."""
 
     name = "diffusion"
 

@@ -8,7 +8,7 @@ from genre.core.estimator import GenRe
 class GenReStudent(GenRe):
     """GenRe(sampler="student"): fit trains the transformer, then distils the student
     (genre.core.student) and answers with it. The benchmark's "genre-student" row distils it
-    from the "genre" row's cached model instead (genre.bench.benchmark.fit_student_cached).
+    from the "genre" row's cached model instead (genre.bench.student).
 
     Parameters
     ----------

@@ -21,18 +21,14 @@ Design (one model class serves all three):
   "mutual-information minimisation" term). CSVAE labels are h's decisions
   (`label_source="classifier"`) or the task's training labels (`"data"`, as CARLA does).
 
-Caching: `load_or_train_vae` keys the model by task name, task seed, D, the configuration
-and a fingerprint of the training data (and labels), and stores it under
-cache_dir()/"vae-v1"/<key> as `vae.safetensors` + `vae.json` (no pickle; written to a
-temporary sibling directory and renamed, so a crash never leaves a half cache).
-
-The module also holds `latent_gradient_search`, the batched descent in latent space that
-REVISE and CRUDS share.
+Caching: `load_or_train_vae` keys the model by task name, seed, D and a digest of the
+configuration, data, labels and code, under cache_dir()/"vae-v1"/<key> (`vae.safetensors` +
+`vae.json`, no pickle, written by genre.utils.cache.cache_entry). The module also holds
+`latent_gradient_search`, the latent-space descent REVISE and CRUDS share.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import time
@@ -50,7 +46,7 @@ from genre.core.method import RecourseMethod
 from genre.core.task import RecourseTask
 from genre.errors import InputError, ModelError
 from genre.integrity import load_tensors, read_json, verify_manifest, write_manifest
-from genre.utils.cache import cache_entry
+from genre.utils.cache import cache_dir, cache_entry, code_digest, key_digest, report_rebuild
 from genre.utils.threads import torch_threads
 
 CACHE_NAME = "vae-v1"
@@ -269,17 +265,16 @@ def _labels(task: RecourseTask, config: VAEConfig) -> np.ndarray | None:
 
 
 def cache_key(task: RecourseTask, config: VAEConfig, labels: np.ndarray | None = None) -> str:
-    """Readable prefix (task name, seed, D) + hash of config, immutables, data and labels."""
+    """Readable prefix (task name, seed, D) + hash of config, immutables, data, labels and the
+    source of the code that trains the VAE (genre.utils.cache.code_digest)."""
     D = task.n_features
-    h = hashlib.sha256()
-    h.update(json.dumps({"config": config.to_dict(), "D": D,
+    arrays = (np.asarray(task.X_train, dtype=np.float64),) + (
+        () if labels is None else (np.asarray(labels, dtype=np.int64),))
+    digest = key_digest({"config": config.to_dict(), "D": D,
                          "immutable": task.encoder.immutable_mask.tolist()},
-                        sort_keys=True).encode())
-    h.update(np.ascontiguousarray(task.X_train, dtype=np.float64).tobytes())
-    if labels is not None:
-        h.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+                        code_digest("genre.baselines.vae"), arrays=arrays)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", str(task.name))[:60] or "task"
-    return f"{name}-seed{task.seed}-D{D}-{h.hexdigest()[:16]}"
+    return f"{name}-seed{task.seed}-D{D}-{digest[:16]}"
 
 
 def _load(where: Path, task: RecourseTask, config: VAEConfig) -> tuple[LatentVAE, dict]:
@@ -306,8 +301,6 @@ def load_or_train_vae(task: RecourseTask, config: VAEConfig, *, use_cache: bool 
                       progress: Callable[[str], None] | None = None
                       ) -> tuple[LatentVAE, VAEInfo]:
     """Load the task's VAE from the cache, or train it (and cache it)."""
-    from genre.utils.cache import cache_dir, report_rebuild
-
     if task.n_features - int(task.encoder.immutable_mask.sum()) < 1:
         raise InputError("every feature is immutable: a latent search has nothing to change")
     labels = _labels(task, config)
@@ -414,10 +407,8 @@ def latent_gradient_search(X: Tensor, latent0: Tensor, decode: Callable[[Tensor]
 
 class VAESearchMethod(RecourseMethod):
     """What CCHVAE, REVISE and CRUDS share: fit trains (or loads the cached) VAE once.
-
     Subclasses set latent_dim, vae_epochs, seed, use_cache and num_threads in __init__;
-    needs_logits says whether the search differentiates through h.
-    """
+    needs_logits says whether the search differentiates through h."""
 
     needs_logits = True
 

@@ -2,595 +2,63 @@
 
     genre benchmark --datasets adult compas heloc --methods all --n 200 --out DIR
 
-One run uses one protocol per dataset (`build_protocol(dataset, seed)`) and the same n
-rejected test individuals for every method. Each (dataset, method) cell is fitted, asked for
-recourse and scored with the paper's metrics; a method that raises is recorded with its
-error (and NaN metrics) and the run goes on. Results go to DIR/results.csv (one row per
-method and dataset), DIR/results.md (the paper's layout, with the command line at the top)
-and DIR/results.json (rows, versions, machine), each written atomically.
+One run uses one protocol per dataset and seed (`build_protocol(dataset, seed)`) and the
+same n rejected test individuals for every method. Each (dataset, method, seed) cell is
+fitted, asked for recourse and scored with the paper's metrics; a method that raises is
+recorded with its error (and NaN metrics) and the run goes on.
 
-Trained components are cached, so a rerun skips training: the protocol (gold model, h) and
-the VAE of the latent baselines cache themselves; fitted GenRe models are cached here under
-cache_dir()/genre-models/<dataset>-seed<seed>-<hash of parameters and training data>.
+Resumable, cell by cell: each cell is written to DIR/cells/<dataset>-seed<seed>-<method>.json
+as soon as it finishes (metrics, the method's parameters, the protocol fingerprint, fit and
+generation seconds and process CPU seconds, load average, versions, the command; see
+genre.bench.cells). A rerun skips every cell whose file has the same parameters and protocol
+fingerprint (and no error); others are computed again. DIR/results.csv (one row per method,
+dataset and seed, with `seed` and `fingerprint` columns), DIR/results.md (mean ± sd over the
+seeds, best in bold, the seed count of a cell with fewer seeds) and DIR/results.json are
+assembled from ALL cells in DIR/cells after every cell, so a table grows over several runs;
+in a folder with cells/ they are genre's own outputs and a run rewrites them without
+--overwrite. Cells run in the order of --methods within each dataset and seed.
+
+Trained components are cached, each entry keyed by a digest of its inputs, its parameters
+and the source of the code that builds it (genre.utils.cache.code_digest), so changed code never
+reads an old entry: the protocol (gold model, h), the VAE of the latent baselines, the
+diffusion model, and fitted GenRe models (cache_dir()/genre-models/<dataset>-seed<seed>-
+<digest>).
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime as _dt
-import hashlib
-import inspect
-import json
-import math
-import os
-import platform
 import shlex
-import shutil
 import sys
-import tempfile
-import time
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import pandas as pd
 import typer
 
-from genre.errors import GenreError, InputError, ModelError
-from genre.io import atomic_path, check_outputs, results_files, write_text
-
-# The paper's comparison, in its order; "all" = those of these registered in METHODS (then
-# any other registered method, in registration order).
-PAPER_METHODS = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
-                 "cruds")
-PAPER_DATASETS = ("adult", "compas", "heloc")
-DEFAULT_OUT = Path("benchmarks/results/table")
-# The files a run writes into its output directory (an experiment adds <experiment>.png);
-# other files there are never touched.
-RESULT_FILES = ("results.csv", "results.md", "results.json")
-
-COLUMNS = ("method", "dataset", "seed", "cost", "val", "val_h", "lof", "score", "changes",
-           "ms_per_individual")
-EXTRA_COLUMNS = ("found", "fit_seconds", "imm_violations", "mono_violations", "error")
-METRICS = ("cost", "val", "val_h", "lof", "score", "changes", "ms_per_individual",
-           "fit_seconds")
-
-# --quick: caps on the heavy hyper-parameters (iterations, samples, VAE epochs, GenRe's
-# size and epochs), for demos and smoke tests. Figures from a quick run are not the paper's.
-QUICK: dict[str, dict] = {
-    # A tiny transformer with a larger step: ~2 s on compas, Score ~1.8 on 50 individuals.
-    "genre": {"d_model": 16, "n_heads": 2, "n_enc_layers": 1, "n_dec_layers": 1, "d_ff": 32,
-              "lr": 3e-3, "batch_size": 256, "max_epochs": 10, "patience": 5,
-              "max_seconds": 30.0},
-    "wachter": {"n_iter": 300, "max_rounds": 3},
-    "gs": {"n_samples": 300},
-    "dice": {"sample_size": 300},
-    "roar": {"max_iter": 300},
-    "probe": {"n_iter": 100, "max_rounds": 3},
-    "cchvae": {"n_search_samples": 100, "max_iter": 100, "vae_epochs": 2},
-    "revise": {"max_iter": 200, "vae_epochs": 2},
-    "cruds": {"max_iter": 300, "vae_epochs": 2},
-    # StudentConfig caps (the teacher is the quick "genre" above).
-    "genre-student": {"rows": 2000, "samples_per_row": 8, "epochs": 3, "patience": 2},
-}
-
-GENRE_CACHE = "genre-models"
-GENRE_CACHE_VERSION = "v1"
-# GenRe answering with the one-pass student sampler distilled from the very GenRe of the
-# "genre" row (the same parameters, the same cached fit; genre.core.student).
-# params["genre-student"] holds StudentConfig overrides.
-STUDENT = "genre-student"
-
-
-# ------------------------------------------------------------------------- names
-def split_names(names) -> list[str]:
-    """Comma- and/or space-separated names (a string or an iterable of strings), deduplicated."""
-    if names is None:
-        return []
-    if isinstance(names, str):
-        names = [names]
-    out: list[str] = []
-    for item in names:
-        for name in str(item).replace(",", " ").split():
-            if name not in out:
-                out.append(name)
-    return out
-
-
-def resolve_methods(methods: list[str] | str = "all") -> list[str]:
-    """The method names a run will use; "all" = every registered one, in the paper's order."""
-    from genre.baselines import METHODS
-
-    names = split_names(methods)
-    if not names or "all" in names:
-        return ([m for m in PAPER_METHODS if m in METHODS]
-                + [m for m in METHODS if m not in PAPER_METHODS])
-    unknown = [m for m in names if m not in METHODS]
-    if unknown:
-        missing = [m for m in unknown if m in PAPER_METHODS]
-        hint = (f" ({', '.join(missing)} not registered in genre.baselines.METHODS yet)"
-                if missing else "")
-        raise InputError(f"unknown method(s) {', '.join(map(repr, unknown))}{hint}; "
-                         f"available: {', '.join(METHODS)} or 'all'")
-    return names
-
-
-def resolve_datasets(datasets: list[str] | str) -> list[str]:
-    from genre.data import DATASETS
-
-    names = split_names(datasets)
-    if not names:
-        raise InputError("no dataset given")
-    unknown = [d for d in names if d not in DATASETS]
-    if unknown:
-        raise InputError(f"unknown dataset(s) {', '.join(map(repr, unknown))}; bundled: "
-                         f"{', '.join(DATASETS)}")
-    return names
-
-
-# ---------------------------------------------------------------- building methods
-def method_params(name: str, dataset: str, seed: int, quick: bool,
-                  params: dict[str, dict] | None = None) -> dict:
-    """Constructor arguments for one cell: the seed, the quick caps, then the caller's own."""
-    from genre.baselines import METHODS
-
-    accepted = inspect.signature(METHODS[name].__init__).parameters
-    out = {"seed": seed} if "seed" in accepted else {}
-    if quick:
-        out |= {k: v for k, v in QUICK.get(name, {}).items() if k in accepted}
-    if name in ("genre", STUDENT):
-        out["progress"] = False  # the benchmark's own bar reports progress
-    return out | (params or {}).get(name, {})
-
-
-def make(name: str, dataset: str, seed: int, quick: bool, params: dict[str, dict] | None = None):
-    from genre.baselines import make_method
-    from genre.core.presets import genre_for
-
-    kwargs = method_params(name, dataset, seed, quick, params)
-    return genre_for(dataset, fast=quick, **kwargs) if name == "genre" else make_method(
-        name, **kwargs)
-
-
-def genre_cache_key(model, protocol, monotone: bool) -> str:
-    from genre.bench.protocol import CACHE_VERSION
-    from genre.core.saving import FORMAT_VERSION
-
-    params = {k: v for k, v in model.get_params().items()
-              if k not in ("progress", "threads", "device", "sampler")}
-    key = {"params": params, "monotone": monotone, "format": FORMAT_VERSION,
-           "protocol": CACHE_VERSION, "cache": GENRE_CACHE_VERSION}
-    if protocol.h_variant:
-        # Training sees h only through which rows lie above gamma (sources vs targets), so a
-        # substituted h is keyed by those decisions: two h with the same ones share a model.
-        above = protocol.h.predict_proba(protocol.X_train) > model.gamma
-        key["h_above_gamma"] = hashlib.sha256(np.packbits(above).tobytes()).hexdigest()
-    h = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode())
-    h.update(np.ascontiguousarray(protocol.X_train, dtype=np.float64).tobytes())
-    h.update(np.ascontiguousarray(protocol.y_train, dtype=np.int64).tobytes())
-    return f"{protocol.name}-seed{protocol.seed}-{h.hexdigest()[:16]}"
-
-
-def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = True):
-    """Load GenRe from the cache, or fit it on the protocol's task and cache it.
-
-    Returns (model, cached, train_seconds); train_seconds is the original training time
-    (read back from the saved model when it came from the cache).
-    """
-    from genre.core.estimator import GenRe
-    from genre.utils.cache import cache_dir, report_rebuild
-
-    where = cache_dir() / GENRE_CACHE / genre_cache_key(model, protocol, monotone)
-    if use_cache and (where.exists() or where.is_symlink()):
-        try:
-            loaded = GenRe.load(where, classifier=protocol.h, require_manifest=True)
-        except ModelError as exc:  # unusable entry: say so, retrain and replace it
-            report_rebuild(where, exc)
-        else:
-            seconds = float((loaded.train_log_ or {}).get("seconds", math.nan))
-            loaded.progress = model.progress
-            return loaded, True, seconds
-    model.set_params(sampler="autoregressive")  # the teacher alone; students are cached apart
-    model.fit(protocol.task(monotone=monotone))
-    if use_cache:
-        _save_cached(model, where)
-    return model, False, model.log_.seconds
-
-
-def _save_cached(model, where: Path) -> None:
-    """Save into a temporary sibling and rename: a crash never leaves a half model."""
-    where.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{where.name}-"))
-    try:
-        model.save(tmp)
-        shutil.rmtree(where, ignore_errors=True)
-        with contextlib.suppress(OSError):  # a concurrent run got there first
-            tmp.rename(where)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def fit_student_cached(teacher, protocol, monotone: bool = False, use_cache: bool = True,
-                       config=None):
-    """Distil the student sampler from `teacher` (fitted by fit_genre_cached on the same
-    protocol) on the protocol's training rows, or load teacher + student from the cache.
-
-    The teacher keeps its own sampler setting (use teacher.sampling_with("student")).
-    Returns (model, cached, distill_seconds); model is `teacher` (with `student_`) unless
-    it came from the cache.
-    """
-    from genre.core.estimator import GenRe
-    from genre.core.student import STUDENT_VERSION, StudentConfig
-    from genre.utils.cache import cache_dir, report_rebuild
-
-    config = config or StudentConfig(seed=teacher.seed)
-    tag = hashlib.sha256(json.dumps(config.to_dict() | {"version": STUDENT_VERSION},
-                                    sort_keys=True).encode()).hexdigest()
-    where = (cache_dir() / GENRE_CACHE
-             / f"{genre_cache_key(teacher, protocol, monotone)}-student-{tag[:12]}")
-    sampler = teacher.sampler
-    if use_cache and (where.exists() or where.is_symlink()):
-        try:
-            loaded = GenRe.load(where, classifier=protocol.h, require_manifest=True)
-            if getattr(loaded, "student_", None) is None:
-                raise ModelError(f"{where}: holds no student")
-        except ModelError as exc:
-            report_rebuild(where, exc)
-        else:
-            loaded.set_params(progress=teacher.progress, sampler=sampler)
-            return loaded, True, float(loaded.student_.log.get("seconds", math.nan))
-    teacher.distill(protocol.X_train, config)
-    if use_cache:
-        _save_cached(teacher, where)
-    return teacher, False, float(teacher.student_.log["seconds"])
-
-
-def student_config(params: dict[str, dict] | None, seed: int, quick: bool = False):
-    """The StudentConfig of a benchmark cell: the defaults, the seed, the QUICK caps (with
-    quick), then params[STUDENT]."""
-    from genre.core.student import StudentConfig
-
-    return StudentConfig(**({"seed": seed} | (QUICK[STUDENT] if quick else {})
-                            | (params or {}).get(STUDENT, {})))
-
-
-# ------------------------------------------------------------------------ one cell
-def result_row(method: str, dataset: str, report=None, fit_seconds: float = math.nan,
-         error: str = "", cached: bool = False, train_seconds: float = math.nan,
-         seed: int = 0) -> dict:
-    if report is None:
-        return {"method": method, "dataset": dataset, "seed": seed,
-                **dict.fromkeys(METRICS, math.nan),
-                "found": pd.NA, "fit_seconds": fit_seconds, "imm_violations": pd.NA,
-                "mono_violations": pd.NA, "error": error, "cached_fit": cached,
-                "train_seconds": train_seconds}
-    return {"method": method, "dataset": dataset, "seed": seed, "cost": report.cost,
-            "val": report.val,
-            "val_h": report.val_h, "lof": report.lof, "score": report.score,
-            "changes": report.changes,
-            "ms_per_individual": 1000.0 * report.seconds / max(report.n, 1),
-            "found": report.found, "fit_seconds": fit_seconds,
-            "imm_violations": report.violations.immutable,
-            "mono_violations": report.violations.monotone, "error": error,
-            "cached_fit": cached, "train_seconds": train_seconds}
-
-
-def error_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}".strip().replace("\n", " ")[:500]
-
-
-def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, monotone: bool,
-             params: dict[str, dict] | None = None, use_cache: bool = True) -> dict:
-    """Fit, generate and evaluate one method on one protocol; errors become the row's error."""
-    from genre.bench.evaluation import run_method
-
-    t0 = time.perf_counter()
-    try:
-        method = make("genre" if name == STUDENT else name, protocol.name, seed, quick, params)
-        if name in ("genre", STUDENT):
-            method, cached, train_seconds = fit_genre_cached(method, protocol, monotone,
-                                                             use_cache)
-            if name == STUDENT:  # the same teacher as the "genre" row, plus its student
-                method, cached, distill_seconds = fit_student_cached(
-                    method, protocol, monotone, use_cache, student_config(params, seed, quick))
-                method.set_params(sampler="student")
-                train_seconds += distill_seconds
-            fit_seconds = time.perf_counter() - t0
-            report, _, _ = run_method(method, protocol, len(X), monotone=monotone,
-                                      fitted=True, X=X)
-        else:
-            report, _, fit_seconds = run_method(method, protocol, len(X), monotone=monotone,
-                                                X=X)
-            info = getattr(method, "vae_info_", None)
-            cached = bool(getattr(info, "cached", False))
-            train_seconds = float(getattr(info, "train_seconds", fit_seconds))
-    except Exception as exc:  # noqa: BLE001 - one failing cell must not end the run
-        return result_row(name, protocol.name, fit_seconds=time.perf_counter() - t0,
-                    error=error_text(exc), seed=protocol.seed)
-    return result_row(name, protocol.name, report, fit_seconds, cached=cached,
-                train_seconds=train_seconds, seed=protocol.seed)
-
-
-# ----------------------------------------------------------------------- the run
-def run_benchmark(datasets: list[str] | str, methods: list[str] | str = "all", n: int = 200,
-                  seed: int = 0, out: Path | str = DEFAULT_OUT, quick: bool = False,
-                  monotone: bool = False, progress: bool = True, *,
-                  params: dict[str, dict] | None = None, use_cache: bool = True,
-                  command: str | None = None, seeds: list[int] | None = None) -> pd.DataFrame:
-    """Run every method on every dataset under one protocol; write out/results.{csv,md,json}.
-
-    datasets: bundled dataset names (a list, or a comma/space-separated string).
-    methods: method names or "all" (every method registered in genre.baselines.METHODS, in
-        the paper's order); a name that is not registered is an InputError.
-    n: rejected test individuals per dataset, the same ones for every method.
-    seed: protocol seed, also passed to every method that takes a seed.
-    seeds: several protocol seeds (each a full run: its own gold model, h and individuals);
-        results.csv gets one row per method, dataset and seed, results.md mean +- sd over
-        the seeds. Overrides `seed`.
-    quick: cap the heavy hyper-parameters (see QUICK; GenRe: genre_for(fast=True) plus a
-        tiny model and a few epochs). Figures from a quick run are not the paper's.
-    monotone: enforce the datasets' monotone facts (the paper ignores them).
-    params: per-method constructor overrides, applied last, e.g. {"genre": {"max_epochs": 3}}.
-    use_cache: load/save fitted GenRe models (and the VAE baselines' VAEs) in the cache.
-    command: the command line shown in results.md (default: the equivalent Python call).
-
-    Returns a DataFrame with one row per (dataset, seed, method): the columns of COLUMNS, then
-    EXTRA_COLUMNS (error is "" for a cell that ran). A cell that raised has NaN metrics and
-    its error message; the run goes on.
-    """
-    from genre.bench.protocol import build_protocol
-
-    dataset_names = resolve_datasets(datasets)
-    method_names = resolve_methods(methods)
-    if n < 1:
-        raise InputError(f"n must be >= 1, got {n}")
-    seed_list = list(dict.fromkeys(int(s) for s in seeds)) if seeds else [seed]
-    out = Path(out)
-    if command is None:
-        command = (f"run_benchmark(datasets={dataset_names!r}, "
-                   f"methods={split_names(methods) or 'all'!r}, n={n}, seeds={seed_list!r}, "
-                   f"out={str(out)!r}, quick={quick}, "
-                   f"monotone={monotone}" + (f", params={params!r}" if params else "") + ")")
-    started = _dt.datetime.now().astimezone()
-    meta = _meta(command, started, dataset_names, method_names, n, seed_list, quick, monotone,
-                 params)
-    rows: list[dict] = []
-    with progress_bar(progress) as bar:
-        task = bar.add_task("benchmark", total=len(dataset_names) * len(seed_list)
-                            * len(method_names))
-        for dataset in dataset_names:
-            for s in seed_list:
-                where = f"{dataset} seed {s}" if len(seed_list) > 1 else dataset
-                bar.update(task, description=f"{where}: protocol")
-                try:
-                    protocol = build_protocol(dataset, s)
-                    X = protocol.individuals(n)
-                    if len(X) == 0:
-                        raise InputError(f"{dataset}: h rejects no test individual")
-                except Exception as exc:  # noqa: BLE001 - the other datasets still run
-                    msg = f"protocol: {error_text(exc)}"
-                    rows += [result_row(m, dataset, seed=s, error=msg) for m in method_names]
-                    bar.advance(task, len(method_names))
-                    _save(rows, meta, out, started, complete=False)
-                    continue
-                for name in method_names:
-                    bar.update(task, description=f"{where}: {name}")
-                    rows.append(run_cell(name, protocol, X, seed=s, quick=quick,
-                                         monotone=monotone, params=params,
-                                         use_cache=use_cache))
-                    bar.advance(task)
-                    # Results so far, marked partial: a long run that dies keeps what it did.
-                    _save(rows, meta, out, started, complete=False)
-        bar.update(task, description="done")
-    return _save(rows, meta, out, started, complete=True)
-
-
-def _save(rows: list[dict], meta: dict, out: Path, started, complete: bool) -> pd.DataFrame:
-    full = pd.DataFrame(rows)
-    for col in ("found", "imm_violations", "mono_violations"):
-        full[col] = full[col].astype("Int64")
-    table = full[list(COLUMNS + EXTRA_COLUMNS)].copy()
-    meta = meta | {"complete": complete, "cells_done": len(rows),
-                   "seconds": (_dt.datetime.now().astimezone() - started).total_seconds()}
-    write_results(table, full, meta, out)
-    return table
-
-
-def progress_bar(enabled: bool):
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    return Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=Console(stderr=True), disable=not enabled)
-
-
-# ------------------------------------------------------------------------ output
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def versions() -> dict[str, str | None]:
-    return {"genre": _version("genre-recourse"), "torch": _version("torch"),
-            "numpy": _version("numpy"), "sklearn": _version("scikit-learn"),
-            "dice-ml": _version("dice-ml")}
-
-
-def machine() -> dict:
-    import torch
-
-    return {"platform": platform.platform(), "machine": platform.machine(),
-            "processor": platform.processor() or None, "cpu_count": os.cpu_count(),
-            "python": platform.python_version(), "torch_threads": torch.get_num_threads()}
-
-
-def _meta(command, started, datasets, methods, n, seeds, quick, monotone, params) -> dict:
-    return {"command": command, "date": started.isoformat(timespec="seconds"),
-            "datasets": datasets, "methods": methods, "n": n, "seed": seeds[0],
-            "seeds": seeds, "quick": quick,
-            "monotone": monotone, "params": params or {}, "versions": versions(),
-            "machine": machine()}
-
-
-def plain(v):
-    """JSON-safe value: NaN/NA -> None, numpy scalars -> Python, dicts and lists item by
-    item."""
-    if isinstance(v, dict):
-        return {str(k): plain(x) for k, x in v.items()}
-    if isinstance(v, list | tuple):
-        return [plain(x) for x in v]
-    if v is None or v is pd.NA:
-        return None
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def fmt(v, digits: int = 2) -> str:
-    return "-" if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) \
-        else f"{v:.{digits}f}"
-
-
-def summarise(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (method, dataset): mean and sd over the seeds of each metric.
-
-    Columns: method, dataset, n_seeds (seeds that ran), <metric> and <metric>_sd for the
-    metrics, error (the first seed's error, "" when every seed ran). A cell where some seed
-    failed keeps the error and the figures of the seeds that ran.
-    """
-    metrics = ["cost", "val", "lof", "score", "changes", "ms_per_individual"]
-    out = []
-    for (method, dataset), g in table.groupby(["method", "dataset"], sort=False):
-        ok = g[g.error.fillna("") == ""]
-        row = {"method": method, "dataset": dataset, "n_seeds": len(ok),
-               "error": "" if len(ok) == len(g) else g.error[g.error != ""].iloc[0]}
-        for m in metrics:
-            vals = ok[m].astype(float)
-            row[m] = vals.mean() if len(vals) else math.nan
-            row[f"{m}_sd"] = vals.std(ddof=1) if len(vals) > 1 else math.nan
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def _cell(r, metric: str, digits: int = 2) -> str:
-    mean, sd = getattr(r, metric), getattr(r, f"{metric}_sd")
-    if sd is None or (isinstance(sd, float) and math.isnan(sd)):
-        return fmt(mean, digits)
-    return f"{fmt(mean, digits)} ± {fmt(sd, digits)}"
-
-
-def markdown(table: pd.DataFrame, meta: dict) -> str:
-    """results.md: rows = methods; per dataset Cost, Val, LOF, Score, ms/indiv.
-
-    With several seeds each cell is the mean ± sd over the seeds (sd with ddof=1), and the
-    best mean Score per dataset is in bold.
-    """
-    datasets, methods = meta["datasets"], meta["methods"]
-    seeds = meta.get("seeds") or [meta["seed"]]
-    v = meta["versions"]
-    m = meta["machine"]
-    seed_text = (f"protocol seed {seeds[0]}" if len(seeds) == 1 else
-                 f"protocol seeds {', '.join(map(str, seeds))} (mean ± sd over the seeds)")
-    lines = [
-        "# Recourse benchmark", "",
-        "```", meta["command"], "```", "",
-        f"- date: {meta['date']}",
-        f"- machine: {m['platform']}, {m['cpu_count']} CPUs, Python {m['python']}",
-        "- versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val),
-        f"- {seed_text}, {meta['n']} rejected test individuals per dataset and seed "
-        f"(the same for every method); quick: {'yes' if meta['quick'] else 'no'}; "
-        f"monotone facts enforced: {'yes' if meta['monotone'] else 'no'}",
-        *([] if meta.get("complete", True) else [
-            f"- **partial**: {meta['cells_done']} of "
-            f"{len(datasets) * len(methods) * len(seeds)} cells done "
-            "(the run is still going, or it stopped early)"]),
-        "- Cost: mean L1 in normalised space (lower is better); Val: fraction valid under the "
-        "gold model; LOF: fraction of inliers; Score = Val + LOF - Cost/D (best in bold); "
-        "Changes: mean number of features changed; ms/indiv: generation time per individual.",
-        "",
-    ]
-    header = ["Method"] + [f"{d} {c}" for d in datasets
-                           for c in ("Cost", "Val", "LOF", "Score", "Changes", "ms/indiv")]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|---|" + "---:|" * (len(header) - 1))
-    summary = summarise(table) if len(table) else pd.DataFrame(
-        columns=["method", "dataset", "score", "error"])
-    cells = {(r.method, r.dataset): r for r in summary.itertuples(index=False)}
-    best = {d: summary.loc[summary.dataset == d, "score"].max() for d in datasets}
-    errors = []
-    for name in methods:
-        row = [name]
-        for d in datasets:
-            r = cells.get((name, d))
-            if r is None:  # not run yet (a partial table)
-                row += ["-"] * 6
-                continue
-            if r.error:
-                errors.append(f"- {name} on {d}: {r.error}")
-                if r.n_seeds == 0:
-                    row += ["error"] + [""] * 5
-                    continue
-            score = _cell(r, "score")
-            if np.isfinite(best[d]) and r.score == best[d]:
-                score = f"**{score}**"
-            row += [_cell(r, "cost"), _cell(r, "val"), _cell(r, "lof"), score,
-                    _cell(r, "changes", 1), _cell(r, "ms_per_individual", 1)]
-        lines.append("| " + " | ".join(row) + " |")
-    if errors:
-        lines += ["", "Errors:", ""] + errors
-    return "\n".join(lines) + "\n"
-
-
-def write_results(table: pd.DataFrame, full: pd.DataFrame, meta: dict, out: Path) -> None:
-    """results.csv, results.md, results.json under out/, each written atomically."""
-    out.mkdir(parents=True, exist_ok=True)
-    csv_name, md_name, json_name = RESULT_FILES
-    with atomic_path(out / csv_name) as tmp:
-        table.to_csv(tmp, index=False)
-    write_text(out / md_name, markdown(table, meta))
-    rows = [{k: plain(v) for k, v in r.items()} for r in full.to_dict(orient="records")]
-    doc = {k: plain(v) if not isinstance(v, (dict, list)) else v for k, v in meta.items()}
-    doc["rows"] = rows
-    write_text(out / json_name, json.dumps(doc, indent=2, allow_nan=False) + "\n")
-
-
-def rich_table(table: pd.DataFrame, title: str = "benchmark"):
-    """The results as a rich Table, laid out like results.md (mean ± sd over seeds)."""
-    from rich.table import Table
-
-    summary = summarise(table)
-    datasets = list(dict.fromkeys(summary.dataset))
-    methods = list(dict.fromkeys(summary.method))
-    t = Table(title=title)
-    t.add_column("method")
-    for d in datasets:
-        for c in ("Cost", "Val", "LOF", "Score", "Chg", "ms/ind"):
-            t.add_column(f"{d}\n{c}", justify="right")
-    cells = {(r.method, r.dataset): r for r in summary.itertuples(index=False)}
-    for name in methods:
-        row = [name]
-        for d in datasets:
-            r = cells.get((name, d))
-            if r is None or r.n_seeds == 0:
-                row += ["[red]error[/]"] + [""] * 5
-            else:
-                row += [_cell(r, "cost"), _cell(r, "val"), _cell(r, "lof"), _cell(r, "score"),
-                        _cell(r, "changes", 1), _cell(r, "ms_per_individual", 1)]
-        t.add_row(*row)
-    return t
+from genre.bench.common import split_names
+from genre.bench.methods import (
+    GENRE_CACHE,
+    PAPER_DATASETS,
+    QUICK,
+    VARIANTS,
+    fit_genre_cached,
+    make,
+    resolve_datasets,
+    resolve_methods,
+)
+from genre.bench.report import (
+    COLUMNS,
+    EXTRA_COLUMNS,
+    RESULT_FILES,
+    markdown,
+    rich_table,
+    summarise,
+    write_results,
+)
+from genre.bench.runner import DEFAULT_OUT, run_benchmark
+from genre.errors import GenreError, InputError
+from genre.io import check_outputs, results_files
+from genre.utils.methods import METHOD_NAMES
 
 
 # --------------------------------------------------------------------------- CLI
@@ -599,7 +67,7 @@ def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
     from genre.baselines import METHODS
     from genre.data import DATASETS
 
-    method_names = set(METHODS) | set(PAPER_METHODS) | {"all"}
+    method_names = set(METHODS) | set(METHOD_NAMES) | set(VARIANTS) | {"all", "tuned"}
     ds, ms, nums = [], [], []
     for name in split_names(extras):
         if name in DATASETS:
@@ -611,7 +79,7 @@ def _sort_extras(extras: list[str]) -> tuple[list[str], list[str], list[str]]:
         else:
             raise InputError(f"unexpected argument {name!r}: neither a bundled dataset "
                              f"({', '.join(DATASETS)}) nor a method "
-                             f"({', '.join(METHODS)}, all)")
+                             f"({', '.join([*METHODS, *VARIANTS])}, all, tuned)")
     return ds, ms, nums
 
 
@@ -732,8 +200,13 @@ def benchmark_command(
 
     Names after --datasets/--methods may be space- or comma-separated, or the flag repeated.
 
-    Writes DIR/results.csv, results.md and results.json (replacing them needs --overwrite;
-    other files in DIR are left alone); fitted models are cached for reruns.
+    Resumable: each (dataset, method, seed) cell is saved as DIR/cells/<dataset>-seed<seed>-
+    <method>.json when it finishes, and a rerun skips the cells already there with the same
+    parameters and protocol fingerprint. DIR/results.csv, results.md and results.json are
+    assembled from all cells in DIR/cells, so a table can grow over several runs; once
+    DIR/cells exists they are rewritten without --overwrite (a DIR with result files but no
+    cells/ needs --overwrite; other files in DIR are left alone). Methods run in the order
+    given. Fitted models are cached for reruns.
 
     Experiments beyond the table, each writing a table and a PNG:
     --sweep-lambda 0.5 1 2 5 10: Score, Cost and Val against the cost weight;
@@ -784,7 +257,10 @@ def benchmark_command(
                      ["--seed", str(seed)])
         resolve_datasets(ds)  # bad names are reported before the outputs
         resolve_methods(ms)
-        check_outputs(results_files(out, RESULT_FILES), overwrite=overwrite)
+        # A folder with cells/ holds a table genre assembles: its result files are rewritten
+        # from the cells by every run (resuming needs no --overwrite).
+        check_outputs(results_files(out, RESULT_FILES),
+                      overwrite=overwrite or (out / "cells").is_dir())
         command = shlex.join(["genre", "benchmark", "--datasets", *ds, "--methods", *ms,
                               "--n", str(n), *seed_args, "--out", str(out)]
                              + (["--quick"] if quick else [])
@@ -806,10 +282,14 @@ def benchmark_command(
     console.print(f"wrote {out / 'results.csv'}, {out / 'results.md'}, {out / 'results.json'}")
 
 
-__all__ = ["COLUMNS", "EXTRA_COLUMNS", "PAPER_METHODS", "QUICK", "RESULT_FILES",
-           "benchmark_command", "fit_genre_cached", "resolve_methods", "run_benchmark"]
+# The public names of the table (the runner's and the report's live in their modules).
+__all__ = ["COLUMNS", "DEFAULT_OUT", "EXTRA_COLUMNS", "GENRE_CACHE", "PAPER_DATASETS",
+           "QUICK", "RESULT_FILES", "benchmark_command", "fit_genre_cached",
+           "make", "markdown", "resolve_datasets", "resolve_methods", "rich_table",
+           "run_benchmark", "summarise", "write_results"]
 
 if __name__ == "__main__":  # pragma: no cover - `python -m genre.bench.benchmark ...`
     _app = typer.Typer(add_completion=False)
     _app.command()(benchmark_command)
     sys.exit(_app())
+

@@ -8,15 +8,17 @@
 5. Evaluation individuals: a seeded draw of test rows that h rejects (h(x) < 0.5).
 6. LOF (n_neighbors=5, novelty) fit on train+test points the gold model calls favourable.
 
-Everything is cached under a user cache dir keyed by dataset and seed (override with the
-GENRE_CACHE_DIR environment variable), so a rerun takes seconds.
+Everything is cached under a user cache dir (override with the GENRE_CACHE_DIR environment
+variable), keyed by dataset, seed, h's epochs and a digest of the encoded data and of the
+source of every module that builds the entry (genre.utils.cache.code_digest), so a rerun takes
+seconds and changed code never reads an old entry. `Protocol.fingerprint` is a short digest
+of what the methods see (X_train, y_train, the rejected test individuals and h's
+probabilities on them): two results with one fingerprint ran on the same protocol.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -29,9 +31,9 @@ from genre.core.task import Classifier, RecourseTask, SklearnClassifier
 from genre.data import Dataset, Encoder, load
 from genre.errors import ModelError
 from genre.integrity import MANIFEST, regular_file, verify_manifest, write_manifest
-from genre.utils.cache import cache_dir, report_rebuild
+from genre.utils.cache import cache_dir, cache_entry, code_digest, key_digest, report_rebuild
 
-CACHE_VERSION = "v1"
+CACHE_VERSION = "v1"  # the folder; entries are keyed by a digest of inputs and code
 BALANCED_H = {"adult", "compas"}  # the paper trains h with balanced class weights on these
 
 
@@ -101,6 +103,16 @@ class Protocol:
         fav = X_all[self.gold.predict_proba(X_all) > 0.5]
         return LocalOutlierFactor(n_neighbors=5, novelty=True).fit(fav)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """Short sha256 of X_train, y_train, the rejected test individuals (in order) and h's
+        probabilities on them: equal fingerprints, equal protocols (as the methods see it)."""
+        X = self.X_test[self.rejected_test]
+        p = np.asarray(self.h.predict_proba(X), dtype=np.float64)
+        return key_digest(arrays=(np.asarray(self.X_train, dtype=np.float64),
+                                  np.asarray(self.y_train, dtype=np.int64),
+                                  np.asarray(X, dtype=np.float64), np.round(p, 6)))[:16]
+
     def h_accuracy(self) -> float:
         """Accuracy of h on the re-drawn test labels."""
         return float(np.mean((self.h.predict_proba(self.X_test) > 0.5) == self.y_test))
@@ -114,7 +126,11 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
     encoder = Encoder(dataset.schema).fit(dataset.X_train)
     X_train = encoder.transform(dataset.X_train, source=f"{dataset.name} train")
     X_test = encoder.transform(dataset.X_test, source=f"{dataset.name} test")
-    key = f"{dataset.name}-seed{seed}-h{h_epochs}"
+    y_raw = np.concatenate([dataset.labels(dataset.train), dataset.labels(dataset.test)])
+    digest = key_digest(dataset.name, seed, h_epochs, sorted(BALANCED_H),
+                        code_digest("genre.bench.protocol"),
+                        arrays=(X_train, X_test, np.asarray(y_raw)))
+    key = f"{dataset.name}-seed{seed}-h{h_epochs}-{digest[:16]}"
     where = cache_dir() / f"protocol-{CACHE_VERSION}" / key if use_cache else None
     if where is not None and (where.exists() or where.is_symlink()):
         say(f"loading cached protocol from {where}")
@@ -131,7 +147,7 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
 
     say("fitting the gold model (calibrated random forest on train+test)")
     X_all = np.vstack([X_train, X_test])
-    y_all = np.concatenate([dataset.labels(dataset.train), dataset.labels(dataset.test)])
+    y_all = y_raw
     forest = RandomForestClassifier(random_state=seed, n_jobs=-1)
     gold_model = CalibratedClassifierCV(forest, method="isotonic")
     gold_model.fit(X_all, y_all, sample_weight=compute_sample_weight("balanced", y_all))
@@ -148,10 +164,7 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
     rejected_test = rng.permutation(rejected)
 
     if where is not None:
-        # Write into a temporary sibling and rename: a crash never leaves a half cache.
-        where.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=where.parent, prefix=f".{key}-"))
-        try:
+        with cache_entry(where) as tmp:
             save_sklearn(gold_model, tmp / "gold.skops")
             save_mlp(h, tmp)
             labels = {"y_train": y_train, "y_test": y_test, "rejected_test": rejected_test}
@@ -159,12 +172,6 @@ def build_protocol(name: str | Dataset, seed: int = 0, *, use_cache: bool = True
             (tmp / "done.json").write_text(json.dumps({"dataset": dataset.name, "seed": seed}))
             write_manifest(tmp, [*CACHE_FILES, "done.json"],
                            {"arrays": {k: list(v.shape) for k, v in labels.items()}})
-            if where.is_symlink() or where.is_file():
-                where.unlink()
-            shutil.rmtree(where, ignore_errors=True)
-            tmp.rename(where)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
     return Protocol(dataset, encoder, seed, X_train, X_test, y_train, y_test, gold, h,
                     rejected_test)
 

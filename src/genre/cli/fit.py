@@ -50,6 +50,7 @@ def fit(
 
     from genre.core.presets import genre_for
     from genre.core.student import check_sampler
+    from genre.core.tuning import describe
     from genre.utils.device import resolve_device
 
     try:
@@ -119,6 +120,7 @@ def fit(
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+    console.print(describe(model.tuning_), markup=False, highlight=False)
     student = getattr(model, "student_", None)
     if student is not None:
         slog = student.log

@@ -35,6 +35,7 @@ from genre.core.plausibility import PlausibilityFlag
 from genre.core.saving import load_model, save_model
 from genre.core.student import StudentConfig, distill
 from genre.core.task import Classifier, RecourseTask
+from genre.core.tuning import tune_sampling
 from genre.errors import InputError, ModelError
 from genre.tables.streaming import answer_blocks
 from genre.utils.device import resolve_device
@@ -51,7 +52,8 @@ class GenRe(ParamsMixin, RecourseMethod):
 
     Pair synthesis: lambda_, gamma, k. Model: n_bins, d_model, n_heads, n_enc_layers,
     n_dec_layers, d_ff, dropout. Training: lr, batch_size, max_epochs, patience (epochs
-    without a better validation loss), max_seconds (wall-clock budget), val_frac.
+    without a better validation loss), max_seconds (a wall-clock cap; None, the default: no
+    limit; when it fires, `log_.stopped_by` and the saved train_log say "max_seconds"), val_frac.
     Sampling: temperature (larger = sharper; the paper's 10 gave lower LOF than 2 on all
     three benchmark datasets in our CPU configuration, see benchmarks/results/genre_search_*),
     sigma (Gaussian noise on bin values), best_k,
@@ -60,10 +62,15 @@ class GenRe(ParamsMixin, RecourseMethod):
     such as a length of stay land on values people have), stay_in_bin (a sampled bin that
     holds the factual's value keeps it: no change, no cost). Selection: select ("h": of the
     best_k samples, the one h scores highest, the paper's rule; "effort": the cheapest by
-    the schema's effort among those h accepts).
+    the schema's effort among those h accepts). Tuning: tune ("auto", the default: after
+    fit, temperature in {1, 2, 4, 10} x best_k in {10, 30} is chosen on held-out rejected
+    training rows by h-validity + plausible - effort/D and used for sampling, the record in
+    `tuning_` and config.json, see genre.core.tuning; None: temperature and best_k as given;
+    a model loaded without a tuning record samples with its saved temperature and best_k).
     Sampler: sampler ("autoregressive": the transformer decodes one feature at a time, the
-    paper's; "student": a one-pass sampler distilled from it at fit time, see
-    genre.core.student and GenRe.distill; the same masks and best-of-k selection by h).
+    paper's; "student": a one-pass sampler distilled from it at fit time, after tuning, from
+    the teacher's samples at its tuned temperature, see genre.core.student and
+    GenRe.distill; the same masks and best-of-k selection by h).
     Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
     where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
     sampler draws its random numbers on the CPU, so a seed gives the same samples on either
@@ -76,10 +83,11 @@ class GenRe(ParamsMixin, RecourseMethod):
                  n_bins: int = 50, d_model: int = 32, n_heads: int = 4, n_enc_layers: int = 2,
                  n_dec_layers: int = 2, d_ff: int = 64, dropout: float = 0.1, lr: float = 1e-3,
                  batch_size: int = 512, max_epochs: int = 200, patience: int = 20,
-                 max_seconds: float = 240.0, val_frac: float = 0.1, temperature: float = 2.0,
-                 sigma: float = 0.0, best_k: int = 10, bin_value: str = "data",
-                 stay_in_bin: bool = True, seed: int = 0, threads: int = 1,
-                 progress: bool = True, device: str = "cpu", select: str = "h",
+                 max_seconds: float | None = None, val_frac: float = 0.1,
+                 temperature: float = 2.0, sigma: float = 0.0, best_k: int = 10,
+                 bin_value: str = "data", stay_in_bin: bool = True, seed: int = 0,
+                 threads: int = 1, progress: bool = True, device: str = "cpu",
+                 select: str = "h", tune: str | None = "auto",
                  sampler: str = "autoregressive"):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
@@ -91,7 +99,8 @@ class GenRe(ParamsMixin, RecourseMethod):
         self.temperature, self.sigma, self.best_k = temperature, sigma, best_k
         self.bin_value, self.stay_in_bin = bin_value, stay_in_bin
         self.seed, self.threads, self.progress = seed, threads, progress
-        self.device, self.select, self.sampler = device, select, sampler
+        self.device, self.select, self.tune = device, select, tune
+        self.sampler = sampler
 
     def fit(self, task: RecourseTask) -> GenRe:
         """Learn R(x+|x) on `task` (see genre.core.training).
@@ -104,7 +113,9 @@ class GenRe(ParamsMixin, RecourseMethod):
         Returns
         -------
         GenRe
-            self, with model_, config_, bin_values_, reference_, encoder_, classifier_, log_.
+            self, with model_, config_, bin_values_, reference_, encoder_, classifier_, log_
+            and tuning_ (tune="auto": the sampling settings chosen, see genre.core.tuning;
+            else None).
         """
         self._check_params()
         fitted = training.train(self, task, resolve_device(self.device))
@@ -114,6 +125,8 @@ class GenRe(ParamsMixin, RecourseMethod):
         self.reference_, self.log_ = fitted.reference, fitted.log
         self._on_device = self._lof = None
         self.student_ = None
+        with self.sampling_with("autoregressive"):  # the teacher is tuned, then distilled
+            self.tuning_ = tune_sampling(self, task) if self.tune == "auto" else None
         if self.sampler == "student":
             self.distill(task.X_train)
         return self
@@ -190,7 +203,7 @@ class GenRe(ParamsMixin, RecourseMethod):
         return X
 
     def sample(self, X: np.ndarray, n_samples: int = 1, *, seed: int | None = None,
-               use_cache: bool = True) -> np.ndarray:
+               use_cache: bool = True, temperature: float | None = None) -> np.ndarray:
         """n_samples recourse candidates per row: (N, n_samples, D), on the schema's grid.
 
         Parameters
@@ -203,13 +216,16 @@ class GenRe(ParamsMixin, RecourseMethod):
             Sampling seed (default: the model's seed).
         use_cache : bool
             The fast decoder (True) or the reference one; same samples.
+        temperature : float, optional
+            Default: the tuned one with tune="auto" (see tuning_), else the parameter.
 
         Returns
         -------
         ndarray
             (N, n_samples, D).
         """
-        return sampling.sample(self, self._check_input(X), n_samples, seed, use_cache)
+        return sampling.sample(self, self._check_input(X), n_samples, seed, use_cache,
+                               temperature)
 
     def generate(self, X: np.ndarray, best_k: int | None = None, *,
                  seed: int | None = None) -> np.ndarray:
@@ -235,7 +251,8 @@ class GenRe(ParamsMixin, RecourseMethod):
             (N, D) profiles.
         """
         X = self._check_input(X)
-        return sampling.choose(self, X, self.best_k if best_k is None else best_k, seed)[0]
+        best_k = sampling.setting(self, "best_k") if best_k is None else best_k
+        return sampling.choose(self, X, best_k, seed)[0]
 
     def options(self, X: np.ndarray, k: int = 3, n_samples: int | None = None, *,
                 seed: int | None = None) -> Options:
@@ -261,7 +278,8 @@ class GenRe(ParamsMixin, RecourseMethod):
         -------
         Options
         """
-        n_samples = max(self.best_k, 10 * k) if n_samples is None else n_samples
+        n_samples = max(sampling.setting(self, "best_k"), 10 * k) if n_samples is None \
+            else n_samples
         return sampling.options(self, self._check_input(X), k, n_samples, seed)
 
     def answer(self, X: np.ndarray, options: int = 1, best_k: int | None = None,

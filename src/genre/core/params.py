@@ -77,6 +77,13 @@ def _number(lo: float, hi: float = math.inf, *, lo_open: bool = False, hi_open: 
     return check
 
 
+def _optional(check: Check) -> Check:
+    def optional(v) -> str | None:
+        expected = None if v is None else check(v)
+        return None if expected is None else f"null or {expected}"
+    return optional
+
+
 def _device(v) -> str | None:
     ok = isinstance(v, str) and (v in ("cpu", "cuda", "auto")
                                  or (v.startswith("cuda:") and v[5:].isdigit()))
@@ -105,12 +112,13 @@ PARAM_CHECKS: dict[str, Check] = {
     "n_dec_layers": _integer(1, MAX_LAYERS), "d_ff": _integer(1, MAX_D_FF),
     "dropout": _number(0, 1, hi_open=True), "lr": _number(0, lo_open=True),
     "batch_size": _integer(1), "max_epochs": _integer(1), "patience": _integer(0),
-    "max_seconds": _number(0, infinite=True), "val_frac": _number(0, 1, hi_open=True),
+    "max_seconds": _optional(_number(0, infinite=True)), "val_frac": _number(0, 1, hi_open=True),
     "temperature": _number(0, lo_open=True), "sigma": _number(0),
     "best_k": _integer(1, MAX_BEST_K), "bin_value": _one_of("data", "edge"),
     "stay_in_bin": _one_of(True, False), "seed": _integer(0, SEED_MAX),
     "threads": _integer(1, THREADS_MAX),
     "progress": _one_of(True, False), "device": _device, "select": _one_of("h", "effort"),
+    "tune": _one_of("auto", None),
     "sampler": _one_of(*SAMPLERS),
 }
 

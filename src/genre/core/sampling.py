@@ -88,9 +88,31 @@ def model_on(est, device: torch.device) -> RecourseTransformer:
     return cached[2]
 
 
-def sample(est, X: np.ndarray, n_samples: int, seed: int | None, use_cache: bool = True
-           ) -> np.ndarray:
-    """n_samples candidates per row of X: (N, n_samples, D), on the schema's grid."""
+def setting(est, name: str):
+    """The temperature or best_k sampling uses: with tune="auto", the choice recorded in
+    `tuning_` (genre.core.tuning); else, or when there is no record (a model fitted with
+    tune=None, or saved before tuning existed), the parameter itself.
+
+    Parameters
+    ----------
+    est : GenRe
+        A fitted (or loaded) model.
+    name : str
+        "temperature" or "best_k".
+
+    Returns
+    -------
+    float or int
+    """
+    chosen = getattr(est, "tuning_", None) if est.tune == "auto" else None
+    return chosen[name] if chosen else getattr(est, name)
+
+
+def sample(est, X: np.ndarray, n_samples: int, seed: int | None, use_cache: bool = True,
+           temperature: float | None = None) -> np.ndarray:
+    """n_samples candidates per row of X: (N, n_samples, D), on the schema's grid
+    (temperature None: `setting(est, "temperature")`)."""
+    temperature = setting(est, "temperature") if temperature is None else temperature
     device = resolve_device(est.device)
     enc = est.encoder_
     X = np.asarray(X, dtype=np.float64)
@@ -109,7 +131,7 @@ def sample(est, X: np.ndarray, n_samples: int, seed: int | None, use_cache: bool
         mask = bin_mask(est, torch.as_tensor(X, dtype=torch.float32)).to(device)
         effort = enc.schema_.has_effort
         out = decode(
-            model_on(est, device), xt, temperature=est.temperature, sigma=est.sigma,
+            model_on(est, device), xt, temperature=temperature, sigma=est.sigma,
             bin_mask=mask.repeat_interleave(n_samples, dim=0), fixed=fixed, generator=gen,
             use_cache=use_cache, bin_values=torch.as_tensor(est.bin_values_),
             stay_in_bin=est.stay_in_bin, group=n_samples, max_changes=enc.schema_.max_changes,
@@ -203,12 +225,12 @@ def answer(est, X: np.ndarray, options_k: int = 1, best_k: int | None = None,
     plausible[accepted, 0] = True
     rejected = np.flatnonzero(~accepted)
     if rejected.size and options_k == 1:
-        best, p_best = choose(est, X[rejected], est.best_k if best_k is None else best_k,
-                              seed)
+        best, p_best = choose(est, X[rejected],
+                              setting(est, "best_k") if best_k is None else best_k, seed)
         X_plus[rejected, 0], prob[rejected, 0] = best, p_best
         plausible[rejected, 0] = est.plausibility().predict(best) == 1
     elif rejected.size:
-        n_samples = max(est.best_k, 10 * options_k) if best_k is None else best_k
+        n_samples = max(setting(est, "best_k"), 10 * options_k) if best_k is None else best_k
         opts = options(est, X[rejected], options_k, n_samples, seed)
         X_plus[rejected], prob[rejected] = opts.X_plus, opts.probability
         plausible[rejected] = opts.plausible

@@ -30,6 +30,7 @@ from genre.core.params import integer as _integer
 from genre.core.params import number as _number
 from genre.core.student import STUDENT_JSON, load_student, save_student
 from genre.core.task import Classifier, TorchClassifier
+from genre.core.tuning import check_tuning
 from genre.data.encoder import Encoder
 from genre.data.schema import Schema
 from genre.errors import GenreError, GenreWarning, ModelError
@@ -48,11 +49,13 @@ FORMAT_VERSION = 1
 BIN_VALUES = "genre.bin_values"  # extra tensors stored beside the transformer's weights
 REFERENCE = "genre.reference"
 # Params a model saved by an older genre lacks (GenRe's default applies when loading).
-OPTIONAL_PARAMS = {"device", "select", "sampler"}
+OPTIONAL_PARAMS = {"device", "select", "tune", "sampler"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
-CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log"}
+CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log",
+               "tuning"}
+OPTIONAL_CONFIG_KEYS = {"tuning"}  # absent in models saved before tuning existed
 
 
 def save_model(est, directory: str | Path) -> Path:
@@ -103,6 +106,7 @@ def save_model(est, directory: str | Path) -> Path:
         "encoder": {"lo": est.encoder_.lo_.tolist(), "hi": est.encoder_.hi_.tolist()},
         "train_log": ({k: v for k, v in asdict(est.log_).items() if k != "history"}
                       if hasattr(est, "log_") else meta_log),
+        "tuning": getattr(est, "tuning_", None),
     }
     (directory / "config.json").write_text(json.dumps(meta, indent=2))
     write_manifest(directory, ["config.json", "model.safetensors", *files])
@@ -171,6 +175,7 @@ def load_model(cls: type, directory: str | Path, classifier: Classifier | None =
     schema = check_config(meta, cfg_path)
     est = cls(**meta["params"])
     est.train_log_ = meta["train_log"]
+    est.tuning_ = meta.get("tuning")  # None (saved without tuning): the saved params rule
     est.config_ = TransformerConfig.from_dict(meta["transformer"])
     est.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])
     D, n_bins = est.config_.n_features, est.config_.n_bins
@@ -245,7 +250,7 @@ def check_config(meta, path: Path) -> Schema:
     """
     if not isinstance(meta, dict):
         raise ModelError(f"{path}: expected a JSON object")
-    missing = sorted(CONFIG_KEYS - set(meta))
+    missing = sorted(CONFIG_KEYS - OPTIONAL_CONFIG_KEYS - set(meta))
     unknown = sorted(set(meta) - CONFIG_KEYS)
     if missing or unknown:
         raise ModelError(f"{path}: " + "; ".join(
@@ -265,6 +270,7 @@ def check_config(meta, path: Path) -> Schema:
     if log is not None and (not isinstance(log, dict) or _number(0, infinite=True)(
             log.get("seconds", 0)) is not None):
         raise ModelError(f"{path}: train_log must be a mapping (with seconds a number) or null")
+    check_tuning(meta.get("tuning"), f"{path}: tuning")
     try:
         schema = Schema.from_dict(meta["schema"], source=f"{path}: schema")
     except (GenreError, TypeError, ValueError) as exc:

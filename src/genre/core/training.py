@@ -41,6 +41,7 @@ class TrainLog:
     n_train_pairs: int
     n_val_pairs: int
     history: list  # (epoch, train_loss, val_loss, seconds)
+    stopped_by: str = "max_epochs"  # or "patience", or "max_seconds" (a wall-clock cap fired)
 
 
 @dataclass
@@ -123,6 +124,7 @@ def train(p, task: RecourseTask, device: torch.device) -> Trained:
     opt = torch.optim.Adam(model.parameters(), lr=p.lr)
     gen = torch.Generator().manual_seed(p.seed)
     best_state, best_val, best_epoch, history = None, math.inf, 0, []
+    stopped_by = "max_epochs"
     start = time.perf_counter()
     # disable=None: a bar on a terminal, silence in logs and CI.
     bar = tqdm(range(1, p.max_epochs + 1), desc="GenRe", unit="epoch", leave=False,
@@ -148,7 +150,10 @@ def train(p, task: RecourseTask, device: torch.device) -> Trained:
                 best_val, best_epoch = val_loss, epoch
                 best_state = copy.deepcopy(model.state_dict())
             bar.set_postfix(train=f"{train_loss:.3f}", val=f"{val_loss:.3f}", best=best_epoch)
-            stop = epoch - best_epoch >= p.patience or elapsed > p.max_seconds
+            stopped_by = ("patience" if epoch - best_epoch >= p.patience else
+                          "max_seconds" if p.max_seconds is not None
+                          and elapsed > p.max_seconds else "max_epochs")
+            stop = stopped_by != "max_epochs"
             if p.progress and bar.disable and (epoch % LOG_EVERY == 0 or stop
                                                or epoch == p.max_epochs):
                 log.info("GenRe epoch %d/%d: train loss %.3f, validation loss %.3f (best "
@@ -157,12 +162,15 @@ def train(p, task: RecourseTask, device: torch.device) -> Trained:
             if stop:
                 break
     bar.close()
+    if stopped_by == "max_seconds":
+        log.warning("GenRe: training stopped by max_seconds=%s after %d epochs (best %d)",
+                    p.max_seconds, len(history), best_epoch)
     model.load_state_dict(best_state)
     # Observed favourable rows: the reference the plausibility flag is judged by.
     reference = X[np.asarray(task.y_train) == 1].astype(np.float32)
     return Trained(model.cpu().eval(), config, bin_values, reference,
                    TrainLog(len(history), best_epoch, best_val, time.perf_counter() - start,
-                            len(src), len(v_src), history))
+                            len(src), len(v_src), history, stopped_by))
 
 
 def make_pairs(p, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,

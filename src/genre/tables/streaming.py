@@ -42,18 +42,12 @@ import pandas as pd
 
 from genre.data.schema import RESERVED_ID_COLUMNS
 from genre.errors import InputError
-from genre.io import (
-    atomic_path,
-    check_outputs,
-    check_parquet_types,
-    csv_line_index,
-    read_csv_header,
-)
+from genre.io import atomic_path, check_outputs
 from genre.tables.protocol import Answerer, check_fitted
 from genre.tables.recourse import recourse_table
-from genre.utils.csvrows import CHUNK_BYTES, MAX_ROW_BYTES, scan_csv
 from genre.utils.extras import require
 from genre.utils.limits import CHUNK_MAX, check_int, check_request
+from genre.utils.readers import CsvReader, ParquetReader
 
 SEED_BLOCK = 1000  # rows per recourse_table call, each with its own seed
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -274,8 +268,8 @@ def open_input(model: Answerer, input_path: str | Path, id_column: str | None = 
         (reader, id column or None).
     """
     path = Path(input_path)
-    reader = _ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
-        _CsvReader(path)
+    reader = ParquetReader(path) if path.suffix.lower() in PARQUET_SUFFIXES else \
+        CsvReader(path)
     return reader, check_columns(model, reader.columns, str(path), id_column)
 
 
@@ -397,99 +391,6 @@ def _blocks(chunks: Iterator[pd.DataFrame], size: int) -> Iterator[pd.DataFrame]
         pending = pending.iloc[start:] if start < len(pending) else None
     if pending is not None and len(pending):
         yield pending
-
-
-class _CsvReader:
-    """A CSV read in chunks with read_table's rules: skipinitialspace, line-number labels."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        read_csv_header(path)  # limits, emptiness, duplicates
-        self.layout = scan_csv(path)  # row lengths, line numbers
-        try:  # the names pandas will give the columns (skipinitialspace strips them)
-            self.columns = [str(c) for c in pd.read_csv(path, skipinitialspace=True,
-                                                          nrows=0).columns]
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: cannot parse as CSV ({exc})") from exc
-
-    def total_rows(self) -> int:
-        """Data rows (from the scan)."""
-        return self.layout.rows
-
-    def chunks(self, chunk_size: int) -> Iterator[pd.DataFrame]:
-        row = 0
-        size = self.layout.chunk_rows(chunk_size)  # bounded memory however long the rows
-        try:
-            with pd.read_csv(self.path, skipinitialspace=True, chunksize=size) as reader:
-                for chunk in reader:
-                    exact = row + len(chunk) <= self.layout.rows
-                    chunk.index = csv_line_index(self.layout, row, len(chunk), exact)
-                    row += len(chunk)
-                    yield chunk
-        except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise InputError(f"{self.path}: cannot parse as CSV ({exc})") from exc
-
-    def empty_message(self) -> str:
-        return f"{self.path}: has a header but no data rows"
-
-
-class _ParquetReader:
-    """A Parquet file read a record batch at a time (pyarrow); rows labelled 0, 1, ..."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        if not path.is_file():
-            raise InputError(f"{path}: no such file")
-        pq = require("pyarrow.parquet", "parquet", "reading Parquet")
-        try:
-            self.file = pq.ParquetFile(path)
-        except Exception as exc:  # noqa: BLE001 - pyarrow raises several kinds
-            raise InputError(f"{path}: cannot read as Parquet ({exc})") from exc
-        check_parquet_types(path, self.file.schema_arrow)  # also: limits, duplicates
-        names = list(self.file.schema_arrow.names)
-        meta = self.file.schema_arrow.pandas_metadata or {}
-        stored_index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
-        self.columns = [n for n in names if n not in stored_index]
-        if not self.columns:
-            raise InputError(f"{path}: the file is empty (no columns)")
-        self.row_bytes = self._row_bytes()
-
-    def _row_bytes(self) -> int:
-        """The largest mean row size (uncompressed, from the footer) of any row group;
-        InputError when it is over MAX_ROW_BYTES (a few rows that inflate to gigabytes)."""
-        meta, widest = self.file.metadata, 1
-        for g in range(meta.num_row_groups):
-            group = meta.row_group(g)
-            size = max(group.total_byte_size, 0) // max(group.num_rows, 1)
-            if size > MAX_ROW_BYTES:
-                first = sum(meta.row_group(i).num_rows for i in range(g))
-                raise InputError(f"{self.path}: row group {g} (rows {first} on) holds rows of "
-                                 f"{size:,} bytes on average uncompressed; a row may take at "
-                                 f"most {MAX_ROW_BYTES:,}")
-            widest = max(widest, size)
-        return widest
-
-    def total_rows(self) -> int:
-        return self.file.metadata.num_rows
-
-    def chunks(self, chunk_size: int) -> Iterator[pd.DataFrame]:
-        import pyarrow as pa
-
-        row = 0
-        size = max(1, min(chunk_size, CHUNK_BYTES // self.row_bytes))  # bounded memory
-        try:
-            for batch in self.file.iter_batches(batch_size=size, columns=self.columns):
-                chunk = batch.to_pandas()
-                chunk.index = pd.RangeIndex(row, row + len(chunk))
-                row += len(chunk)
-                yield chunk
-        except (OSError, pa.ArrowException) as exc:
-            raise InputError(f"{self.path}: cannot read as Parquet ({exc})") from exc
-
-    def empty_message(self) -> str:
-        return f"{self.path}: has no data rows"
 
 
 __all__ = ["SEED_BLOCK", "answer_blocks", "block_seed", "check_columns", "stream_recourse"]

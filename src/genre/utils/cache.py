@@ -7,12 +7,15 @@ stderr (`report_rebuild`), never used.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from genre.errors import GenreError
@@ -76,6 +79,101 @@ def folder_size(folder: Path) -> tuple[int, int]:
             size += path.stat().st_size
             files += 1
     return size, files
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of one of genre's modules (None: not a module, e.g. a class)."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        return None
+    return Path(spec.origin)
+
+
+def _imported_modules(path: Path, name: str) -> set[str]:
+    """genre.* modules that `path` (module `name`) imports, at any level (functions too)."""
+    import ast
+
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                base = ".".join(parts[:len(parts) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}  # names may be submodules
+    return {m for m in found if m == "genre" or m.startswith("genre.")}
+
+
+@cache
+def code_digest(*modules: str) -> str:
+    """sha256 over the source of the named modules and every genre module they import.
+
+    The closure follows `import genre...` statements anywhere in the files (inside functions
+    too), so a cache entry keyed by ``code_digest("genre.bench.protocol")`` changes whenever
+    any code that builds it changes, wherever that code moves.
+
+    Parameters
+    ----------
+    modules : str
+        Dotted module names, e.g. "genre.bench.protocol".
+
+    Returns
+    -------
+    str
+        The hex digest (64 characters).
+    """
+    seen: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        path = _module_file(name)
+        if path is None:
+            if name in modules:
+                raise ValueError(f"code_digest: {name!r} is not a Python module")
+            continue
+        seen[name] = path
+        todo += sorted(_imported_modules(path, name) - set(seen))
+    digest = hashlib.sha256()
+    for name in sorted(seen):
+        digest.update(f"{name}\n".encode())
+        digest.update(seen[name].read_bytes())
+    return digest.hexdigest()
+
+
+def key_digest(*parts: object, arrays: tuple = ()) -> str:
+    """sha256 of JSON-able parts (sort_keys) and arrays (dtype, shape and bytes).
+
+    Parameters
+    ----------
+    parts : object
+        JSON-able values (str() for anything else).
+    arrays : tuple of numpy.ndarray
+        Arrays hashed with their dtype and shape.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
+    import numpy as np
+
+    digest = hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode())
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        digest.update(f"{a.dtype.str}{a.shape}".encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 @contextmanager
