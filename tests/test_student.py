@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from genre.bench.metrics import Violations, violations
 from genre.core.estimator import GenRe
-from genre.core.student import StudentConfig, _cap_changes
+from genre.core.student import StudentConfig, cap_changes
 from genre.core.task import RecourseTask
 from genre.data import Encoder
 from genre.data.datasets import DATASETS, load
@@ -107,11 +107,11 @@ def test_cap_keeps_the_most_confident_changes():
     x = torch.zeros(1, 2, 4, dtype=torch.float64)
     value = torch.tensor([[[0.1, 0.2, 0.3, 0.0], [0.0, 0.5, 0.0, 0.0]]], dtype=torch.float64)
     p_stay = torch.tensor([[[0.5, 0.1, 0.9, 0.0], [0.2, 0.3, 0.2, 0.2]]])
-    out = _cap_changes(value, x, p_stay, 2)
+    out = cap_changes(value, x, p_stay, 2)
     # Row 0 changes 3 features: the two with the lowest stay probability stay changed.
     assert out[0, 0].tolist() == [0.1, 0.2, 0.0, 0.0]
     assert out[0, 1].tolist() == [0.0, 0.5, 0.0, 0.0]  # within the cap: untouched
-    assert (_cap_changes(value, x, p_stay, 0) == 0).all()
+    assert (cap_changes(value, x, p_stay, 0) == 0).all()
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +250,22 @@ def test_cli_fit_with_the_student_sampler(tmp_path, monkeypatch):
                                    "--out", str(tmp_path / "m2"), "--sampler", "fast"])
     assert bad.exit_code == 2 and "sampler must be one of" in bad.output
     assert not (tmp_path / "m2").exists()
+
+
+def test_distillation_length_is_set_by_epochs_and_uses_the_tuned_temperature():
+    """No wall-clock cap by default; a cap the user sets is recorded when it fires; the
+    teacher's samples are drawn at the temperature tune="auto" chose."""
+    assert StudentConfig().max_seconds is None
+    assert StudentConfig.from_dict(StudentConfig().to_dict()).max_seconds is None
+    task = _bundled_task("compas")
+    model = GenRe(gamma=task.gamma, **TINY_GENRE).fit(task)
+    model.tuning_ = model.tuning_ | {"temperature": 7.5}  # a choice no parameter holds
+    log = model.distill(task.X_train, TINY_STUDENT).student_.log
+    assert log["epochs"] == TINY_STUDENT.epochs and log["stopped_by"] == "epochs"
+    assert log["teacher_temperature"] == 7.5
+    capped = replace(TINY_STUDENT, epochs=50, patience=50, max_seconds=0.0)
+    log = model.distill(task.X_train, capped).student_.log
+    assert log["epochs"] == 1 and log["stopped_by"] == "max_seconds"
+    model.set_params(tune=None)
+    assert model.distill(task.X_train, TINY_STUDENT).student_.log["teacher_temperature"] == (
+        model.temperature)
