@@ -269,3 +269,31 @@ def test_distillation_length_is_set_by_epochs_and_uses_the_tuned_temperature():
     model.set_params(tune=None)
     assert model.distill(task.X_train, TINY_STUDENT).student_.log["teacher_temperature"] == (
         model.temperature)
+
+
+def test_genre_student_row_in_the_table(compas, private_cache, tmp_path):
+    """The genre-student cell: the "genre" row's cached teacher and its student; the cell key
+    holds the teacher's parameters and the student's config (another config: run again)."""
+    from genre.bench import cells
+    from genre.bench.benchmark import run_benchmark
+    from genre.bench.student import QUICK_STUDENT
+
+    def run(params=None):
+        return run_benchmark(["compas"], ["genre", "genre-student"], n=5, out=tmp_path,
+                             quick=True, progress=False, params=params, seeds=[0])
+
+    table = run()
+    assert list(table.method) == ["genre", "genre-student"]
+    assert (table.error == "").all() and table.score.notna().all()
+    path = cells.cell_path(tmp_path, "compas", "genre-student", 0)
+    cell = json.loads(path.read_text())
+    key = cell["key"]["params"]
+    assert key["student"]["epochs"] == QUICK_STUDENT["epochs"] and key["student"]["seed"] == 0
+    genre_key = json.loads(cells.cell_path(tmp_path, "compas", "genre", 0).read_text())["key"]
+    assert key["teacher"] == genre_key["params"]  # the same teacher as the genre row
+    assert cell["row"]["cached_fit"] is False and cell["tuning"] is not None
+    before = path.stat().st_mtime_ns
+    run()  # the same key: skipped
+    assert path.stat().st_mtime_ns == before
+    run({"genre-student": {"n_components": 2}})
+    assert json.loads(path.read_text())["key"]["params"]["student"]["n_components"] == 2
