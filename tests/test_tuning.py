@@ -28,9 +28,9 @@ def test_the_choice_is_the_best_of_the_grid(tuned):
     best = max(grid, key=lambda r: r["score"])
     assert (record["temperature"], record["best_k"]) == (best["temperature"], best["best_k"])
     for r in grid:
-        assert r["score"] == pytest.approx(r["validity"] + r["plausible"] - r["effort"] / 7,
+        assert r["score"] == pytest.approx(r["validity"] + r["inlier"] - r["effort"] / 7,
                                            abs=1e-5)
-        assert 0 <= r["validity"] <= 1 and 0 <= r["plausible"] <= 1 and r["effort"] >= 0
+        assert 0 <= r["validity"] <= 1 and 0 <= r["inlier"] <= 1 and r["effort"] >= 0
     assert 20 <= record["n_rows"] <= 200
     # Sampling uses the choice; the parameters are left as the user gave them.
     assert (tuned.temperature, tuned.best_k) == (3.0, 7)

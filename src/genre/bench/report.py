@@ -125,7 +125,8 @@ def _tuning_notes(methods: list[str]) -> list[str]:
     if "genre" in methods:
         notes.append('- genre: its sampling settings (temperature x best_k, 8 settings) '
                      'chosen after fitting by GenRe itself (tune="auto": h-validity + '
-                     'plausible - effort/D on held-out rejected training rows; no gold model, '
+                     'inlier - effort/D on held-out rejected training rows, inliers by a '
+                     'local outlier factor of the favourable training rows; no gold model, '
                      'no test rows)')
     tuned = [m for m in methods if m.endswith("-tuned")]
     if tuned:

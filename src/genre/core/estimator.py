@@ -64,7 +64,7 @@ class GenRe(ParamsMixin, RecourseMethod):
     best_k samples, the one h scores highest, the paper's rule; "effort": the cheapest by
     the schema's effort among those h accepts). Tuning: tune ("auto", the default: after
     fit, temperature in {1, 2, 4, 10} x best_k in {10, 30} is chosen on held-out rejected
-    training rows by h-validity + plausible - effort/D and used for sampling, the record in
+    training rows by h-validity + inlier - effort/D and used for sampling, the record in
     `tuning_` and config.json, see genre.core.tuning; None: temperature and best_k as given;
     a model loaded without a tuning record samples with its saved temperature and best_k).
     Sampler: sampler ("autoregressive": the transformer decodes one feature at a time, the
