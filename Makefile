@@ -3,6 +3,7 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 
 .PHONY: demo test lint clean
 
@@ -11,14 +12,26 @@ $(BIN)/python:
 
 # The package asks for torch>=2.2; installing the local CPU wheel first keeps pip from
 # fetching a multi-GB CUDA build (an installed torch that satisfies the range is kept).
+# `make test` installs every extra; `make demo` only what the demo runs: the core (torch,
+# scikit-learn, pandas, ...) and DEMO_EXTRAS (none by default: no Ray, no dice-ml and the
+# xgboost/NCCL it pulls in, no matplotlib, no onnxruntime, no pyarrow, no FastAPI).
 EXTRAS ?= dev,onnx,parquet,bench,serve,ray
-$(STAMP): pyproject.toml | $(BIN)/python
+DEMO_EXTRAS ?=
+define install
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "torch==2.13.0"
-	$(BIN)/pip install --quiet -e ".[$(EXTRAS)]"
-	touch $(STAMP)
+	$(BIN)/pip install --quiet -e ".$(if $(1),[$(1)])"
+endef
 
-demo: $(STAMP)
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(call install,$(EXTRAS))
+	touch $(STAMP) $(DEMO_STAMP)
+
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	$(call install,$(DEMO_EXTRAS))
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	$(BIN)/genre demo
 
 test: $(STAMP)

@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cpus", type=int, default=2, help="CPUs given to the local Ray")
     ap.add_argument("--out", type=Path, default=Path("benchmarks/results/ray/results.md"))
     ap.add_argument("--note", default="", help="a line about the machine's state")
+    ap.add_argument("--loaded", type=float, default=1.5,
+                    help="a run starting above this 1-minute load average is marked loaded")
     args = ap.parse_args(argv)
 
     import ray
@@ -95,22 +97,26 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "people.parquet"
         table.to_parquet(src, index=False)
-        t0 = time.perf_counter()
+        load_single = os.getloadavg()[0]
+        t0, c0 = time.perf_counter(), time.process_time()
         stream_recourse(model, src, Path(tmp) / "single.csv", seed=0, progress=False)
-        single = time.perf_counter() - t0
+        single, single_cpu = time.perf_counter() - t0, time.process_time() - c0
+        load_single = (load_single, os.getloadavg()[0])
         print(f"single process: {single:.1f} s", flush=True)
         ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False,
                  logging_level="error")
         ray.data.DataContext.get_current().enable_progress_bars = False
         try:
             for workers in args.workers:
+                before = os.getloadavg()[0]
                 with ActorUsage() as mem:
                     t0 = time.perf_counter()
                     out = recourse_dataset(ray.data.read_parquet(str(src)), args.model,
                                            seed=0, workers=workers).materialize()
                     seconds = time.perf_counter() - t0
                 assert out.count() == args.rows
-                rows.append((workers, seconds, mem.peak, mem.cpu_seconds))
+                rows.append((workers, seconds, mem.peak, mem.cpu_seconds,
+                             (before, os.getloadavg()[0])))
                 print(f"{workers} actor(s): {seconds:.1f} s, peak actor RSS "
                       f"{mem.peak / 2**20:.0f} MiB, actors' CPU {mem.cpu_seconds:.0f} s",
                       flush=True)
@@ -126,19 +132,30 @@ def main(argv: list[str] | None = None) -> None:
              f"unchanged), one Parquet file. Model: GenRe fitted on {args.dataset} "
              f"(`genre fit --fast`), options 1, seed 0. Ray: a local instance with "
              f"{args.cpus} CPUs, one CPU per actor; times include reading, numbering the rows, "
-             "actor start-up and model loads.", "",
-             "| run | seconds | rows/s | speed-up vs 1 actor | peak RSS per actor | actors' CPU "
-             "s | rows per actor CPU s |", "|---|---|---|---|---|---|---|",
+             "actor start-up and model loads. CPU ms per row: the CPU the run's processes used "
+             "(the single process's own; the actors' for Ray) per answered row, which unlike "
+             "wall time does not depend on what else the machine runs. load before/after: "
+             f"the 1-minute load average; a run that started above {args.loaded:g} is "
+             "marked loaded (its wall-time figures are a lower bound).", "",
+             "| run | seconds | rows/s | speed-up vs 1 actor | peak RSS per actor | CPU s "
+             "| CPU ms per row | load before | load after |",
+             "|---|---|---|---|---|---|---|---|---|",
              f"| single process (`genre recourse`) | {single:.1f} | {args.rows / single:,.0f} "
-             "| | | | |"]
-    one = {w: s for w, s, _, _ in rows}.get(1)
-    for workers, seconds, peak, cpu in rows:
+             f"| | | {single_cpu:.1f} | {1000 * single_cpu / args.rows:.2f} | "
+             f"{_load(load_single[0], args.loaded)} | {load_single[1]:.2f} |"]
+    one = {w: s for w, s, _, _, _ in rows}.get(1)
+    for workers, seconds, peak, cpu, (before, after) in rows:
         lines.append(f"| Ray, {workers} actor{'s' if workers > 1 else ''} | {seconds:.1f} | "
                      f"{args.rows / seconds:,.0f} | "
                      f"{f'{one / seconds:.2f}' if one else ''} | {peak / 2**20:,.0f} MiB | "
-                     f"{cpu:.0f} | {args.rows / cpu:,.0f} |")
+                     f"{cpu:.1f} | {1000 * cpu / args.rows:.2f} | "
+                     f"{_load(before, args.loaded)} | {after:.2f} |")
     write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}")
+
+
+def _load(value: float, loaded: float) -> str:
+    return f"{value:.2f}" + (" (loaded)" if value > loaded else "")
 
 
 if __name__ == "__main__":

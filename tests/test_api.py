@@ -85,7 +85,8 @@ def test_fit_pipeline_save_load_recourse_identical(fitted, tmp_path):
     people = df.drop(columns="approved").iloc[:40]
     result = model.recourse(people, seed=3)
     assert list(result.columns) == ["person", "applicant_id", "age", "income", "job",
-                                    "h_probability", "cost", "plausible", "status"]
+                                    "h_probability", "effort", "cost", "plausible",
+                                    "status"]
     assert result["person"].tolist() == list(range(40))
     assert (result["applicant_id"] == people["applicant_id"].to_numpy()).all()
     assert set(result["status"]) <= {"recourse", "none found", "already accepted"}

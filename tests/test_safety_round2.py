@@ -33,7 +33,8 @@ from genre.errors import InputError, OutputError
 from genre.integrity import MANIFEST, write_manifest
 from genre.io import atomic_dir, clean_leftovers
 from genre.tables.recourse import CHANGE_COLUMNS, META_COLUMNS
-from genre.tables.streaming import FORMULA_PREFIXES, stream_recourse
+from genre.tables.streaming import stream_recourse
+from genre.tables.writers import FORMULA_PREFIXES
 from genre.utils.csvrows import CHUNK_BYTES, scan_csv
 from genre.utils.limits import check_request
 from test_safety_writers import SCHEMA, TINY, people, recourse_args, refused
@@ -434,7 +435,7 @@ def test_a_full_disk_while_saving_is_one_line(work, monkeypatch):
 
 
 def test_formula_cells_are_neutralised_numbers_are_not():
-    from genre.tables.streaming import neutralise_formulas
+    from genre.tables.writers import neutralise_formulas
 
     df = pd.DataFrame({"t": ["\rCR", "=1", "plain", None, 5], "n": [-1, 2, 3, 4, 5]})
     out = neutralise_formulas(df)

@@ -107,11 +107,13 @@ def flatten(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
         for opt in person["options"]:
             rows.append({"person": person["person"], "option": opt["option"],
                          **opt["profile"], "h_probability": opt["h_probability"],
-                         "cost": opt["cost"], "plausible": opt["plausible"],
+                         "effort": opt["effort"], "cost": opt["cost"],
+                         "plausible": opt["plausible"],
                          "status": person["status"]})
             diff += [{"person": person["person"], "option": opt["option"], **c}
                      for c in opt["changes"]]
-    return (pd.DataFrame(rows).astype({"h_probability": float, "cost": float}),
+    return (pd.DataFrame(rows).astype({"h_probability": float, "effort": float,
+                                                 "cost": float}),
             pd.DataFrame(diff, columns=["person", "option", "feature", "from", "to"]))
 
 

@@ -207,16 +207,46 @@ def module_shapes(build: Callable[[], Any]) -> dict[str, tuple[int, ...]]:
     """State-dict shapes of the module `build()` makes, built on the meta device (no memory)."""
     import torch
 
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInit():
         module = build()
     return {k: tuple(v.shape) for k, v in module.state_dict().items()}
 
 
+def _skip_init_mode():
+    """A TorchFunctionMode (thread-local) for building a module on the meta device without
+    the decompositions torch runs there for two calls: nn.init.normal_ (imports
+    torch._dynamo, about 0.9 s of CPU) and linspace (imports sympy, about 0.5 s). Meta
+    tensors hold no values, so normal_ is skipped and linspace becomes an empty tensor of
+    its length."""
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    skipped = {torch.nn.init.normal_, torch.Tensor.normal_}
+
+    class SkipInit(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            tensor = args[0] if args else kwargs.get("tensor")
+            if func in skipped and getattr(tensor, "is_meta", False):
+                return tensor
+            if func is torch.linspace:
+                steps = args[2] if len(args) > 2 else kwargs["steps"]
+                return torch.empty(steps, dtype=kwargs.get("dtype"), device="meta")
+            return func(*args, **kwargs)
+
+    return SkipInit
+
+
+def _SkipInit():  # noqa: N802 - used like a class
+    return _skip_init_mode()()
+
+
 def load_tensors(path: Path, expected: dict[str, tuple[int | None, ...]],
-                 dtype: str = "F32") -> dict:
+                 dtype: str | dict[str, str] = "F32", infinite: Iterable[str] = ()) -> dict:
     """Load a safetensors file whose tensors must be exactly `expected` (name -> shape; a
-    None dimension may take any size), all of `dtype` and finite. The header is checked
-    first, so a file that does not match allocates nothing."""
+    None dimension may take any size), all of `dtype` (or of dtype[name]) and finite (those
+    named in `infinite` may hold +-inf, never NaN). The header is checked first, so a file
+    that does not match allocates nothing."""
     from safetensors.torch import load_file
 
     path = Path(path)
@@ -235,14 +265,18 @@ def load_tensors(path: Path, expected: dict[str, tuple[int | None, ...]],
             want_text = tuple("n" if d is None else d for d in shape)
             raise ModelError(f"{path}: tensor '{name}' has shape {info.shape}; the "
                              f"configuration implies {want_text}")
-        if info.dtype != dtype:
-            raise ModelError(f"{path}: tensor '{name}' is {info.dtype}, expected {dtype}")
+        want = dtype[name] if isinstance(dtype, dict) else dtype
+        if info.dtype != want:
+            raise ModelError(f"{path}: tensor '{name}' is {info.dtype}, expected {want}")
     try:
         tensors = load_file(str(path))
     except Exception as exc:  # safetensors raises its own error type; the header was fine
         raise ModelError(f"{path}: cannot load tensors ({exc})") from None
-    if dtype in _FLOAT_DTYPES:
-        for name, t in tensors.items():
-            if not bool(t.isfinite().all()):
-                raise ModelError(f"{path}: tensor '{name}' holds NaN or infinite values")
+    infinite = set(infinite)
+    for name, t in tensors.items():
+        if header[name].dtype not in _FLOAT_DTYPES:
+            continue
+        if not bool((~t.isnan() if name in infinite else t.isfinite()).all()):
+            raise ModelError(f"{path}: tensor '{name}' holds NaN"
+                             + ("" if name in infinite else " or infinite") + " values")
     return tensors

@@ -1,4 +1,5 @@
-"""Writing that never destroys what it did not make, and reading tables.
+"""Writing that never destroys what it did not make (reading tables: genre.utils.readers,
+re-exported here).
 
 The output-path policy, followed by every command that writes (check_outputs,
 check_model_dir, results_files; atomic_path and atomic_dir check it again as they write):
@@ -57,7 +58,8 @@ MODEL_FORMAT = "genre-recourse/genre"  # config.json's "format", as GenRe.save w
 # What GenRe.save writes: config.json, tensors, h's architecture, a user's classifier file,
 # the manifest. A model directory with a manifest may hold only what it lists (and itself).
 MODEL_FILES = frozenset({"config.json", "model.safetensors", "manifest.json", "h.json",
-                         "h.safetensors", "h.skops", "classifier.skops", "classifier.onnx"})
+                         "h.safetensors", "h_trees.json", "h_trees.safetensors", "h.skops",
+                         "classifier.skops", "classifier.onnx"})
 _CONFIG_LIMIT = 64 << 20  # a config.json beyond this is not one genre wrote
 NAME_MAX = 255  # bytes in one file name (Linux, macOS, Windows)
 PATH_MAX = 4095  # bytes in a whole path (Linux)

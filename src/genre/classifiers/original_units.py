@@ -122,6 +122,13 @@ def load_classifier(path: str | Path, encoder: Encoder) -> OriginalUnitsClassifi
         raise ModelError(f"{path}: no such file")
     if not hasattr(encoder, "schema_"):
         raise ModelError(f"{path}: the encoder must be fitted before loading a classifier")
+    if path.name.lower() == "h.skops" and (path.parent / "config.json").is_file():
+        raise ModelError(f"{path}: this is the classifier h genre saved with the model in "
+                         f"{path.parent}; it takes genre's normalised units, while --classifier "
+                         "takes a model on original units. To answer with that model use "
+                         f"`genre recourse --model {path.parent}`; to refit, leave --classifier "
+                         "out (genre chooses h again) or give your own pipeline on original "
+                         "units")
     probe = _probe_rows(encoder)
     try:
         if ext == ".skops":
@@ -154,8 +161,15 @@ def check_on_probe_rows(clf: OriginalUnitsClassifier, probe: np.ndarray, source:
     except GenreError:
         raise
     except Exception as exc:
+        hint = ""
+        model = getattr(clf, "model", None)
+        if model is not None and hasattr(model, "n_features_in_") and getattr(
+                model, "feature_names_in_", None) is None:
+            hint = ("; it was trained on arrays without column names: a model saved by genre "
+                    "(h.skops, on genre's normalised units) cannot take rows in original "
+                    "units")
         raise ModelError(f"{source}: the model fails on rows in the schema's format "
-                         f"({type(exc).__name__}: {exc})") from exc
+                         f"({type(exc).__name__}: {exc}){hint}") from exc
     if p.shape != (len(probe),) or not np.all((p >= -1e-6) & (p <= 1 + 1e-6)):
         raise ModelError(f"{source}: the model's predict_proba does not return probabilities")
 

@@ -15,6 +15,7 @@ import typer
 from genre import __version__
 from genre.cli import cache as _cache
 from genre.cli import fit as _fit
+from genre.cli import info as _info
 from genre.cli import lab as _lab
 from genre.cli import recourse as _recourse
 from genre.cli import schema as _schema
@@ -42,6 +43,7 @@ def _main(version: Annotated[bool, typer.Option(
 
 app.command()(_fit.fit)
 app.command()(_recourse.recourse)
+app.command()(_info.info)
 app.add_typer(_schema.schema_app, name="schema")
 app.command()(_serve.serve)
 app.add_typer(_cache.cache_app, name="cache")

@@ -7,11 +7,12 @@ from typing import Annotated
 
 import typer
 
-from genre.cli.common import Device, console, fail
+from genre.cli.common import Device, console, fail, show_warning
 from genre.data.schema import Schema
-from genre.errors import GenreError
-from genre.io import atomic_dir, check_model_dir, read_table
+from genre.errors import GenreError, GenreWarning
+from genre.io import atomic_dir, check_model_dir
 from genre.utils.limits import check_seed
+from genre.utils.readers import read_table
 
 
 def fit(
@@ -21,8 +22,9 @@ def fit(
                                               "Parquet)")] = None,
     schema: Annotated[Path | None, typer.Option(help="YAML schema for --data")] = None,
     classifier: Annotated[Path | None, typer.Option(
-        help="your classifier on original units (.skops or .onnx); default: train the "
-        "protocol's MLP h on --data")] = None,
+        help="your classifier on original units (.skops or .onnx); default: genre chooses h "
+        "for --data: the protocol's MLP or HistGradientBoosting, by held-out ROC AUC")]
+    = None,
     seed: Annotated[int, typer.Option(help="protocol and training seed")] = 0,
     monotone: Annotated[bool, typer.Option(
         help="bundled data: enforce the dataset's monotone facts (your schema's monotone "
@@ -37,6 +39,10 @@ def fit(
     sampler: Annotated[str, typer.Option(
         help="autoregressive (GenRe's transformer) or student (also distil a one-pass "
         "sampler from it and answer with that; both are saved)")] = "autoregressive",
+    param: Annotated[list[str] | None, typer.Option(
+        "--param", metavar="NAME=VALUE",
+        help="a GenRe hyper-parameter NAME=VALUE (repeatable), e.g. "
+        "max_epochs=400, best_k=30; see the README's list")] = None,
 ) -> None:
     """Fit GenRe and save it to --out: on a bundled dataset (--dataset, with the protocol's
     classifier h) or on your own table (--data with --schema, optionally --classifier).
@@ -45,10 +51,15 @@ def fit(
     wrote; anything else there is refused before any work.
 
     On a terminal a progress bar shows the epoch, train and validation loss, elapsed time
-    and ETA; otherwise one log line per 10 epochs goes to stderr."""
+    and ETA; otherwise one log line per 10 epochs goes to stderr. The classifier report
+    (for a default h) and GenRe's training summary are printed and saved with the model
+    (`genre info DIR` shows them again), with a warning when GenRe's best epoch is its last
+    or fewer than 50 validation pairs judged it."""
     import time
 
+    from genre.core.params import PARAM_CHECKS
     from genre.core.presets import genre_for
+    from genre.core.report import parse_params, training_lines
     from genre.core.student import check_sampler
     from genre.core.tuning import describe
     from genre.utils.device import resolve_device
@@ -57,6 +68,9 @@ def fit(
         check_sampler(sampler)
         check_seed(seed, "--seed")
         resolve_device(device)  # an unusable device fails before the data is read
+        own = {"seed": "--seed", "device": "--device", "progress": "the terminal"}
+        params = parse_params(param, {k: v for k, v in PARAM_CHECKS.items() if k not in own})
+        params.setdefault("sampler", sampler)  # --param sampler=... or --sampler
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
         check_model_dir(out, inputs=(data, schema, classifier), overwrite=overwrite)
@@ -95,7 +109,7 @@ def fit(
 
             try:
                 model = fit_user_table(genre_for("", fast=fast, seed=seed, device=device,
-                                                 sampler=sampler),
+                                                 **params),
                                        table, user_schema, classifier, seed=seed,
                                        source=str(data), on_task=on_task)
             finally:
@@ -104,7 +118,7 @@ def fit(
             t1 = time.perf_counter()
             log_progress()
             model = genre_for(dataset, fast=fast, seed=seed, device=device,
-                              sampler=sampler).fit(task)
+                              **params).fit(task)
         seconds = time.perf_counter() - t1
     except GenreError as exc:
         fail(exc)
@@ -116,10 +130,14 @@ def fit(
         fail(exc)
     except (OSError, SafetensorError) as exc:  # a full disk: safetensors' own error type
         fail(f"{out}: cannot save the model ({getattr(exc, 'strerror', None) or exc})")
+    _, problems = training_lines(model.training_summary(), model.max_epochs)
+    for problem in problems:  # one `warning:` line each (also under a test runner)
+        show_warning(problem, GenreWarning, __file__, 0)
     log = model.log_
     console.print(f"fitted GenRe on {name} in {seconds:.1f} s (data and h: {t1 - t0:.1f} s): "
                   f"{log.epochs} epochs, best validation loss {log.best_val_loss:.3f} at epoch "
-                  f"{log.best_epoch}, {log.n_train_pairs:,} training sources; saved to {out}")
+                  f"{log.best_epoch}, {log.n_train_pairs:,} training sources, "
+                  f"{log.n_val_pairs:,} validation pairs; saved to {out}")
     console.print(describe(model.tuning_), markup=False, highlight=False)
     student = getattr(model, "student_", None)
     if student is not None:
@@ -131,21 +149,15 @@ def fit(
 
 def print_classifier_report(report: dict) -> None:
     """What `genre fit` says about the default h it chose (see usertask.choose_classifier)."""
-    names = {"mlp": "the protocol's MLP", "hgb": "HistGradientBoosting"}
-    if report.get("auc") is None:
-        console.print(f"classifier h: {names[report['kind']]}, trained on all rows (too few "
-                      "rows of one class to hold any out: its accuracy is unknown)")
-        return
-    other = "hgb" if report["kind"] == "mlp" else "mlp"
-    console.print(f"classifier h: {names[report['kind']]}, chosen by held-out ROC AUC "
-                  f"({report['auc']:.3f} vs {report[f'auc_{other}']:.3f} for "
-                  f"{names[other]}) on {report['n_holdout']} held-out rows, then refitted on "
-                  f"all rows; held-out accuracy {report['accuracy']:.3f}, majority-class "
-                  f"baseline {report['majority']:.3f}")
-    if report["accuracy"] <= report["majority"]:
-        console.print("[yellow]warning:[/] h is no more accurate than always answering the "
-                      "majority class; recourse explains this h, so consider giving your own "
-                      "--classifier")
+    from rich.markup import escape
+
+    from genre.core.report import classifier_lines
+
+    lines, problems = classifier_lines(report)
+    for line in lines:
+        console.print(escape(line))
+    for problem in problems:
+        console.print(f"[yellow]warning:[/] {escape(problem)} (--classifier)")
 
 
 def log_progress() -> None:

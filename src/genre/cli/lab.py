@@ -13,6 +13,7 @@ from genre.cli.common import Device, console, fail
 from genre.data import DATASETS, load
 from genre.errors import GenreError
 from genre.io import check_outputs, write_text
+from genre.tables.decision import accepts
 from genre.tables.explain import changes, format_value
 from genre.utils.limits import check_int, check_seed
 from genre.utils.methods import METHOD_NAMES
@@ -133,6 +134,8 @@ def demo(
 
     The demo enforces the dataset's monotone facts (nobody is told to get younger).
     """
+    import numpy as np
+
     from genre.baselines import make_method
     from genre.bench.evaluation import run_method
     from genre.bench.protocol import build_protocol
@@ -151,6 +154,13 @@ def demo(
         rows[name] = report.to_dict() | {"fit_seconds": fit_s}
         if name == "genre":
             X, shown = protocol.individuals(n), X_plus
+    # What h accepts is what counts as recourse: a sample h rejects is shown as none found.
+    ok = accepts(genre_model.classifier_.predict_proba(np.nan_to_num(shown)))
+    ok &= ~np.isnan(shown).any(axis=1)
+    console.print(f"GenRe: h accepts the recourse of {int(ok.sum())} of {len(ok)} rejected "
+                  f"individuals; {len(ok) - int(ok.sum())} have none h accepts (the table's "
+                  "'found' column counts every answer returned)")
+    shown = np.where(ok[:, None], shown, np.nan)
     table = Table(title="recourse for 5 rejected individuals (original units)")
     for col in ("person", "feature", "before", "after"):
         table.add_column(col)

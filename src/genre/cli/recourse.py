@@ -11,6 +11,8 @@ from rich.table import Table
 from genre.cli.common import Device, console, fail
 from genre.errors import GenreError
 from genre.io import check_outputs
+from genre.tables.constraints import Constraints
+from genre.tables.decision import check_min_probability
 from genre.tables.explain import format_value
 from genre.tables.streaming import stream_recourse
 from genre.utils.limits import CHUNK_MAX, WORKERS_MAX, check_int, check_request
@@ -45,6 +47,16 @@ def recourse(
     ray_workers: Annotated[int | None, typer.Option(
         help="Ray actors, each loading the model once (default: one per CPU)")] = None,
     device: Device = "cpu",
+    min_probability: Annotated[float | None, typer.Option(
+        metavar="P", help="a recourse needs at least this probability from h, besides h "
+        "accepting it (a margin, like DiCE's stopping threshold)")] = None,
+    freeze: Annotated[list[str] | None, typer.Option(
+        "--freeze", metavar="FEATURE",
+        help="a feature no recourse may change, for every row (repeatable)")]
+    = None,
+    ranges: Annotated[list[str] | None, typer.Option(
+        "--range", metavar="FEATURE=LO:HI", help="a changed numeric feature must lie in [LO, HI] "
+        "(either end may be empty, e.g. age=:40), for every row (repeatable)")] = None,
     validate_first: Annotated[bool, typer.Option(
         "--validate-first", help="check every row of --input against the schema before "
         "answering any, so a bad row anywhere fails in seconds (one extra read of the file)")]
@@ -65,8 +77,11 @@ def recourse(
 
     With --options 1 (default) each person gets the sample h scores highest (GenRe's rule;
     with a model fitted with select="effort", the cheapest sample h accepts); with
-    --options K, up to K distinct accepted profiles ranked by the schema's cost, distinct
-    sets of changed features first. Every row carries h's probability, the L1 cost in
+    --options K, up to K distinct accepted profiles ranked by the schema's effort (the
+    `effort` column), distinct sets of changed features first. A profile is a recourse
+    only if h accepts it (and gives it at least --min-probability); otherwise more samples
+    are drawn, then the status is 'none found'. --freeze and --range constrain every
+    option by construction. Every row carries h's probability, the L1 cost in
     normalised units and a plausibility flag (distance to the training data's favourable
     rows, its threshold calibrated to flag about 5% of held-out ones). People h already
     accepts come back unchanged with status 'already accepted'. The mean number of
@@ -84,6 +99,8 @@ def recourse(
     from genre.utils.device import resolve_device
 
     try:
+        check_min_probability(min_probability, "--min-probability")
+        constraints = Constraints.from_cli(freeze, ranges)
         seed, best_k, options = check_request(
             seed=seed, best_k=best_k, options=options,
             names={"seed": "--seed", "best_k": "--best-k", "options": "--options"})
@@ -102,7 +119,8 @@ def recourse(
         fail(exc)
     if ray:
         _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, ray_address,
-                         ray_workers, overwrite, id_column, not raw_csv)
+                         ray_workers, overwrite, id_column, not raw_csv, min_probability,
+                         constraints)
         return
     try:
         genre_model = GenRe.load(model).set_params(device=device)
@@ -111,7 +129,8 @@ def recourse(
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size, overwrite=overwrite,
-                                  id_column=id_column, validate_first=validate_first,
+                                  id_column=id_column, min_probability=min_probability,
+                                  constraints=constraints, validate_first=validate_first,
                                   csv_safe=not raw_csv)
     except GenreError as exc:
         fail(exc)
@@ -128,7 +147,8 @@ def recourse(
 
 
 def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, address,
-                     workers, overwrite, id_column, csv_safe) -> None:
+                     workers, overwrite, id_column, csv_safe, min_probability,
+                     constraints) -> None:
     if changes_path is not None:
         fail(GenreError("--changes is not available with --ray (the profiles hold every "
                         "feature's recourse value, row for row with the input)"))
@@ -143,7 +163,8 @@ def _recourse_on_ray(model, input, output, options, best_k, seed, changes_path, 
     try:
         summary = recourse_file(model, input, output, options=options, best_k=best_k,
                                 seed=seed, address=address, workers=workers,
-                                overwrite=overwrite, csv_safe=csv_safe)
+                                overwrite=overwrite, csv_safe=csv_safe,
+                                min_probability=min_probability, constraints=constraints)
     except GenreError as exc:
         fail(exc)
     except OSError as exc:

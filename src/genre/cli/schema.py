@@ -13,7 +13,8 @@ from genre.data.encoder import Encoder, target_labels
 from genre.data.schema import Schema
 from genre.data.schema_file import save_schema
 from genre.errors import GenreError
-from genre.io import check_outputs, read_table
+from genre.io import check_outputs
+from genre.utils.readers import read_table
 
 schema_app = typer.Typer(help="Write and check schema files.", no_args_is_help=True)
 

@@ -58,7 +58,8 @@ class NetworkSampler:
                bin_mask: Tensor | None = None, fixed: Tensor | None = None,
                generator: torch.Generator | None = None, use_cache: bool = True,
                bin_values: Tensor | None = None, stay_in_bin: bool = False,
-               group: int = 1, max_changes: int | None = None, stay_radius: int = 0) -> Tensor:
+               group: int = 1, max_changes: int | None = None, stay_radius: int = 0,
+               uniform: Tensor | None = None, noise: Tensor | None = None) -> Tensor:
         """One x+ per row of x, shape (B, D), on x's device.
 
         bin_mask (B, D, n_bins) or (D, n_bins): False bins are forbidden (a feature with no
@@ -75,7 +76,9 @@ class NetworkSampler:
         (bin_cdf, pick_bins), then (sigma > 0) one Gaussian per row; both come from
         `generator` (a CPU generator; None: torch's default) in that order, so the samples
         do not depend on the device, the slicing of rows or the decoding path (up to
-        floating-point round-off in the logits).
+        floating-point round-off in the logits). uniform (D, B) and noise (D, B), when
+        given, are those draws already made (per-record streams, genre.core.seeding) and
+        `generator` is not used.
 
         use_cache=True (the fast path) decodes about SAMPLE_ROWS rows at a time with
         preallocated keys/values and fused per-step arithmetic (FusedDecoder), and does not
@@ -102,14 +105,16 @@ class NetworkSampler:
             value_dtype = (self.bins if bin_values is None else bin_values).dtype
             # Every draw up front, in the reference's order: per step, the uniforms, then
             # the Gaussian noise. Drawn on the CPU: the same samples on every device.
-            uniform = torch.empty(D, B)
-            noise = torch.empty(D, B, dtype=value_dtype) if sigma > 0 else None
-            for j in range(D):
-                uniform[j] = torch.rand(B, generator=generator)
-                if noise is not None:
-                    noise[j] = torch.randn(B, generator=generator, dtype=value_dtype)
+            if uniform is None:
+                uniform = torch.empty(D, B)
+                noise = torch.empty(D, B, dtype=value_dtype) if sigma > 0 else None
+                for j in range(D):
+                    uniform[j] = torch.rand(B, generator=generator)
+                    if noise is not None:
+                        noise[j] = torch.randn(B, generator=generator, dtype=value_dtype)
             uniform = uniform.to(x.device)
-            noise = None if noise is None else noise.to(x.device)
+            noise = (None if noise is None or sigma <= 0
+                     else noise.to(device=x.device, dtype=value_dtype))
             draws = Draws(uniform, noise, sigma, temperature, forbidden, fixed, bin_values,
                           stay_in_bin, max_changes, stay_radius)
             if not use_cache:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ from genre.core.student import StudentConfig, distill
 from genre.core.task import Classifier, RecourseTask
 from genre.core.tuning import tune_sampling
 from genre.errors import InputError, ModelError
+from genre.tables.constraints import Constraints
 from genre.tables.streaming import answer_blocks
 from genre.utils.device import resolve_device
 from genre.utils.limits import check_request
@@ -123,6 +125,8 @@ class GenRe(ParamsMixin, RecourseMethod):
         self.model_ = fitted.model  # kept on the CPU; sampling copies it to the device
         self.encoder_, self.classifier_ = task.encoder, task.classifier
         self.reference_, self.log_ = fitted.reference, fitted.log
+        # The held-out figures of a default h genre chose for a user's table (else None).
+        self.classifier_report_ = getattr(task, "classifier_report", None)
         self._on_device = self._lof = None
         self.student_ = None
         with self.sampling_with("autoregressive"):  # the teacher is tuned, then distilled
@@ -194,6 +198,18 @@ class GenRe(ParamsMixin, RecourseMethod):
         finally:
             self.sampler = before
 
+    def training_summary(self) -> dict | None:
+        """The training log without its per-epoch history (as saved in config.json):
+        epochs, best_epoch, best_val_loss, seconds, n_train_pairs, n_val_pairs.
+
+        Returns
+        -------
+        dict or None
+        """
+        if hasattr(self, "log_"):
+            return {k: v for k, v in asdict(self.log_).items() if k != "history"}
+        return getattr(self, "train_log_", None)
+
     def _check_input(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self)
         X = np.asarray(X)
@@ -225,7 +241,7 @@ class GenRe(ParamsMixin, RecourseMethod):
             (N, n_samples, D).
         """
         return sampling.sample(self, self._check_input(X), n_samples, seed, use_cache,
-                               temperature)
+                               temperature=temperature)
 
     def generate(self, X: np.ndarray, best_k: int | None = None, *,
                  seed: int | None = None) -> np.ndarray:
@@ -283,7 +299,8 @@ class GenRe(ParamsMixin, RecourseMethod):
         return sampling.options(self, self._check_input(X), k, n_samples, seed)
 
     def answer(self, X: np.ndarray, options: int = 1, best_k: int | None = None,
-               seed: int | None = None) -> sampling.Answers:
+               seed: int | None = None, min_probability: float | None = None,
+               constraints=None) -> sampling.Answers:
         """A block of people answered at once (what every table entry point calls):
         profiles, h's probability, effort and plausibility flag; see sampling.answer.
 
@@ -296,17 +313,23 @@ class GenRe(ParamsMixin, RecourseMethod):
         best_k : int, optional
             Samples per person.
         seed : int, optional
-            Sampling seed.
+            Sampling seed (each person draws from a stream keyed by it and their values).
+        min_probability : float, optional
+            A recourse needs at least this probability from h (besides h accepting it).
+        constraints : genre.tables.constraints.Constraints, optional
+            Per-call freeze and ranges.
 
         Returns
         -------
         genre.core.sampling.Answers
         """
-        return sampling.answer(self, self._check_input(X), options, best_k, seed)
+        return sampling.answer(self, self._check_input(X), options, best_k, seed,
+                               min_probability, constraints)
 
     def recourse(self, people: pd.DataFrame, options: int = 1, *, seed: int = 0,
                  best_k: int | None = None, id_column: str | None = None,
-                 sampler: str | None = None) -> pd.DataFrame:
+                 sampler: str | None = None, min_probability: float | None = None,
+                 freeze=None, ranges=None) -> pd.DataFrame:
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
         genre.tables.recourse.recourse_table for the columns; genre.changes for the long view).
@@ -327,20 +350,31 @@ class GenRe(ParamsMixin, RecourseMethod):
             Carried through (default: the schema's id).
         sampler : str, optional
             "autoregressive" or "student" for this call (default: the model's).
+        min_probability : float, optional
+            A profile is a recourse only if h gives it at least this probability.
+        freeze : list of str, optional
+            Features no recourse may change (every row).
+        ranges : dict, optional
+            {feature: (lo, hi)} in original units where a changed numeric feature must lie
+            (None: an open end). Both are enforced while sampling (genre.tables.constraints).
 
         Returns
         -------
         DataFrame
+            A record's answer depends only on the record and the seed (genre.core.seeding).
         """
         check_is_fitted(self)
         seed, best_k, options = check_request(seed=seed, best_k=best_k, options=options)
         if not isinstance(people, pd.DataFrame):
             raise InputError(f"people: expected a pandas DataFrame, got {type(people).__name__}")
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
+        constraints = Constraints.make(freeze, ranges, source="recourse").check(
+            self.encoder_.schema_, source="recourse")
         with self.sampling_with(sampler):
-            results = [r for r, _, _ in answer_blocks(self, [people], options=options,
-                                                       best_k=best_k, seed=seed,
-                                                       source="people", id_column=id_column)]
+            results = [r for r, _, _ in answer_blocks(
+                self, [people], options=options, best_k=best_k, seed=seed, source="people",
+                id_column=id_column, min_probability=min_probability,
+                constraints=constraints)]
         if not results:
             raise InputError("people: no rows")
         result = pd.concat(results, ignore_index=True)

@@ -37,12 +37,15 @@ class PairSampler:
                  lambda_: float = 5.0, k: int = 1000, monotone: np.ndarray | None = None,
                  block_size: int = 1024, *, effort: tuple[np.ndarray, np.ndarray] | None = None,
                  max_changes: int | None = None, extra: np.ndarray | None = None,
-                 extra_owner: np.ndarray | None = None):
+                 extra_owner: np.ndarray | None = None,
+                 moves: list[tuple[int, np.ndarray]] | None = None):
         """effort: (per_unit, per_change) of `Encoder.effort_terms`; None = plain L1.
         max_changes: targets changing more features than this are infeasible.
         extra (m, D), extra_owner (m,): targets offered only to source row extra_owner[i]
         (besides its K nearest); they are indexed len(X_tgt) + i in `neighbours_` and
-        `sample`, and must be feasible for their owner (they are not checked)."""
+        `sample`, and must be feasible for their owner (they are not checked).
+        moves: [(j, table)] for categorical features with never/allowed rules: table[a, b]
+        says whether category a may move to b (codes = normalised value * (n - 1))."""
         X_src, X_tgt = np.asarray(X_src, dtype=np.float64), np.asarray(X_tgt, dtype=np.float64)
         D = X_src.shape[1]
         if X_src.ndim != 2 or X_tgt.ndim != 2 or X_tgt.shape[1] != D:
@@ -56,6 +59,7 @@ class PairSampler:
                          else np.asarray(monotone, dtype=int).reshape(D))
         self.lambda_, self.k, self.block_size = float(lambda_), int(k), int(block_size)
         self.effort, self.max_changes = effort, max_changes
+        self.moves = list(moves or ())
         own, n_own = _by_owner(extra_owner, len(X_src))
         extra_t = None if extra is None else torch.from_numpy(np.asarray(extra, np.float64))
 
@@ -126,6 +130,11 @@ class PairSampler:
             ok &= tgt[None, :, j] >= src[:, j, None] - TOL
         for j in np.flatnonzero(self.immutable | (self.monotone < 0)):
             ok &= tgt[None, :, j] <= src[:, j, None] + TOL
+        for j, table in self.moves:  # the schema's never/allowed category rules
+            n = len(table)
+            def code(v, n=n):
+                return (v * max(n - 1, 1)).round().clamp(0, n - 1).long()
+            ok &= torch.from_numpy(table)[code(src[:, j])][:, code(tgt[:, j])]
         return ok
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:

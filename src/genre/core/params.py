@@ -10,8 +10,7 @@ from __future__ import annotations
 import inspect
 import math
 from collections.abc import Callable
-
-from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+from functools import cache
 
 from genre.errors import InputError, ModelError
 from genre.utils.limits import BEST_K_MAX, SEED_MAX, THREADS_MAX
@@ -19,9 +18,25 @@ from genre.utils.limits import BEST_K_MAX, SEED_MAX, THREADS_MAX
 Check = Callable[[object], "str | None"]  # None when the value is fine, else what was expected
 
 
-class NotFittedError(ModelError, SklearnNotFittedError):
-    """A GenRe model used before fit or load (a genre ModelError and scikit-learn's
-    NotFittedError alike)."""
+@cache
+def _not_fitted_error() -> type:
+    """NotFittedError, made on first use: it subclasses scikit-learn's, and importing
+    scikit-learn costs about a second of CPU that loading and answering with a saved model
+    does not otherwise spend (benchmarks/results/serve/cold_start.md)."""
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    class NotFittedError(ModelError, SklearnNotFittedError):
+        """A GenRe model used before fit or load (a genre ModelError and scikit-learn's
+        NotFittedError alike)."""
+
+    NotFittedError.__module__ = __name__
+    return NotFittedError
+
+
+def __getattr__(name: str):
+    if name == "NotFittedError":  # genre.core.params.NotFittedError (PEP 562)
+        return _not_fitted_error()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_is_fitted(estimator, attribute: str = "model_") -> None:
@@ -39,7 +54,7 @@ def check_is_fitted(estimator, attribute: str = "model_") -> None:
     None
     """
     if not hasattr(estimator, attribute):
-        raise NotFittedError(f"{type(estimator).__name__} is not fitted: call fit(task), "
+        raise _not_fitted_error()(f"{type(estimator).__name__} is not fitted: call fit(task), "
                              "genre.fit(...) or genre.load(dir) first")
 
 

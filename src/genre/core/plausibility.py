@@ -20,8 +20,8 @@ class PlausibilityFlag:
     """Distance to the nearest favourable rows, with a threshold calibrated on held-out ones.
 
     Hyper-parameters: n_neighbors (5), holdout (share of rows held out to calibrate, 0.2),
-    quantile (share of held-out rows the threshold flags, 0.05), seed. After fit: nn_ (the
-    neighbour index over the reference rows not held out), threshold_ (a score above it is
+    quantile (share of held-out rows the threshold flags, 0.05), seed. After fit: rest_ (the
+    reference rows not held out, searched exhaustively), threshold_ (a score above it is
     implausible), n_holdout_. With fewer than 10 reference rows nothing is held out and the
     threshold is the largest score among the reference rows themselves (leave-one-out).
     """
@@ -32,8 +32,6 @@ class PlausibilityFlag:
             n_neighbors, holdout, quantile, seed)
 
     def fit(self, reference: np.ndarray) -> PlausibilityFlag:
-        from sklearn.neighbors import NearestNeighbors
-
         reference = np.asarray(reference, dtype=float)
         if len(reference) < 2:
             raise ValueError("the plausibility flag needs at least 2 reference rows")
@@ -42,19 +40,39 @@ class PlausibilityFlag:
         perm = rng.permutation(len(reference))
         held, rest = reference[perm[:n_out]], reference[perm[n_out:]]
         self.k_ = max(1, min(self.n_neighbors, len(rest) - 1))
-        self.nn_ = NearestNeighbors(n_neighbors=self.k_).fit(rest)
+        self.rest_ = rest
         self.n_holdout_ = n_out
         if n_out:
             self.threshold_ = float(np.quantile(self.score_samples(held), 1 - self.quantile))
         else:  # each reference row against the others (its own zero distance left out)
-            dist = self.nn_.kneighbors(rest, n_neighbors=self.k_ + 1)[0][:, 1:]
+            dist = nearest_distances(rest, rest, self.k_ + 1)[:, 1:]
             self.threshold_ = float(dist.mean(axis=1).max())
         return self
 
     def score_samples(self, X: np.ndarray) -> np.ndarray:
         """Mean distance to the n_neighbors nearest reference rows (lower = more typical)."""
-        return self.nn_.kneighbors(np.asarray(X, dtype=float), n_neighbors=self.k_)[0].mean(1)
+        return nearest_distances(self.rest_, np.asarray(X, dtype=float), self.k_).mean(1)
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """+1 plausible, -1 implausible (LocalOutlierFactor's convention)."""
         return np.where(self.score_samples(X) <= self.threshold_, 1, -1)
+
+
+CHUNK = 1 << 22  # query x reference distances computed at a time (32 MiB of float64)
+
+
+def nearest_distances(reference: np.ndarray, X: np.ndarray, k: int) -> np.ndarray:
+    """(len(X), k): the Euclidean distances of each row of X to its k nearest rows of
+    `reference`, ascending (an exhaustive search in float64, the differences summed
+    directly, as scikit-learn's NearestNeighbors computes them, without importing
+    scikit-learn at load time)."""
+    import torch
+
+    ref = torch.as_tensor(reference, dtype=torch.float64)
+    out = np.empty((len(X), k))
+    step = max(1, CHUNK // max(len(reference), 1))
+    for a in range(0, len(X), step):
+        q = torch.as_tensor(X[a:a + step], dtype=torch.float64)
+        d = torch.cdist(q, ref, compute_mode="donot_use_mm_for_euclid_dist")
+        out[a:a + step] = torch.topk(d, k, dim=1, largest=False, sorted=True).values.numpy()
+    return out

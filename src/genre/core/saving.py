@@ -24,6 +24,8 @@ from genre.classifiers.mlp import (
     save_sklearn,
 )
 from genre.classifiers.original_units import load_classifier
+from genre.classifiers.trees import TreeEnsemble, is_hgb_classifier, load_trees, save_trees
+from genre.classifiers.trees import export as export_trees
 from genre.core.network import RecourseTransformer, TransformerConfig
 from genre.core.params import PARAM_CHECKS, check_is_fitted
 from genre.core.params import integer as _integer
@@ -54,8 +56,9 @@ TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
 CONFIG_KEYS = {"format", "version", "params", "transformer", "schema", "encoder", "train_log",
-               "tuning"}
-OPTIONAL_CONFIG_KEYS = {"tuning"}  # absent in models saved before tuning existed
+               "tuning", "classifier_report"}
+# absent in models saved by an older genre (before tuning, before the classifier report)
+OPTIONAL_CONFIG_KEYS = {"tuning", "classifier_report"}
 
 
 def save_model(est, directory: str | Path) -> Path:
@@ -80,7 +83,12 @@ def save_model(est, directory: str | Path) -> Path:
     if isinstance(est.classifier_, TorchClassifier):
         save_mlp(est.classifier_, directory, stem="h")
         files = ["h.json", "h.safetensors"]
-    elif is_saveable_sklearn(est.classifier_):  # a default h chosen for user data
+    elif isinstance(est.classifier_, TreeEnsemble) or is_hgb_classifier(est.classifier_):
+        # a default h chosen for user data: its trees as arrays (loads without sklearn)
+        arrays = (est.classifier_.arrays if isinstance(est.classifier_, TreeEnsemble)
+                  else export_trees(est.classifier_.model))
+        files = save_trees(arrays, est.config_.n_features, directory)
+    elif is_saveable_sklearn(est.classifier_):  # (one with categorical splits)
         save_sklearn(est.classifier_.model, directory / "h.skops")
         files = ["h.skops"]
     elif source is not None:  # a user's .skops / .onnx file travels with the model
@@ -108,6 +116,9 @@ def save_model(est, directory: str | Path) -> Path:
                       if hasattr(est, "log_") else meta_log),
         "tuning": getattr(est, "tuning_", None),
     }
+    report = getattr(est, "classifier_report_", None)
+    if report is not None:
+        meta["classifier_report"] = report
     (directory / "config.json").write_text(json.dumps(meta, indent=2))
     write_manifest(directory, ["config.json", "model.safetensors", *files])
     return directory
@@ -176,6 +187,7 @@ def load_model(cls: type, directory: str | Path, classifier: Classifier | None =
     est = cls(**meta["params"])
     est.train_log_ = meta["train_log"]
     est.tuning_ = meta.get("tuning")  # None (saved without tuning): the saved params rule
+    est.classifier_report_ = meta.get("classifier_report")
     est.config_ = TransformerConfig.from_dict(meta["transformer"])
     est.encoder_ = Encoder.from_state(schema, meta["encoder"]["lo"], meta["encoder"]["hi"])
     D, n_bins = est.config_.n_features, est.config_.n_bins
@@ -196,7 +208,11 @@ def load_model(cls: type, directory: str | Path, classifier: Classifier | None =
         est.classifier_ = classifier
     elif _saved_file(directory, "h.json", saved):
         est.classifier_ = load_mlp(directory, "h", n_features=D)
-    elif _saved_file(directory, "h.skops", saved):
+    elif _saved_file(directory, "h_trees.json", saved):
+        if not _saved_file(directory, "h_trees.safetensors", saved):
+            raise ModelError(f"{directory}: h_trees.json without h_trees.safetensors")
+        est.classifier_ = load_trees(directory, n_features=D)
+    elif _saved_file(directory, "h.skops", saved):  # saved by an older genre
         est.classifier_ = load_sklearn_h(regular_file(directory / "h.skops"),
                                          n_features=D)
     else:
@@ -271,6 +287,11 @@ def check_config(meta, path: Path) -> Schema:
             log.get("seconds", 0)) is not None):
         raise ModelError(f"{path}: train_log must be a mapping (with seconds a number) or null")
     check_tuning(meta.get("tuning"), f"{path}: tuning")
+    report = meta.get("classifier_report")
+    if report is not None and (not isinstance(report, dict) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str | int | float))
+            for k, v in report.items())):
+        raise ModelError(f"{path}: classifier_report must map names to numbers or text")
     try:
         schema = Schema.from_dict(meta["schema"], source=f"{path}: schema")
     except (GenreError, TypeError, ValueError) as exc:

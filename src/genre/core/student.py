@@ -49,6 +49,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -66,6 +67,7 @@ from genre.core.student_net import (
 )
 from genre.core.student_sampling import Student, cap_changes, load_student, save_student
 from genre.errors import InputError
+from genre.integrity import read_json
 from genre.utils.threads import torch_threads
 
 __all__ = ["STUDENT_FILES", "STUDENT_JSON", "STUDENT_TENSORS", "STUDENT_VERSION", "Student",
@@ -177,6 +179,36 @@ def _nll(net: StudentNet, x: Tensor, bins: Tensor, weight: Tensor) -> float:
     for i in range(0, len(x), 4096):
         total += float(-net.log_likelihood(x[i:i + 4096], bins[i:i + 4096], weight).sum())
     return total / max(bins.shape[0] * bins.shape[1], 1)
+
+
+def sampler_line(sampler: str, student_json: Path | None) -> str:
+    """What `genre info` says about a saved model's sampler (reads student.json only).
+
+    Parameters
+    ----------
+    sampler : str
+        The model's `sampler` parameter.
+    student_json : Path or None
+        Its student.json, if the directory holds one.
+
+    Returns
+    -------
+    str
+    """
+    line = f"sampler: {sampler}"
+    if student_json is None:
+        return line + " (no student saved)"
+    meta = read_json(student_json)
+    log = meta.get("log") if isinstance(meta, dict) else None
+    if not isinstance(log, dict):
+        return line + f"; {student_json.name} holds no training log"
+    parts = [f"{log.get('epochs', '?')} epochs (best {log.get('best_epoch', '?')}, stopped by "
+             f"{log.get('stopped_by', '?')})"]
+    if isinstance(log.get("best_val_nll"), int | float):
+        parts.append(f"held-out NLL {log['best_val_nll']:.3f} per sample")
+    if isinstance(log.get("teacher_temperature"), int | float):
+        parts.append(f"teacher temperature {log['teacher_temperature']:g}")
+    return line + "; student distilled: " + ", ".join(parts)
 
 
 def check_sampler(name) -> str:

@@ -13,6 +13,7 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from genre.core.sampling import bin_mask
+from genre.core.seeding import row_uniforms
 from genre.core.student_net import (
     FORWARD_ROWS,
     STUDENT_FILES,
@@ -26,6 +27,7 @@ from genre.core.student_net import (
 from genre.data.encoder import CHANGE_TOL
 from genre.errors import ModelError
 from genre.integrity import load_tensors, module_shapes, read_json
+from genre.tables.constraints import row_rules
 
 
 class Student:
@@ -42,7 +44,8 @@ class Student:
 
     @torch.no_grad()
     def sample(self, teacher, X: np.ndarray, n_samples: int, generator: torch.Generator,
-               stay_radius: int = 0) -> np.ndarray:
+               stay_radius: int = 0, keys: np.ndarray | None = None, offset: int = 0,
+               constraints=None) -> np.ndarray:
         """(N, n_samples, D) candidates for the rows of X (normalised), obeying the schema
         by construction (see the module docstring).
 
@@ -58,30 +61,53 @@ class Student:
             The source of every random draw (CPU).
         stay_radius : int
             With stay_in_bin, a bin at most this many bins from x's own keeps x's value.
+        keys : ndarray (N,) of uint64, optional
+            Per-record streams (genre.core.seeding.row_keys): a record's samples offset ..
+            offset + n_samples - 1 depend on its key only (not on the other rows); None:
+            `generator` serves the batch.
+        offset : int
+            The first sample's index in each record's stream.
+        constraints : genre.tables.constraints.Constraints, optional
+            Per-call freeze and ranges; with the schema's never/allowed category rules they
+            mask the bins as the teacher's sampler does (genre.tables.constraints.row_rules)
+            and every sample is projected onto what its row allows.
 
         Returns
         -------
         ndarray of shape (N, n_samples, D)
         """
         enc = teacher.encoder_
-        x64 = torch.as_tensor(np.asarray(X, dtype=np.float64))
+        x64 = torch.as_tensor(np.ascontiguousarray(X, dtype=np.float64))
         x32 = x64.float()
         N, D = x64.shape
         n_bins, K = self.net.n_bins, n_samples
         allowed = bin_mask(teacher, x32)  # (N, D, n_bins), an interval of bins per feature
+        rules = row_rules(enc, x64.numpy(), constraints)
+        if rules is not None:  # the teacher's per-row mask: freeze, ranges, never/allowed
+            left = teacher.model_.bins.double().numpy()
+            own = np.clip(np.floor(x64.numpy() * n_bins), 0, n_bins - 1).astype(int)
+            allowed &= torch.from_numpy(rules.bin_mask(left, left + 1.0 / n_bins,
+                                                       teacher.bin_values_, own))
         allowed = allowed | ~allowed.any(dim=-1, keepdim=True)  # the teacher's fallback
         first = allowed.to(torch.uint8).argmax(dim=-1)
         last = n_bins - 1 - allowed.flip(-1).to(torch.uint8).argmax(dim=-1)
         # One forward pass per individual, then per candidate its component's parameters.
         parts = [self.net(x32[i:i + FORWARD_ROWS]) for i in range(0, N, FORWARD_ROWS)]
         log_pi, mu, log_s, stay = (torch.cat(t) for t in zip(*parts, strict=True))
-        comp = torch.multinomial(log_pi.exp(), K, replacement=True, generator=generator)
+        if keys is None:
+            comp = torch.multinomial(log_pi.exp(), K, replacement=True, generator=generator)
+            u_stay = torch.rand(N, K, D, generator=generator)
+            u = torch.rand(N, K, D, generator=generator)
+        else:  # the record's own stream: D logistic draws, D stay draws, one component draw
+            r = torch.from_numpy(row_uniforms(keys, K, 2 * D + 1, offset)).view(2 * D + 1, N, K)
+            u, u_stay = r[:D].permute(1, 2, 0).contiguous(), r[D:2 * D].permute(1, 2, 0)
+            cum = log_pi.exp().cumsum(dim=-1)
+            comp = torch.searchsorted(cum, r[2 * D].contiguous() * cum[:, -1:]).clamp_(
+                max=self.net.n_components - 1)
         pick = comp[:, :, None].expand(N, K, D)
         mu = mu.gather(1, pick)
         s = log_s.gather(1, pick).exp_()
         p_stay = stay.gather(1, pick).sigmoid_()
-        u_stay = torch.rand(N, K, D, generator=generator)
-        u = torch.rand(N, K, D, generator=generator)
         # Truncated logistic on the allowed bins [first, last] (edge bins open-ended):
         # u moved into [F(lower edge), F(upper edge)], then the logistic's inverse CDF.
         lo_edge = torch.where(first == 0, -math.inf, first.float() / n_bins)[:, None]
@@ -91,6 +117,8 @@ class Student:
         q = u.mul_(c_hi.sub_(c_lo)).add_(c_lo).clamp_(1e-7, 1 - 1e-7)
         v = q.logit_().mul_(s).add_(mu).mul_(n_bins).floor_()
         b = torch.minimum(torch.maximum(v.long(), first[:, None]), last[:, None])
+        if rules is not None:  # allowed bins need not be an interval: the nearest allowed
+            b = _nearest_allowed(b, allowed)
         own = self.net.own_bins(x32)[:, None, :]
         stays = u_stay < p_stay
         if teacher.stay_in_bin:  # a stay, or a bin that keeps x's value, is x itself
@@ -98,7 +126,7 @@ class Student:
         else:  # a stay is x's own bin, decoded like any bin
             b = torch.where(stays, own, b)
             keep_x = torch.zeros_like(stays)
-        keep_x |= torch.as_tensor(enc.immutable_mask)
+        keep_x |= torch.as_tensor(enc.immutable_mask if rules is None else rules.fixed[:, None])
         table = self.decoded_values(teacher)  # (D, n_bins)
         xr = x64[:, None, :].expand(N, K, D)
         value = torch.where(keep_x, xr, table[torch.arange(D), b])
@@ -112,7 +140,26 @@ class Student:
         cap = enc.schema_.max_changes
         if cap is not None:
             value = cap_changes(value, xr, p_stay, cap)
+        if rules is not None:
+            flat = rules.repeat(K).project(value.reshape(N * K, D).numpy(),
+                                           xr.reshape(N * K, D).numpy(), enc)
+            return flat.reshape(N, K, D)
         return value.numpy()
+
+
+def _nearest_allowed(b: Tensor, allowed: Tensor) -> Tensor:
+    """b (N, K, D) with each bin its row does not allow (allowed (N, D, n_bins)) replaced by
+    the nearest allowed one."""
+    N, K, D = b.shape
+    ok = allowed[:, None].expand(N, K, D, allowed.shape[-1]).gather(-1, b[..., None])[..., 0]
+    if bool(ok.all()):
+        return b
+    i, k, j = (~ok).nonzero(as_tuple=True)
+    rows = allowed[i, j]  # (bad, n_bins)
+    dist = (torch.arange(rows.shape[-1])[None] - b[i, k, j][:, None]).abs().float()
+    b = b.clone()
+    b[i, k, j] = dist.masked_fill(~rows, float("inf")).argmin(dim=-1)
+    return b
 
 
 def cap_changes(value: Tensor, xr: Tensor, p_stay: Tensor, cap: int) -> Tensor:

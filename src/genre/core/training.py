@@ -23,6 +23,7 @@ from genre.core.network import RecourseTransformer, TransformerConfig
 from genre.core.pairs import PairSampler, sparse_targets, split_holdout
 from genre.core.task import RecourseTask
 from genre.errors import InputError
+from genre.tables.constraints import category_moves
 from genre.utils.threads import torch_threads
 
 LOG_EVERY = 10  # without a terminal (no progress bar), fit logs one line per LOG_EVERY epochs
@@ -179,12 +180,13 @@ def make_pairs(p, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
     targets, then any sparse targets). Without effort keys: the paper's L1 pairs."""
     enc = task.encoder
     schema = enc.schema_
+    moves = category_moves(enc)  # the schema's never/allowed rules
     if not schema.has_effort:
         return PairSampler(sources, targets, enc.immutable_mask, p.lambda_, p.k,
-                           enc.monotone), targets
+                           enc.monotone, moves=moves), targets
     effort = enc.effort_terms()
     near = PairSampler(sources, targets, enc.immutable_mask, p.lambda_,
-                       SPARSE_NEIGHBOURS, enc.monotone, effort=effort)
+                       SPARSE_NEIGHBOURS, enc.monotone, effort=effort, moves=moves)
     neighbours = np.full((len(sources), near.neighbours_.shape[1]), -1, dtype=np.int64)
     neighbours[near.source_index_] = near.neighbours_
     cap = schema.max_changes or SPARSE_DEFAULT_CHANGES
@@ -193,7 +195,7 @@ def make_pairs(p, task: RecourseTask, sources: np.ndarray, targets: np.ndarray,
         lambda Z: task.classifier.predict_proba(Z) > p.gamma, cap, SPARSE_COPIES, rng)
     pairs = PairSampler(sources, targets, enc.immutable_mask, p.lambda_, p.k,
                         enc.monotone, effort=effort, max_changes=schema.max_changes,
-                        extra=extra, extra_owner=owner)
+                        extra=extra, extra_owner=owner, moves=moves)
     return pairs, np.vstack([targets, extra])
 
 

@@ -9,6 +9,7 @@ schema: immutable/monotone masks, the valid grid of each feature, and `project`.
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from dataclasses import replace
 from decimal import Decimal
@@ -18,7 +19,8 @@ import pandas as pd
 
 from genre.data.feature import FLOAT32_MAX, Feature, category_key, python_scalar, sort_key
 from genre.data.schema import Schema
-from genre.errors import InputError, value_repr
+from genre.errors import GenreWarning, InputError, value_repr
+from genre.utils.hints import id_hint, near_match, renamed_hint
 from genre.utils.limits import INTEGER_MAX
 
 CHANGE_TOL = 1e-6  # normalised-space tolerance for "unchanged" / "moved the wrong way"
@@ -31,7 +33,8 @@ def is_number(v) -> bool:
 
 
 def row_label(index, pos: int) -> str:
-    """'row 3' for a DataFrame index label, 'line 5' for tables read by genre.io.read_table."""
+    """'row 3' for a DataFrame index label, 'line 5' for tables read by
+    genre.utils.readers.read_table."""
     return f"{index.name if index.name == 'line' else 'row'} {index[pos]}"
 
 
@@ -55,6 +58,8 @@ class Encoder:
             _check_dtype(col, f, source)
             if f.is_categorical:
                 cats = f.categories
+                if cats is not None:
+                    _warn_absent(col, f, source)
                 if cats is None:
                     self._check_no_nan(col, f.name, source)
                     uniq = {category_key(v): v for v in col.tolist()}
@@ -263,7 +268,9 @@ class Encoder:
         present = set(cols)
         missing = [n for n in names if n not in present]
         if missing:
-            raise InputError(f"{source}: missing columns {missing}; the schema expects {names}")
+            extra = [c for c in cols if c not in set(names)]
+            raise InputError(f"{source}: missing columns {missing}; the schema expects {names}"
+                             + renamed_hint(missing, extra))
         allowed = set(names) | ({self.schema.target} if allow_target else set())
         if self.schema.id_column is not None:  # carried through, never a feature
             allowed.add(self.schema.id_column)
@@ -271,7 +278,7 @@ class Encoder:
         if extra:
             raise InputError(f"{source}: unexpected columns {extra}; the schema expects {names}"
                              + (f" (and optionally the target '{self.schema.target}')"
-                                if allow_target else ""))
+                                if allow_target else "") + id_hint(extra, df))
 
     @staticmethod
     def _check_no_nan(col: pd.Series, name: str, source: str) -> None:
@@ -319,6 +326,20 @@ class Encoder:
         return values
 
 
+def _warn_absent(col: pd.Series, f: Feature, source: str) -> None:
+    """A GenreWarning naming the schema's categories of `f` that no training row has: h has
+    never seen them and GenRe cannot learn to propose them (often a typo in the schema).
+    A warning, not an error: a category may be real but rare, and cells holding it are
+    still read."""
+    seen = set(col.dropna().map(category_key))
+    absent = [c for c in f.categories if category_key(c) not in seen]
+    if absent:
+        warnings.warn(f"{source}: column '{f.name}': the schema's categories "
+                      f"{value_repr(absent)} never occur in the data; h has never seen them "
+                      "and recourse cannot propose them (check the schema for a typo)",
+                      GenreWarning, stacklevel=4)
+
+
 _CELL = (str, int, float, bool, np.number, np.bool_, Decimal)
 
 
@@ -359,7 +380,7 @@ def target_labels(df: pd.DataFrame, schema: Schema, source: str = "training data
     target = schema.target
     if target not in df.columns:
         raise InputError(f"{source}: target column '{target}' not found; the columns "
-                         f"are {list(df.columns)}")
+                         f"are {list(df.columns)}{near_match(target, df.columns)}")
     col = df[target]
     na = np.flatnonzero(col.isna().to_numpy())
     if na.size:

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from genre.errors import SchemaError
+from genre.errors import SchemaError, value_repr
 
 Kind = Literal["numeric", "categorical"]
 Monotone = Literal["increase", "decrease"] | None
@@ -45,6 +45,10 @@ class Feature:
     integer: bool = False
     cost: float | None = None  # effort weight; None = not given (1)
     ordered: bool = False  # categorical only: the category order means something
+    # categorical only: values a recourse may not move to (a person already there may stay)
+    never: tuple[Any, ...] | None = None
+    # categorical only: ((from_value, (to_values...)), ...): the only moves from from_value
+    allowed: tuple[tuple[Any, tuple[Any, ...]], ...] | None = None
 
     def __post_init__(self) -> None:
         where = f"feature '{self.name}'"
@@ -80,6 +84,7 @@ class Feature:
                 raise SchemaError(f"{where}: min/max/integer apply to numeric features only")
         elif self.categories is not None:
             raise SchemaError(f"{where}: categories apply to categorical features only")
+        self._check_moves(where)
         for key in ("min", "max"):
             bound = getattr(self, key)
             if bound is not None and not finite32(bound):
@@ -89,6 +94,41 @@ class Feature:
             raise SchemaError(f"{where}: min ({self.min}) must be below max ({self.max})")
         if self.immutable and self.monotone is not None:
             raise SchemaError(f"{where}: an immutable feature cannot also be monotone")
+
+    def _check_moves(self, where: str) -> None:
+        """`never` and `allowed`: categorical only, values among the categories (when known)."""
+        if self.never is None and self.allowed is None:
+            return
+        if self.kind != "categorical":
+            raise SchemaError(f"{where}: never/allowed apply to categorical features only")
+        if self.categories is None:
+            return  # checked again once the categories are taken from the data
+        known = {category_key(c) for c in self.categories}
+        named = [("never", v) for v in self.never or ()]
+        for source, targets in self.allowed or ():
+            named += [("allowed", source)] + [("allowed", v) for v in targets]
+        for key, v in named:
+            if category_key(v) not in known:
+                raise SchemaError(f"{where}: '{key}' names {value_repr(v)}, which is not one of "
+                                  f"its categories {value_repr(list(self.categories))}")
+
+    def move_table(self) -> np.ndarray | None:
+        """(n, n) bool over the categories (in order): [a, b] is whether a recourse may move
+        a person at category a to category b (staying is always allowed); None without
+        never/allowed."""
+        if self.never is None and self.allowed is None:
+            return None
+        code = {category_key(c): i for i, c in enumerate(self.categories)}
+        n = len(self.categories)
+        table = np.ones((n, n), dtype=bool)
+        for v in self.never or ():
+            table[:, code[category_key(v)]] = False
+        for source, targets in self.allowed or ():
+            row = np.zeros(n, dtype=bool)
+            row[[code[category_key(v)] for v in targets]] = True
+            table[code[category_key(source)]] &= row
+        np.fill_diagonal(table, True)
+        return table
 
     @property
     def is_categorical(self) -> bool:

@@ -41,16 +41,20 @@ if TYPE_CHECKING:
     import pandas as pd
 
 _FEATURE_KEYS = {"type", "categories", "immutable", "monotone", "min", "max", "integer", "cost",
+                 "never", "forbid", "allowed",
                  "ordered"}
 _TOP_KEYS = {"name", "target", "favourable", "features", "id", "max_changes", "sparsity"}
-# The columns genre writes beside the features in its recourse outputs (genre.tables.recourse):
-# no feature may be named like one, or its values would be overwritten by them in
-# recourse.csv. Add a column here when an output gains one.
-RESERVED_COLUMNS = ("person", "option", "status", "h_probability", "plausible", "cost",
-                    "effort")
+# The columns genre writes beside the features in its recourse outputs, in their order
+# (genre.tables.recourse.META_COLUMNS is this tuple): no feature may be named like one, or its
+# values would be overwritten by them in recourse.csv. Add a column here when an output gains
+# one.
+RESERVED_COLUMNS = ("person", "option", "h_probability", "effort", "cost", "plausible",
+                    "status")
 # The id column also sits beside the long changes view's columns.
 RESERVED_ID_COLUMNS = (*RESERVED_COLUMNS, "feature", "from", "to")
 MAX_CHANGES_LIMIT = 100_000  # max_changes beyond the most features a model may have
+
+
 @dataclass(frozen=True)
 class Schema:
     features: tuple[Feature, ...]
@@ -160,6 +164,10 @@ class Schema:
             for key in ("monotone", "min", "max", "cost"):
                 if getattr(f, key) is not None:
                     d[key] = getattr(f, key)
+            if f.never is not None:
+                d["never"] = list(f.never)
+            if f.allowed is not None:
+                d["allowed"] = {src: list(to) for src, to in f.allowed}
             feats[f.name] = d
         out = {"name": self.name, "target": self.target, "favourable": self.favourable,
                "features": feats}
@@ -205,6 +213,7 @@ class Schema:
                                     or not isinstance(spec[key], int | float)):
                     raise SchemaError(f"{where}: '{key}' must be a number, got "
                                       f"{value_repr(spec[key])}")
+            never, allowed = _moves_spec(spec, where)
             cats = spec.get("categories")
             if cats is not None and not isinstance(cats, list):
                 raise SchemaError(f"{where}: 'categories' must be a list")
@@ -214,6 +223,7 @@ class Schema:
                 immutable=spec.get("immutable", False), monotone=spec.get("monotone"),
                 min=spec.get("min"), max=spec.get("max"), integer=spec.get("integer", False),
                 cost=spec.get("cost"), ordered=spec.get("ordered", False),
+                never=never, allowed=allowed,
             ))
         for key in ("max_changes", "sparsity"):
             if key in d and d[key] is not None and (isinstance(d[key], bool) or not isinstance(
@@ -224,3 +234,25 @@ class Schema:
         return cls(tuple(out), d["target"], d.get("favourable", 1), d.get("name", "custom"),
                    id_column=d.get("id"), max_changes=d.get("max_changes"),
                    sparsity=d.get("sparsity"))
+
+
+def _moves_spec(spec: dict, where: str) -> tuple:
+    """(never, allowed) of a feature's YAML/JSON spec: `never` (or its synonym `forbid`) a
+    list of values; `allowed` a mapping value -> list of values."""
+    if "never" in spec and "forbid" in spec:
+        raise SchemaError(f"{where}: give 'never' or its synonym 'forbid', not both")
+    never = spec.get("never", spec.get("forbid"))
+    scalar = (str, int, float)
+    if never is not None and (not isinstance(never, list)
+                              or not all(isinstance(v, scalar) for v in never)):
+        raise SchemaError(f"{where}: 'never' must be a list of category values, such as "
+                          "[none]")
+    allowed = spec.get("allowed")
+    if allowed is not None:
+        if not isinstance(allowed, dict) or not all(
+                isinstance(k, scalar) and isinstance(v, list)
+                and all(isinstance(x, scalar) for x in v) for k, v in allowed.items()):
+            raise SchemaError(f"{where}: 'allowed' must map a value to the list of values it "
+                              "may move to, such as {{none: [part-time, full-time]}}")
+        allowed = tuple((k, tuple(v)) for k, v in allowed.items())
+    return (None if never is None else tuple(never)), allowed

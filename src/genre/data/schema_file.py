@@ -286,6 +286,9 @@ def infer_schema(df: pd.DataFrame, target: str, favourable: Any = None,
                  "does a move cost more for being longer; `monotone` on a categorical follows "
                  "the order of its categories. Top level `max_changes: K` caps how many "
                  "features one recourse may change; `sparsity: s` adds s per changed feature.")
+    notes.append("Advice nobody may give (optional, categorical): `never: [value]` forbids "
+                 "moving to a value (a person already there may stay); `allowed: {from: [to, "
+                 "...]}` lists the only moves from a value.")
     return cls(features=tuple(feats), target=target, favourable=fav,
                   extra={"notes": notes}, id_column=id_column)
 

@@ -8,12 +8,11 @@ or from the command line, one file in and one file out:
 
     genre recourse --ray [--ray-address ADDR] --model DIR --input people.csv --output out.csv
 
-Same answers as the single-process run. `genre recourse` answers block b of SEED_BLOCK rows
-(rows b*SEED_BLOCK .. (b+1)*SEED_BLOCK - 1, counted from 0) with one recourse_table call
-seeded block_seed(seed, b) (genre.tables.streaming). Here every row is numbered by its position in
-the dataset, the rows are re-cut into Ray blocks of whole seed blocks, and each seed block
-is answered by the same recourse_table call with the same seed, in a pool of actors that
-each load the model once. The output is therefore row for row what `genre recourse`
+Same answers as the single-process run. Every record draws from its own random stream,
+keyed by the seed and its values (genre.core.seeding), so its answer does not depend on
+where it is answered; every row is numbered by its position in the dataset and answered by
+answer_blocks in blocks of SEED_BLOCK rows (as `genre recourse` does), in a pool of actors
+that each load the model once. The output is therefore row for row what `genre recourse`
 writes for the same rows and seed, whatever the cluster, its number of workers or the
 dataset's block sizes.
 
@@ -44,29 +43,29 @@ from genre.core.estimator import GenRe
 from genre.errors import GenreError, InputError
 from genre.io import atomic_path, check_outputs, exit_on_sigterm
 from genre.tables.streaming import (
-    PARQUET_SUFFIXES,
     SEED_BLOCK,
     STATUSES,
     answer_blocks,
     check_columns,
-    neutralise_formulas,
     open_input,
     validate_rows,
 )
+from genre.tables.writers import PARQUET_SUFFIXES, neutralise_formulas
 
 ROW = "__genre_row"  # the row-position column added (and removed) on the way
 
 
 def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int | None = None,
                      seed: int = 0, workers: int | None = None, cpus_per_worker: float = 1,
-                     labels: str = "row", source: str = "input"):
+                     labels: str = "row", source: str = "input",
+                     min_probability: float | None = None, constraints=None):
     """Recourse for every row of the Ray Dataset `ds` (original units) -> a Ray Dataset of
     recourse_table's profiles, in input order, identical to `genre recourse` on the same
     rows with the same seed (see the module docstring).
 
     workers: actors, each loading the model once (default: one per CPU of the cluster,
     given cpus_per_worker each). labels: 'row' (person = 0-based position) or 'line'
-    (person = CSV line number, the header being line 1, as genre.io.read_table labels a
+    (person = CSV line number, the header being line 1, as genre.utils.readers.read_table labels a
     CSV). A bad row raises (wrapped by Ray) the InputError recourse_table gives, naming
     `source`, column and row.
     """
@@ -80,7 +79,10 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
     ds = ds.materialize()  # read once; its blocks, in order, number the rows
     if ds.count() == 0:
         raise InputError(f"{source}: has no data rows")
-    check_columns(GenRe.load(model_dir), ds.schema().names, source)
+    loaded = GenRe.load(model_dir)
+    check_columns(loaded, ds.schema().names, source)
+    if constraints is not None:
+        constraints.check(loaded.encoder_.schema_)
     if workers is None:
         workers = max(1, int(ray.cluster_resources().get("CPU", 1) // cpus_per_worker))
     aligned = seed_aligned(ds, workers)
@@ -89,6 +91,7 @@ def recourse_dataset(ds, model_dir: str | Path, *, options: int = 1, best_k: int
         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker,
         fn_constructor_kwargs=dict(model_dir=str(model_dir), options=options, best_k=best_k,
                                    seed=seed, labels=labels, source=source,
+                                   min_probability=min_probability, constraints=constraints,
                                    threads=max(1, int(cpus_per_worker))))
 
 
@@ -140,7 +143,8 @@ class BlockRecourse:
     """A Ray actor's work: load the model once; answer each seed block of a batch."""
 
     def __init__(self, model_dir: str, options: int, best_k: int | None, seed: int,
-                 labels: str, source: str, threads: int = 1):
+                 labels: str, source: str, threads: int = 1,
+                 min_probability: float | None = None, constraints=None):
         import torch
         from threadpoolctl import threadpool_limits
 
@@ -152,6 +156,7 @@ class BlockRecourse:
         self.model.plausibility()
         self.options, self.best_k, self.seed = options, best_k, seed
         self.labels, self.source = labels, source
+        self.min_probability, self.constraints = min_probability, constraints
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows = batch[ROW].to_numpy()
@@ -164,13 +169,15 @@ class BlockRecourse:
         return pd.concat([profiles for profiles, _, _ in answer_blocks(
             self.model, [people], options=self.options, best_k=self.best_k, seed=self.seed,
             source=self.source, id_column=self.model.encoder_.schema_.id_column,
-            start=int(rows[0]))], ignore_index=True)
+            start=int(rows[0]), min_probability=self.min_probability,
+            constraints=self.constraints)], ignore_index=True)
 
 
 def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
                   options: int = 1, best_k: int | None = None, seed: int = 0,
                   address: str | None = None, workers: int | None = None,
-                  overwrite: bool = True, csv_safe: bool = True) -> dict:
+                  overwrite: bool = True, csv_safe: bool = True,
+                  min_probability: float | None = None, constraints=None) -> dict:
     """`genre recourse --ray`: read a CSV/Parquet file with Ray Data, answer it on the Ray
     cluster at `address` (default: start a local one) and stream the answers, in order,
     into one CSV at output_path (written beside it, renamed when complete) - byte-identical
@@ -213,6 +220,8 @@ def recourse_file(model_dir: str | Path, input_path: str | Path, output_path: st
             ds = ray.data.read_parquet(str(path)) if parquet else ray.data.read_csv(str(path))
             result = recourse_dataset(ds, model_dir, options=options, best_k=best_k,
                                       seed=seed, workers=workers, source=str(path),
+                                      min_probability=min_probability,
+                                      constraints=constraints,
                                       labels="row" if parquet else "line")
             return _write_csv(result, output_path, overwrite, csv_safe)
         except GenreError:

@@ -10,23 +10,29 @@ genre-recourse[serve]`).
     GET  /docs      the OpenAPI page: the request schema is generated from the model's schema,
                     so it lists every feature with its type, bounds and categories.
 
-The records of one request are answered as one table with the seed scheme of
-`genre.tables.streaming` (block b of SEED_BLOCK records gets block_seed(seed, b)), so a request gets
-exactly the rows `genre recourse --seed S` writes for a file holding those records; `person`
+Every record draws from its own random stream, keyed by the seed and its values
+(genre.core.seeding), so a record gets exactly the options `genre recourse --seed S` writes for
+it in any file, alone or among others; `person`
 is the record's 0-based position in the request, `id` is echoed when a record has one.
 
 Bad input is a 422 whose `message` names the record and field (`record 3, field 'age': ...`)
 and whose `detail` lists every error with its location; a body over `max_bytes` is a 413;
-more than `max_records` records a 422. The model is loaded once per worker process, when the
-app is created; requests are answered one at a time per worker (the model is not
-thread-safe, and a CPU worker gains nothing from interleaving them).
+more than `max_records` records a 422; a seed outside [0, 2**64 - 1] or a number beyond what
+the model computes with (an integer beyond +-2**53, a float beyond +-3.4e38, when the schema
+sets no tighter bound) a 422.
+
+The model is loaded once per worker process, when the app is created. Concurrent requests
+are batched (genre.service.batch): they wait up to `batch_wait` seconds, then are answered
+together in one sampler call in a worker thread (the event loop never samples) and split
+back. GET /metrics gives Prometheus metrics and every request is logged as one JSON line
+(genre.service.http); /docs and /redoc are served with their assets from the app itself.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
-import threading
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,40 +43,72 @@ from genre import __version__
 from genre.core.estimator import GenRe
 from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
-from genre.tables.streaming import answer_blocks
+from genre.service.batch import Batcher, recourse_records
+from genre.service.http import (
+    RECORDS_KEY,
+    AccessLog,
+    Metrics,
+    add_offline_docs,
+    configure_access_log,
+)
+from genre.tables.constraints import Constraints
 
 MODEL_ENV = "GENRE_SERVE_MODEL"  # read by app_from_env (uvicorn workers import the app)
 MAX_RECORDS_ENV = "GENRE_SERVE_MAX_RECORDS"
 MAX_BYTES_ENV = "GENRE_SERVE_MAX_BYTES"
+BATCH_WAIT_ENV = "GENRE_SERVE_BATCH_WAIT_MS"
+MAX_BATCH_ENV = "GENRE_SERVE_MAX_BATCH"
+ACCESS_LOG_ENV = "GENRE_SERVE_ACCESS_LOG"
 MAX_RECORDS = 1000  # records per request
 MAX_BYTES = 2_000_000  # request body size
 MAX_OPTIONS = 20
+BATCH_WAIT_MS = 5.0  # how long a request waits for others to share its sampler call
+MAX_BATCH = 1000  # records per sampler call
+MAX_SEED = 2**64 - 1  # seeds are 64-bit (torch and NumPy generators)
+MAX_INTEGER = 2**53  # integers a float64 holds exactly (the encoder computes in float64)
+MAX_FLOAT = float(np.finfo(np.float32).max)  # the model computes in float32
 ID_FIELD = "id"
 
 
 def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
-               max_bytes: int = MAX_BYTES):
+               max_bytes: int = MAX_BYTES, batch_wait_ms: float = BATCH_WAIT_MS,
+               max_batch: int = MAX_BATCH):
     """The FastAPI app answering recourse with the GenRe model saved in `model_dir`.
 
+    batch_wait_ms: how long a request may wait for others to be answered with it in one
+    sampler call (0: no waiting; requests that arrive while a batch is sampled still share
+    the next one); max_batch: the most records per sampler call (a request is never split).
     Raises ModelError if the directory does not hold a model.
     """
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-    if max_records < 1 or max_bytes < 1:
-        raise InputError(f"max_records and max_bytes must be positive, got {max_records}, "
-                         f"{max_bytes}")
+
+    if max_records < 1 or max_bytes < 1 or max_batch < 1:
+        raise InputError(f"max_records, max_bytes and max_batch must be positive, got "
+                         f"{max_records}, {max_bytes}, {max_batch}")
+    if not (math.isfinite(batch_wait_ms) and 0 <= batch_wait_ms <= 10_000):
+        raise InputError(f"batch wait must be in [0, 10000] ms, got {batch_wait_ms}")
     model = GenRe.load(model_dir)
-    model.plausibility()  # build the LOF now, not in the first request
+    model.plausibility()  # build the plausibility index now, not in the first request
     schema = model.encoder_.schema_
     request_model, record_model = request_models(model, max_records)
-    lock = threading.Lock()
+    has_id = ID_FIELD in record_model.model_fields
 
     app = FastAPI(title=f"GenRe recourse: {schema.name}", version=_version(),
                   description="Recourse for rejected people in original units (GenRe). The "
-                  "request schema below lists the model's features and their categories.")
+                  "request schema below lists the model's features and their categories.",
+                  docs_url=None, redoc_url=None)
+    metrics = Metrics({"/recourse", "/schema", "/health", "/metrics", "/docs", "/redoc",
+                       "/openapi.json"})
+    batcher = Batcher(model, max_wait=batch_wait_ms / 1000, max_records=max_batch,
+                      on_batch=metrics.batch)
+    metrics.queue = lambda: batcher.waiting
+    app.state.batcher, app.state.metrics, app.state.model = batcher, metrics, model
     app.add_middleware(BodyLimit, max_bytes=max_bytes)
+    app.add_middleware(AccessLog, metrics=metrics)  # outermost: sees every answer
+    add_offline_docs(app)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
@@ -81,32 +119,59 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
             + (f"; and {len(errors) - 5} more" if len(errors) > 5 else ""),
             "detail": errors})
 
-    @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "model": schema.name, "features": schema.n_features,
-                "max_records": max_records, "max_bytes": max_bytes}
-
-    @app.get("/schema")
-    def get_schema() -> dict:
-        return schema.to_dict()
-
-    def recourse(body) -> dict:
+    async def recourse(request: Request, body):
         records = [r.model_dump() for r in body.records]
-        ids = [r.pop(ID_FIELD) for r in records] if ID_FIELD in record_model.model_fields \
-            else [None] * len(records)
+        ids = [r.pop(ID_FIELD) for r in records] if has_id else None
+        request.scope[RECORDS_KEY] = len(records)
         table = pd.DataFrame(records, columns=schema.names)
+
+        def finish(profiles: pd.DataFrame, diff: pd.DataFrame) -> bytes:
+            # In the sampler thread: the JSON is built there, not in the event loop.
+            return json.dumps({"results": answer(profiles, diff, schema.names, ids)},
+                              allow_nan=False).encode()
+
         try:
-            with lock:
-                profiles, diff = recourse_records(model, table, options=body.options,
-                                                  seed=body.seed)
+            ranges = {k: tuple(v) for k, v in (body.ranges or {}).items()}
+            constraints = Constraints.make(body.freeze, ranges, source="request").check(
+                schema, source="request")
+            # Requests share a sampler call when they ask the same of it.
+            key = (body.options, body.seed, body.min_probability, tuple(sorted(body.freeze)),
+                   tuple(sorted(ranges.items())))
+            content = await batcher.submit(
+                table, finish, key, options=body.options, seed=body.seed,
+                min_probability=body.min_probability, constraints=constraints)
         except InputError as exc:  # what the request model cannot see (rare)
             return JSONResponse(status_code=422, content={"message": str(exc), "detail": [
                 {"loc": ["body", "records"], "msg": str(exc), "type": "value_error"}]})
-        return {"results": answer(profiles, diff, schema.names, ids)}
+        return Response(content, media_type="application/json")
 
     # The body's type exists only now (built from the schema): set it before FastAPI reads it.
-    recourse.__annotations__["body"] = request_model
-    app.post("/recourse", responses={413: {"description": "request body too large"}})(recourse)
+    # (and the Request's: annotations are strings here, resolved in this module's globals)
+    recourse.__annotations__.update(body=request_model, request=Request)
+    app.post("/recourse", responses={
+        200: {"description": "per person (in order): person, id (when given), status and "
+              "options, each with its profile, h_probability, effort, cost, plausible and "
+              "changes (feature, from, to)",
+              "content": {"application/json": {"schema": {"type": "object"}}}},
+        413: {"description": "request body too large"}})(recourse)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"status": "ok", "model": schema.name, "features": schema.n_features,
+                "max_records": max_records, "max_bytes": max_bytes,
+                "batch_wait_ms": batch_wait_ms, "max_batch": max_batch}
+
+    @app.get("/schema")
+    async def get_schema() -> dict:
+        return schema.to_dict()
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    async def get_metrics():
+        """Prometheus metrics of this worker process (text format 0.0.4)."""
+        return PlainTextResponse(metrics.render(),
+                                 media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.router.add_event_handler("shutdown", batcher.close)
     return app
 
 
@@ -116,22 +181,11 @@ def app_from_env():
     model_dir = os.environ.get(MODEL_ENV)
     if not model_dir:
         raise ModelError(f"set {MODEL_ENV} to a fitted GenRe model directory")
+    configure_access_log(os.environ.get(ACCESS_LOG_ENV, "1") == "1")
     return create_app(model_dir, max_records=int(os.environ.get(MAX_RECORDS_ENV, MAX_RECORDS)),
-                      max_bytes=int(os.environ.get(MAX_BYTES_ENV, MAX_BYTES)))
-
-
-def recourse_records(model, table: pd.DataFrame, *, options: int = 1,
-                     best_k: int | None = None, seed: int = 0,
-                     source: str = "request") -> tuple[pd.DataFrame, pd.DataFrame]:
-    """recourse_table over a whole table with genre.tables.streaming's seed scheme (answer_blocks:
-    block b of SEED_BLOCK rows with block_seed(seed, b), person = 0-based position).
-    Returns (profiles, changes)."""
-    id_column = model.encoder_.schema_.id_column
-    parts = list(answer_blocks(model, [table], options=options, best_k=best_k, seed=seed,
-                               source=source,
-                               id_column=id_column if id_column in table.columns else None))
-    return (pd.concat([p for p, _, _ in parts], ignore_index=True),
-            pd.concat([d for _, d, _ in parts], ignore_index=True))
+                      max_bytes=int(os.environ.get(MAX_BYTES_ENV, MAX_BYTES)),
+                      batch_wait_ms=float(os.environ.get(BATCH_WAIT_ENV, BATCH_WAIT_MS)),
+                      max_batch=int(os.environ.get(MAX_BATCH_ENV, MAX_BATCH)))
 
 
 def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
@@ -154,6 +208,7 @@ def answer(profiles: pd.DataFrame, diff: pd.DataFrame, names: list[str],
         people[person]["options"].append({
             "option": int(row["option"]),
             "h_probability": _plain(row["h_probability"]),
+            "effort": _plain(row["effort"]),
             "cost": _plain(row["cost"]),
             "plausible": bool(row["plausible"]),
             "profile": {name: _plain(row[name]) for name in names},
@@ -168,14 +223,23 @@ def request_models(model, max_records: int = MAX_RECORDS):
     A record holds every feature (numeric: a finite number within the schema's bounds, an
     integer for integer features; categorical: one of its categories) and optionally an `id`
     (a string or integer echoed in the answer; absent when a feature is called `id`);
-    unknown fields are refused. A request holds 1..max_records records, `options` (1..20)
-    and `seed` (default 0).
+    unknown fields are refused. A number must also lie within +-2**53 (integer features)
+    or +-3.4e38 (others) where the schema sets no tighter bound. A request holds
+    1..max_records records, `options` (1..20), `seed` (0..2**64 - 1, default 0), and
+    optionally `min_probability`, `freeze` (feature names) and `ranges` ({numeric feature:
+    [lo, hi]}), which apply to every record.
     """
     from pydantic import BeforeValidator, ConfigDict, Field, create_model
 
     fields: dict[str, Any] = {}
-    for f in model.encoder_.schema_.features:
-        fields[f.name] = (_field_type(f, BeforeValidator, Field), ...)
+    names = model.encoder_.schema_.names
+    numeric = [f.name for f in model.encoder_.schema_.features if not f.is_categorical]
+    enc = model.encoder_
+    for j, f in enumerate(enc.schema_.features):
+        middle = (float(enc.lo_[j]) + float(enc.hi_[j])) / 2  # an example for the docs
+        example = None if f.is_categorical else (round(middle) if f.integer
+                                                 else float(f"{middle:.4g}"))
+        fields[f.name] = (_field_type(f, BeforeValidator, Field, example), ...)
     if ID_FIELD not in fields:
         fields[ID_FIELD] = (str | int | None, Field(None, description="echoed in the answer"))
     record = create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
@@ -184,24 +248,41 @@ def request_models(model, max_records: int = MAX_RECORDS):
         records=(list[record], Field(min_length=1, max_length=max_records,
                                      description="people in original units")),
         options=(int, Field(1, ge=1, le=MAX_OPTIONS, description="recourses per person")),
-        seed=(int, Field(0, ge=0, description="sampling seed (as `genre recourse --seed`)")),
+        seed=(int, Field(0, ge=0, le=MAX_SEED,
+                         description="sampling seed (as `genre recourse --seed`)")),
+        min_probability=(float | None, Field(
+            None, ge=0, lt=1, description="a recourse needs at least this probability from h "
+            "(besides h accepting it), as `--min-probability`")),
+        freeze=(list[Literal[tuple(names)]], Field(
+            [], description="features no recourse may change, for every record")),
+        ranges=(dict[Literal[tuple(numeric)], tuple[float | None, float | None]] if numeric
+                else dict[str, tuple[float, float]], Field(
+            {}, description="numeric feature -> [lo, hi]: where a changed value must lie "
+            "(original units; null for an open end), for every record")),
     )
     return request, record
 
 
-def _field_type(f: Feature, BeforeValidator, Field):
+def _field_type(f: Feature, BeforeValidator, Field, example=None):
+    """The pydantic type of feature f; `example`: the value the docs show."""
     what = "immutable; " if f.immutable else ""
     what += f"may only {f.monotone}; " if f.monotone else ""
     if f.is_categorical:
         cats = tuple(f.categories)
         check = BeforeValidator(_not_bool) if not any(isinstance(c, bool) for c in cats) \
             else BeforeValidator(lambda v: v)
-        return Annotated[Literal[cats], check, Field(description=what + "categorical")]
-    bounds = {k: v for k, v in (("ge", f.min), ("le", f.max)) if v is not None}
+        return Annotated[Literal[cats], check, Field(description=what + "categorical",
+                                                     examples=[cats[0]] if cats else None)]
+    # Beyond what the encoder's float64 holds exactly (integers) or the model's float32
+    # carries (floats): refused, whatever the schema says.
+    limit = MAX_INTEGER if f.integer else MAX_FLOAT
+    bounds = {"ge": -limit if f.min is None else max(f.min, -limit),
+              "le": limit if f.max is None else min(f.max, limit)}
     kind = int if f.integer else float
     what += "numeric, integer" if f.integer else "numeric"
     # Field first: the JSON schema then shows the bounds; the validator still runs first.
-    return Annotated[kind, Field(description=what, **bounds), BeforeValidator(_number)]
+    extra = {} if example is None else {"examples": [example]}
+    return Annotated[kind, Field(description=what, **bounds, **extra), BeforeValidator(_number)]
 
 
 def _number(v):

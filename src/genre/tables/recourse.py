@@ -8,18 +8,22 @@ import numpy as np
 import pandas as pd
 
 from genre.data.encoder import Encoder, category_key, row_label
+from genre.data.schema import RESERVED_COLUMNS
 from genre.errors import InputError, ModelError
+from genre.tables.decision import accepts, check_min_probability
 from genre.tables.explain import TOL
 from genre.tables.protocol import Answerer
 
-# The columns of a profiles table that are not the person's features (or id).
-META_COLUMNS = ("person", "option", "h_probability", "cost", "plausible", "status")
+# The columns of a profiles table that are not the person's features (or id), in their order:
+# the schema's reserved names, defined once there.
+META_COLUMNS = RESERVED_COLUMNS
 CHANGE_COLUMNS = ("person", "option", "feature", "from", "to")
 
 
 def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
                    best_k: int | None = None, seed: int = 0, source: str = "input",
-                   start: int = 0, id_column: str | None = None
+                   start: int = 0, id_column: str | None = None,
+                   min_probability: float | None = None, constraints=None
                    ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Recourse for every row of `people` (original units; validated against the model's
     schema, errors naming `source`, column and row).
@@ -28,7 +32,9 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
     person (`start` + the row's position in `people`: the 0-based row index of the file
     when `people` is a block starting at row `start`), the id column (`id_column`, else the
     schema's, when set: carried through unchanged), option (only when options > 1), the
-    features, h_probability, cost (L1, normalised units), plausible (near the training
+    features, h_probability (h's probability of the profile as written), effort (the
+    schema's effort of the change, what options are ranked by; the L1 cost without effort
+    keys), cost (the paper's L1, normalised units), plausible (near the training
     data's favourable rows, by a calibrated threshold: see genre.core.plausibility) and status
     ('recourse', 'none found', 'already accepted': returned unchanged). changes:
     `profile_changes` of the profiles.
@@ -37,8 +43,15 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
     a numeric column given as integers stays integer where every value is whole.
     With options == 1 each person gets the sample h scores highest (GenRe's rule; with
     the model's select="effort", the cheapest sample h accepts); with K, up to K distinct
-    accepted profiles ranked by the schema's effort, distinct sets of changes first.
+    accepted profiles chosen with distinct sets of changes first, sorted by effort.
+    Status is 'recourse' only for a profile h accepts as written (genre.tables.decision:
+    above h's threshold and at least `min_probability`, on the probability as printed);
+    'none found' otherwise (the person unchanged, h_probability and effort empty). Each
+    record draws from its own random stream, keyed by `seed` and its values
+    (genre.core.seeding). `constraints` (per-call freeze and ranges,
+    genre.tables.constraints) and the schema's never/allowed rules hold on every profile.
     """
+    min_probability = check_min_probability(min_probability)
     enc = model.encoder_
     id_column = id_column if id_column is not None else enc.schema_.id_column
     ids = None
@@ -51,7 +64,7 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
     X = enc.transform(people, source=source)
     # The model answers the block at once: profiles, h's probability and the flag.
     try:
-        answers = model.answer(X, options, best_k, seed)
+        answers = model.answer(X, options, best_k, seed, min_probability, constraints)
     except ModelError as exc:  # rows the classifier gives no probability for (NaN)
         rows = getattr(exc, "rows", None)
         if rows is None or not len(rows):
@@ -61,7 +74,8 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
                          "such rows); recourse needs a classifier that answers every valid "
                          "row") from None
     accepted, X_plus = answers.accepted, answers.X_plus
-    prob, plausible = answers.probability, answers.plausible
+    flat_prob = answers.probability.reshape(-1).copy()
+    plausible = answers.plausible.reshape(-1).copy()
     N, D = X.shape
     # One row per (person, option); options beyond those found are dropped, but every
     # person keeps option 1 (unchanged where nothing was found, with its status).
@@ -70,17 +84,32 @@ def recourse_table(model: Answerer, people: pd.DataFrame, *, options: int = 1,
     was_accepted = np.repeat(accepted, options)
     flat = X_plus.reshape(N * options, D)
     # A profile the classifier gives no probability for is never answered as a recourse.
-    found = ~np.isnan(flat).any(axis=1) & ~np.isnan(prob.reshape(-1))
+    found = ~np.isnan(flat).any(axis=1) & ~np.isnan(flat_prob)
     base = X[row]
     chosen = np.where(found[:, None], flat, base)
     result = in_input_units(enc, chosen, base, people, row)
+    # h judges the profile as written (rounded to what the model resolves), and its
+    # probability as printed (4 decimals) must pass: no 'recourse' reads 0.5000.
+    new = found & ~was_accepted
+    if new.any():
+        written = np.round(model.classifier_.predict_proba(
+            enc.transform(result.loc[new, enc.schema_.names], source=source)), 4)
+        flat_prob[new] = written
+        lost = np.flatnonzero(new)[~accepts(written, min_probability)]
+        if lost.size:
+            found[lost] = False
+            flat_prob[lost] = np.nan
+            plausible[lost] = False
+            chosen = np.where(found[:, None], flat, base)
+            result = in_input_units(enc, chosen, base, people, row)
     result.insert(0, "option", option)
     if ids is not None:
         result.insert(0, id_column, ids[row])
     result.insert(0, "person", start + row)
-    result["h_probability"] = np.round(prob.reshape(-1), 4)
+    result["h_probability"] = np.round(flat_prob, 4)
+    result["effort"] = np.round(np.where(found, enc.effort(base, chosen), np.nan), 4)
     result["cost"] = np.round(np.where(found, np.abs(flat - base).sum(axis=1), np.nan), 4)
-    result["plausible"] = plausible.reshape(-1)
+    result["plausible"] = plausible
     result["status"] = np.where(was_accepted, "already accepted",
                                 np.where(found, "recourse", "none found"))
     result = result[found | (option == 1)].reset_index(drop=True)

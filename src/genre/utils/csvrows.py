@@ -9,8 +9,9 @@ line where the row starts; nothing else is held per row.
 The same pass finds where each data row starts, so errors name the right line when cells
 hold quoted line breaks (one row over several lines) or the file has blank lines (which
 pandas skips): `CsvLayout.lines` gives the line numbers of data rows, as readers label
-their rows (genre.io.read_table, genre.tables.streaming), and `chunk_rows` caps how many rows a
-chunk may hold so that a chunk's raw text stays under CHUNK_BYTES however long the rows.
+their rows (genre.utils.readers.read_table, genre.tables.streaming), and `chunk_rows` caps
+how many rows a chunk may hold so that a chunk's raw text stays under CHUNK_BYTES however
+long the rows.
 
 Rows are split as pandas' C parser splits them: at a line feed, a carriage return and
 line feed, or a lone carriage return, outside double quotes ("" inside quotes is an
@@ -61,7 +62,7 @@ class CsvLayout:
 def scan_csv(path: str | Path, max_row_bytes: int = MAX_ROW_BYTES) -> CsvLayout:
     """Scan a CSV file once in fixed blocks (see the module docstring). Raises InputError
     naming the file and line for a data row longer than max_row_bytes (the header's own
-    limit is genre.io.read_csv_header's) or a file that cannot be read."""
+    limit is genre.utils.readers.read_csv_header's) or a file that cannot be read."""
     path = Path(path)
     try:
         with path.open("rb") as fh:
