@@ -328,3 +328,16 @@ def test_student_obeys_per_call_constraints_and_per_record_streams():
     head = sampling.sample(model, X, 3, None, keys=keys, constraints=c)
     tail = sampling.sample(model, X, 3, None, keys=keys, offset=3, constraints=c)
     np.testing.assert_array_equal(np.concatenate([head, tail], axis=1), a)
+
+
+def test_genre_info_reports_the_sampler(tiny_student, tmp_path):
+    from typer.testing import CliRunner
+
+    from genre.cli import app
+
+    _, model = tiny_student
+    saved = model.save(tmp_path / "m")
+    result = CliRunner().invoke(app, ["info", str(saved)])
+    assert result.exit_code == 0, result.output
+    assert f"sampler: {model.sampler}; student distilled: " in result.output
+    assert "stopped by epochs" in result.output
