@@ -14,7 +14,9 @@ def test_run_speed_smoke(compas, tmp_path):
     entry = parsed["datasets"]["compas"]
     methods = entry["methods"]
     assert set(methods) == {"GenRe", "NNR", "Wachter", "Growing Spheres", "DiCE random",
-                            "DiCE genetic"}
+                            "DiCE genetic", "genre-student"}
+    # The student distilled from the same GenRe: its Score and throughput at 10,000.
+    assert 0 < entry["student_score"] <= 2 and entry["student_per_s_10k"] > 0
     for name, row in methods.items():
         assert row["ms_per_individual"] > 0, (name, row)
         assert row["genre_speedup"] > 0
@@ -47,7 +49,7 @@ def test_run_speed_smoke(compas, tmp_path):
     assert md.startswith("# Speed benchmark\n\n```\ngenre smoke-test\n```")
     for section in ("Summary", "Time per individual", "throughput against batch size",
                     "Cached against uncached", "number of features", "peak memory",
-                    "Acceptance targets"):
+                    "Acceptance targets", "The student sampler (genre-student)"):
         assert section in md
     for png in ("throughput.png", "features.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -62,20 +64,22 @@ def test_targets_from_summary(tmp_path):
     assert table_scores(table, 0) == {"compas": 1.80, "adult": 1.75}
     assert table_scores(tmp_path / "missing.csv", 0) == {}
 
-    def entry(genre_ms, nnr_ms, per_s, score):
+    def entry(genre_ms, nnr_ms, per_s, score, student_score=None, student_per_s=None):
         return {"best_k": 30, "genre_score": score, "cached_speedup": 4.0,
+                "student_score": student_score, "student_per_s_10k": student_per_s,
                 "throughput": {"10000": per_s},
                 "methods": {"GenRe": {"ms_per_individual": genre_ms},
                             "NNR": {"ms_per_individual": nnr_ms},
                             "DiCE random": {"genre_speedup": 100.0}}}
 
-    doc = {"datasets": {"compas": entry(0.1, 0.05, 12_000.0, 1.795),
+    doc = {"datasets": {"compas": entry(0.1, 0.05, 12_000.0, 1.795, 1.77, 300_000.0),
                         "adult": entry(1.0, 0.1, 4_000.0, 1.70)}, "streaming": []}
     doc["summary"] = summary(doc, 0, table)
     assert doc["summary"]["compas"] == {"genre_ms_per_individual": 0.1,
                                         "nnr_ms_per_individual": 0.05,
                                         "genre_per_s_10k": 12_000.0, "genre_score": 1.795,
-                                        "table_score": 1.80, "best_k": 30}
+                                        "table_score": 1.80, "best_k": 30,
+                                        "student_score": 1.77, "student_per_s_10k": 300_000.0}
     met = {t["target"]: t["met"] for t in targets(doc)}
     assert met["GenRe throughput >= 10,000 individuals/s on compas at 10,000 individuals "
                "(best_k 30)"]
@@ -86,3 +90,6 @@ def test_targets_from_summary(tmp_path):
     assert met["GenRe Score within 0.01 of the committed table's (1.800) on compas"]
     assert not met["GenRe Score within 0.01 of the committed table's (1.750) on adult"]
     assert met["cached decoding >= 3x faster than uncached on adult"]
+    assert met["student individuals/s >= 20x GenRe's on compas at 10,000 individuals"]
+    assert met["student Score at most 0.03 below GenRe's on compas"]
+    assert not any("student" in t and "adult" in t for t in met)  # adult has no student

@@ -6,6 +6,7 @@ from genre.baselines.cchvae import CCHVAE
 from genre.baselines.cruds import CRUDS
 from genre.baselines.dice import DiCE
 from genre.baselines.diffusion import GuidedDiffusion
+from genre.baselines.genre_student import GenReStudent
 from genre.baselines.growing_spheres import GrowingSpheres
 from genre.baselines.nnr import NearestNeighbourRecourse
 from genre.baselines.probe import PROBE
@@ -20,7 +21,7 @@ from genre.errors import InputError
 # in the same order).
 METHODS: dict[str, type[RecourseMethod]] = {cls.name: cls for cls in (
     GenRe, NearestNeighbourRecourse, Wachter, GrowingSpheres, DiCE, ROAR, PROBE, CCHVAE, REVISE,
-    CRUDS, GuidedDiffusion)}
+    CRUDS, GuidedDiffusion, GenReStudent)}
 
 
 def make_method(name: str, **params) -> RecourseMethod:

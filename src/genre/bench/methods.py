@@ -185,7 +185,7 @@ def genre_cache_key(model, protocol, monotone: bool) -> str:
     from genre.utils.cache import code_digest, key_digest
 
     params = {k: v for k, v in model.get_params().items()
-              if k not in ("progress", "threads", "device", *SAMPLING_PARAMS)}
+              if k not in ("progress", "threads", "device", "sampler", *SAMPLING_PARAMS)}
     # Training sees h only through which rows lie above gamma (sources vs targets), so h is
     # keyed by those decisions: two h with the same ones share a model.
     above = protocol.h.predict_proba(protocol.X_train) > model.gamma
@@ -220,6 +220,7 @@ def fit_genre_cached(model, protocol, monotone: bool = False, use_cache: bool = 
             if loaded.tune == "auto":  # tuned again: it depends on h and the sampling params
                 loaded.tuning_ = tune_sampling(loaded, protocol.task(monotone=monotone))
             return loaded, True, seconds
+    model.set_params(sampler="autoregressive")  # the teacher alone (students: bench.student)
     model.fit(protocol.task(monotone=monotone))
     if use_cache:
         with cache_entry(where) as tmp:

@@ -33,6 +33,7 @@ from genre.bench.methods import (
     resolve_methods,
 )
 from genre.bench.report import COLUMNS, EXTRA_COLUMNS, METRICS, write_results
+from genre.bench.student import STUDENT, fit_student_row, student_key
 from genre.errors import InputError
 
 DEFAULT_OUT = Path("benchmarks/results/table")
@@ -63,6 +64,13 @@ def cell_key(name: str, protocol, n: int, *, quick: bool, monotone: bool,
     arguments (defaults included), n, quick and monotone. A cell file with another key is
     computed again."""
     seed = protocol.seed
+    if name == STUDENT:  # the "genre" row's teacher and the student's config
+        arguments = student_key(protocol.name, seed, quick, params)
+        arguments["teacher"] = {k: v for k, v in arguments["teacher"].items()
+                                if k not in ("progress", "threads", "device")}
+        return {"method": name, "dataset": protocol.name, "seed": seed, "n": n,
+                "quick": quick, "monotone": monotone, "h_variant": protocol.h_variant,
+                "params": arguments}
     method = make(name, protocol.name, seed, quick, params)
     if hasattr(method, "get_params"):
         arguments = method.get_params()
@@ -104,13 +112,18 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
                                                monotone=monotone, params=params,
                                                use_cache=use_cache)
             setting = details["tuning"]["choice"]
+        elif base == STUDENT:  # the "genre" row's cached teacher, then its student
+            method, cached, train_seconds = fit_student_row(
+                protocol, seed=seed, quick=quick, monotone=monotone, params=params,
+                use_cache=use_cache)
         elif base == "genre":
             method, cached, train_seconds = fit_genre_cached(
                 make(name, protocol.name, seed, quick, params), protocol, monotone, use_cache)
         else:
             method = make(name, protocol.name, seed, quick, params)
             method.fit(protocol.task(monotone=monotone))
-        if base == "genre" and getattr(method, "tune", None) == "auto" and method.tuning_:
+        genres = ("genre", STUDENT)
+        if base in genres and getattr(method, "tune", None) == "auto" and method.tuning_:
             details["tuning"] = method.tuning_
             setting = {k: method.tuning_[k] for k in ("temperature", "best_k")}
         fit_seconds = time.perf_counter() - t0
@@ -120,7 +133,7 @@ def run_cell(name: str, protocol, X: np.ndarray, *, seed: int, quick: bool, mono
                                   X=X)
         timing |= {"generate_seconds": report.seconds,
                    "generate_cpu_seconds": time.process_time() - c1}
-        if base != "genre":
+        if base not in genres:
             info = getattr(method, "vae_info_", None)
             cached = bool(getattr(info, "cached", False))
             train_seconds = float(getattr(info, "train_seconds", fit_seconds))

@@ -75,6 +75,7 @@ from genre.bench.speed_report import (
     to_json,
     write_outputs,
 )
+from genre.bench.student import student_speed
 from genre.errors import GenreError, InputError
 from genre.io import check_outputs, results_files, write_text
 
@@ -153,6 +154,9 @@ def run_speed(datasets: Sequence[str] | str, out: Path | str = DEFAULT_OUT, n: i
         say(f"{dataset}: GenRe and the baselines, time per individual")
         entry["methods"] = time_methods(dataset, protocol, X, genre, seed=seed, quick=quick,
                                         dice_n=dice_n, say=say)
+        say(f"{dataset}: the student sampler distilled from GenRe")
+        entry |= student_speed(genre, protocol, X, entry["methods"], seed=seed, quick=quick,
+                               use_cache=use_cache)
         say(f"{dataset}: GenRe's Score")
         report, _, _ = run_method(genre, protocol, len(X), fitted=True, X=X)
         entry["genre_score"] = report.score

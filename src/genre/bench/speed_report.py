@@ -24,6 +24,7 @@ from genre.bench.speed_measures import (
     THREADS_BATCH,
     THROUGHPUT_AT,
 )
+from genre.bench.student import STUDENT, TARGET_STUDENT_RATIO, TARGET_STUDENT_SCORE
 from genre.io import atomic_path, write_text
 from genre.utils.extras import require
 
@@ -52,7 +53,8 @@ def summary(doc: dict, seed: int, table: Path | str | None = TABLE_CSV) -> dict[
             "nnr_ms_per_individual": e["methods"].get("NNR", {}).get("ms_per_individual"),
             "genre_per_s_10k": e["throughput"].get(str(THROUGHPUT_AT)),
             "genre_score": e["genre_score"], "table_score": committed.get(dataset),
-            "best_k": e["best_k"]}
+            "best_k": e["best_k"], "student_score": e.get("student_score"),
+            "student_per_s_10k": e.get("student_per_s_10k")}
     return out
 
 
@@ -83,6 +85,15 @@ def targets(doc: dict) -> list[dict]:
     for dataset in TARGET_RATIO_DATASETS:
         if dataset not in data:
             continue
+        s = summ[dataset]
+        if s.get("student_per_s_10k") and s["genre_per_s_10k"]:
+            got = s["student_per_s_10k"] / s["genre_per_s_10k"]
+            add(f"student individuals/s >= {TARGET_STUDENT_RATIO:g}x GenRe's on {dataset} at "
+                f"{THROUGHPUT_AT:,} individuals", got, "x", got >= TARGET_STUDENT_RATIO)
+        if s.get("student_score") is not None:
+            diff = s["student_score"] - s["genre_score"]
+            add(f"student Score at most {TARGET_STUDENT_SCORE:g} below GenRe's on {dataset}",
+                diff, "difference", diff >= -TARGET_STUDENT_SCORE)
         for label, ratio in TARGET_RATIOS:
             got = data[dataset]["methods"].get(label, {}).get("genre_speedup")
             add(f"GenRe per-individual time >= {ratio:g}x lower than {label} on {dataset}",
@@ -160,6 +171,17 @@ def markdown(doc: dict) -> str:
             lines.append(f"| {d} | {_f(r['genre_ms_per_individual'], 3)} | "
                          f"{_f(r['nnr_ms_per_individual'], 3)} | {_f(r['genre_per_s_10k'], 0)}"
                          f" | {_f(r['genre_score'], 3)} | {_f(r['table_score'], 3)} |")
+        lines += ["", f"## The student sampler ({STUDENT})", "",
+                  "A one-pass sampler distilled from the same fitted GenRe "
+                  "(genre.core.student), the same best_k and selection by h; individuals/s at "
+                  f"{THROUGHPUT_AT:,} individuals, Score on the individuals above.", "",
+                  "| dataset | GenRe Score | student Score | GenRe individuals/s | student "
+                  "individuals/s | speed-up |", "|---|---:|---:|---:|---:|---:|"]
+        for d, r in doc["summary"].items():
+            g, st = r["genre_per_s_10k"], r.get("student_per_s_10k")
+            ratio = st / g if g and st else None
+            lines.append(f"| {d} | {_f(r['genre_score'], 3)} | {_f(r.get('student_score'), 3)}"
+                         f" | {_f(g, 0)} | {_f(st, 0)} | {_f(ratio, 1)}x |")
         lines += ["", "## GenRe fit time and threads", "",
                   f"Threads: generate() on {THREADS_BATCH:,} individuals, 1 and 2 torch "
                   "threads alternately, median.", "",

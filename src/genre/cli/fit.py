@@ -36,6 +36,9 @@ def fit(
         "--id", help="an identifier column of --data: not a feature, carried through to "
         "every recourse output (the schema's `id:` key does the same)")] = None,
     device: Device = "cpu",
+    sampler: Annotated[str, typer.Option(
+        help="autoregressive (GenRe's transformer) or student (also distil a one-pass "
+        "sampler from it and answer with that; both are saved)")] = "autoregressive",
     param: Annotated[list[str] | None, typer.Option(
         "--param", metavar="NAME=VALUE",
         help="a GenRe hyper-parameter NAME=VALUE (repeatable), e.g. "
@@ -57,14 +60,17 @@ def fit(
     from genre.core.params import PARAM_CHECKS
     from genre.core.presets import genre_for
     from genre.core.report import parse_params, training_lines
+    from genre.core.student import check_sampler
     from genre.core.tuning import describe
     from genre.utils.device import resolve_device
 
     try:
+        check_sampler(sampler)
         check_seed(seed, "--seed")
         resolve_device(device)  # an unusable device fails before the data is read
         own = {"seed": "--seed", "device": "--device", "progress": "the terminal"}
         params = parse_params(param, {k: v for k, v in PARAM_CHECKS.items() if k not in own})
+        params.setdefault("sampler", sampler)  # --param sampler=... or --sampler
         if (dataset is None) == (data is None):
             raise GenreError("give either --dataset NAME or --data FILE --schema FILE")
         check_model_dir(out, inputs=(data, schema, classifier), overwrite=overwrite)
@@ -133,6 +139,12 @@ def fit(
                   f"{log.best_epoch}, {log.n_train_pairs:,} training sources, "
                   f"{log.n_val_pairs:,} validation pairs; saved to {out}")
     console.print(describe(model.tuning_), markup=False, highlight=False)
+    student = getattr(model, "student_", None)
+    if student is not None:
+        slog = student.log
+        console.print(f"student sampler: {slog['epochs']} epochs on {slog['samples']:,} teacher "
+                      f"samples, held-out NLL {slog['best_val_nll']:.3f} per sample, "
+                      f"{slog['seconds']:.1f} s")
 
 
 def print_classifier_report(report: dict) -> None:

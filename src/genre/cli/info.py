@@ -21,6 +21,7 @@ def info(model: Annotated[Path, typer.Argument(help="a saved GenRe model directo
     Reads config.json (checked as `genre recourse` checks it); loads no weights."""
     from genre.core.report import classifier_lines, training_lines
     from genre.core.saving import check_config
+    from genre.core.student import sampler_line
 
     try:
         cfg = model / "config.json"
@@ -54,3 +55,6 @@ def info(model: Annotated[Path, typer.Argument(help="a saved GenRe model directo
         err.print(f"[bold yellow]warning:[/] {escape(problem)}", soft_wrap=True,
                   highlight=False)
     console.print("hyper-parameters: " + ", ".join(f"{k}={v}" for k, v in params.items()))
+    console.print(escape(sampler_line(params.get("sampler", "autoregressive"),
+                                      model / "student.json" if "student.json" in files
+                                      else None)))

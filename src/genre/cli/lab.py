@@ -18,6 +18,8 @@ from genre.tables.explain import changes, format_value
 from genre.utils.limits import check_int, check_seed
 from genre.utils.methods import METHOD_NAMES
 
+GENRES = {"genre": "autoregressive", "genre-student": "student"}  # GenRe and its sampler
+
 
 def register(app: typer.Typer) -> None:
     """Add datasets, evaluate, demo, benchmark and benchmark-speed to `app`."""
@@ -93,16 +95,17 @@ def evaluate(
         with console.status(f"protocol for {dataset} (seed {seed})"):
             protocol = build_protocol(dataset, seed)
         fitted = model is not None
-        if device != "cpu" and method != "genre":
-            raise GenreError("--device applies to --method genre only")
+        if device != "cpu" and method not in GENRES:
+            raise GenreError("--device applies to --method genre only (and genre-student)")
         if fitted:
-            if method != "genre":
-                raise GenreError("--model applies to --method genre only")
+            if method not in GENRES:
+                raise GenreError("--model applies to --method genre only (and genre-student)")
             from genre.core.estimator import GenRe
 
-            method_obj = GenRe.load(model).set_params(device=device)
-        elif method == "genre":
-            method_obj = genre_for(dataset, fast=fast, seed=seed, device=device)
+            method_obj = GenRe.load(model).set_params(device=device, sampler=GENRES[method])
+        elif method in GENRES:
+            method_obj = genre_for(dataset, fast=fast, seed=seed, device=device,
+                                   sampler=GENRES[method])
         else:
             method_obj = make_method(method)
         console.print(f"{method}: fit and generate for {n} individuals")

@@ -65,6 +65,9 @@ def recourse(
         "--raw-csv", help="write text cells to CSV outputs as they are; by default a cell "
         "starting with =, +, -, @, a tab or a carriage return (a spreadsheet formula) gets a "
         "leading '")] = False,
+    sampler: Annotated[str | None, typer.Option(
+        help="autoregressive (GenRe's transformer) or student (the one-pass sampler "
+        "distilled at fit time); default: the model's own")] = None,
 ) -> None:
     """Recourse for each person in --input (CSV or Parquet), in original units.
 
@@ -92,6 +95,7 @@ def recourse(
     writes it as it is); Parquet outputs hold the values as they are.
     """
     from genre.core.estimator import GenRe
+    from genre.core.student import check_sampler
     from genre.utils.device import resolve_device
 
     try:
@@ -104,9 +108,11 @@ def recourse(
         check_int(show, "--show", 0, CHUNK_MAX)
         if ray_workers is not None:
             check_int(ray_workers, "--ray-workers", 1, WORKERS_MAX)
-        if ray and device != "cpu":
-            raise GenreError("--device is not available with --ray (the Ray actors sample on "
-                             "their CPUs)")
+        if sampler is not None:
+            check_sampler(sampler)
+        if ray and (device != "cpu" or sampler is not None):
+            raise GenreError("--device and --sampler are not available with --ray (the Ray "
+                             "actors sample on their CPUs with the model's own sampler)")
         resolve_device(device)  # an unusable device fails before anything is read
         check_outputs((output, changes_path), inputs=(input, model), overwrite=overwrite)
     except GenreError as exc:
@@ -118,6 +124,8 @@ def recourse(
         return
     try:
         genre_model = GenRe.load(model).set_params(device=device)
+        if sampler is not None:
+            genre_model.set_params(sampler=sampler)
         summary = stream_recourse(genre_model, input, output, options=options, best_k=best_k,
                                   seed=seed, changes_path=changes_path, progress=True,
                                   show=show, chunk_size=chunk_size, overwrite=overwrite,

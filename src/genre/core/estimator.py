@@ -21,6 +21,8 @@ accepts none); options are ranked by effort.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,14 +34,16 @@ from genre.core.method import RecourseMethod
 from genre.core.params import ParamsMixin, check_is_fitted
 from genre.core.plausibility import PlausibilityFlag
 from genre.core.saving import load_model, save_model
+from genre.core.student import StudentConfig, distill
 from genre.core.task import Classifier, RecourseTask
 from genre.core.tuning import tune_sampling
-from genre.errors import InputError
+from genre.errors import InputError, ModelError
 from genre.tables.constraints import Constraints
 from genre.tables.streaming import answer_blocks
 from genre.utils.device import resolve_device
 from genre.utils.limits import check_request
 
+log = logging.getLogger(__name__)
 Options = sampling.Options  # GenRe.options' result (defined with the sampler)
 TrainLog = training.TrainLog
 bin_representatives = training.bin_representatives
@@ -65,6 +69,10 @@ class GenRe(ParamsMixin, RecourseMethod):
     training rows by h-validity + inlier - effort/D and used for sampling, the record in
     `tuning_` and config.json, see genre.core.tuning; None: temperature and best_k as given;
     a model loaded without a tuning record samples with its saved temperature and best_k).
+    Sampler: sampler ("autoregressive": the transformer decodes one feature at a time, the
+    paper's; "student": a one-pass sampler distilled from it at fit time, after tuning, from
+    the teacher's samples at its tuned temperature, see genre.core.student and
+    GenRe.distill; the same masks and best-of-k selection by h).
     Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
     where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
     sampler draws its random numbers on the CPU, so a seed gives the same samples on either
@@ -81,7 +89,8 @@ class GenRe(ParamsMixin, RecourseMethod):
                  temperature: float = 2.0, sigma: float = 0.0, best_k: int = 10,
                  bin_value: str = "data", stay_in_bin: bool = True, seed: int = 0,
                  threads: int = 1, progress: bool = True, device: str = "cpu",
-                 select: str = "h", tune: str | None = "auto"):
+                 select: str = "h", tune: str | None = "auto",
+                 sampler: str = "autoregressive"):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
         self.n_enc_layers, self.n_dec_layers, self.d_ff, self.dropout = (
@@ -93,6 +102,7 @@ class GenRe(ParamsMixin, RecourseMethod):
         self.bin_value, self.stay_in_bin = bin_value, stay_in_bin
         self.seed, self.threads, self.progress = seed, threads, progress
         self.device, self.select, self.tune = device, select, tune
+        self.sampler = sampler
 
     def fit(self, task: RecourseTask) -> GenRe:
         """Learn R(x+|x) on `task` (see genre.core.training).
@@ -118,8 +128,75 @@ class GenRe(ParamsMixin, RecourseMethod):
         # The held-out figures of a default h genre chose for a user's table (else None).
         self.classifier_report_ = getattr(task, "classifier_report", None)
         self._on_device = self._lof = None
-        self.tuning_ = tune_sampling(self, task) if self.tune == "auto" else None
+        self.student_ = None
+        with self.sampling_with("autoregressive"):  # the teacher is tuned, then distilled
+            self.tuning_ = tune_sampling(self, task) if self.tune == "auto" else None
+        if self.sampler == "student":
+            self.distill(task.X_train)
         return self
+
+    def distill(self, X: np.ndarray, config: StudentConfig | None = None) -> GenRe:
+        """Distil the one-pass student sampler from this fitted GenRe (see
+        genre.core.student).
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, D)
+            Training rows (normalised), e.g. the task's X_train: the student learns the
+            teacher's samples for its sources and jittered copies of them.
+        config : StudentConfig, optional
+            The student's size and budget (default StudentConfig(seed=self.seed)).
+
+        Returns
+        -------
+        GenRe
+            self, with `student_` set; `sampler="student"` then samples with it.
+        """
+        check_is_fitted(self)
+        config = config or StudentConfig(seed=self.seed)
+        self.student_ = distill(self, X, config, progress=log.info if self.progress else None)
+        return self
+
+    def set_params(self, **params) -> GenRe:
+        """Change hyper-parameters (see ParamsMixin.set_params); sampler="student" on a
+        fitted model needs its student (ModelError otherwise).
+
+        Parameters
+        ----------
+        **params
+            Names and new values.
+
+        Returns
+        -------
+        GenRe
+            self.
+        """
+        if (params.get("sampler") == "student" and hasattr(self, "model_")
+                and getattr(self, "student_", None) is None):
+            raise ModelError(sampling.NO_STUDENT)
+        return super().set_params(**params)
+
+    @contextlib.contextmanager
+    def sampling_with(self, sampler: str | None):
+        """Within the block, sample with `sampler` ("autoregressive" or "student"; None:
+        the model's own).
+
+        Parameters
+        ----------
+        sampler : str or None
+            The sampler for the block.
+
+        Returns
+        -------
+        contextmanager
+            Yields self; the model's own sampler is restored on exit.
+        """
+        before = self.sampler
+        self.set_params(sampler=before if sampler is None else sampler)
+        try:
+            yield self
+        finally:
+            self.sampler = before
 
     def training_summary(self) -> dict | None:
         """The training log without its per-epoch history (as saved in config.json):
@@ -251,8 +328,8 @@ class GenRe(ParamsMixin, RecourseMethod):
 
     def recourse(self, people: pd.DataFrame, options: int = 1, *, seed: int = 0,
                  best_k: int | None = None, id_column: str | None = None,
-                 min_probability: float | None = None, freeze=None,
-                 ranges=None) -> pd.DataFrame:
+                 sampler: str | None = None, min_probability: float | None = None,
+                 freeze=None, ranges=None) -> pd.DataFrame:
         """Recourse for every row of the DataFrame `people` (original units): the table the
         CLI writes to recourse.csv, with `person` the 0-based row position (see
         genre.tables.recourse.recourse_table for the columns; genre.changes for the long view).
@@ -271,6 +348,8 @@ class GenRe(ParamsMixin, RecourseMethod):
             Samples per person.
         id_column : str, optional
             Carried through (default: the schema's id).
+        sampler : str, optional
+            "autoregressive" or "student" for this call (default: the model's).
         min_probability : float, optional
             A profile is a recourse only if h gives it at least this probability.
         freeze : list of str, optional
@@ -291,11 +370,11 @@ class GenRe(ParamsMixin, RecourseMethod):
         id_column = id_column if id_column is not None else self.encoder_.schema_.id_column
         constraints = Constraints.make(freeze, ranges, source="recourse").check(
             self.encoder_.schema_, source="recourse")
-        results = [r for r, _, _ in answer_blocks(self, [people], options=options,
-                                                   best_k=best_k, seed=seed, source="people",
-                                                   id_column=id_column,
-                                                   min_probability=min_probability,
-                                                   constraints=constraints)]
+        with self.sampling_with(sampler):
+            results = [r for r, _, _ in answer_blocks(
+                self, [people], options=options, best_k=best_k, seed=seed, source="people",
+                id_column=id_column, min_probability=min_probability,
+                constraints=constraints)]
         if not results:
             raise InputError("people: no rows")
         result = pd.concat(results, ignore_index=True)

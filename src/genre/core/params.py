@@ -117,6 +117,9 @@ number, integer = _number, _integer  # for the config checks of genre.core.savin
 # What each hyper-parameter may be: types and ranges (sizes bounded so that a saved config
 # cannot ask for gigabytes), checked before anything is built.
 MAX_D_MODEL, MAX_LAYERS, MAX_BINS, MAX_D_FF, MAX_BEST_K = 4096, 64, 1024, 16384, BEST_K_MAX
+# GenRe's samplers: the transformer's feature-by-feature decoding, or the one-pass student
+# distilled from it (genre.core.student).
+SAMPLERS = ("autoregressive", "student")
 PARAM_CHECKS: dict[str, Check] = {
     "lambda_": _number(0), "gamma": _number(0, 1, lo_open=True, hi_open=True),
     "k": _integer(1), "n_bins": _integer(2, MAX_BINS), "d_model": _integer(1, MAX_D_MODEL),
@@ -131,6 +134,7 @@ PARAM_CHECKS: dict[str, Check] = {
     "threads": _integer(1, THREADS_MAX),
     "progress": _one_of(True, False), "device": _device, "select": _one_of("h", "effort"),
     "tune": _one_of("auto", None),
+    "sampler": _one_of(*SAMPLERS),
 }
 
 

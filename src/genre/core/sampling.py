@@ -28,6 +28,8 @@ from genre.utils.threads import torch_threads
 # stay_in_bin): the soft-bin loss spreads "unchanged" over about a bin either side, and a
 # sub-bin move is noise that would count as a change.
 EFFORT_STAY_RADIUS = 1
+NO_STUDENT = ("this GenRe model has no student sampler: fit it with sampler='student' (`genre "
+              "fit --sampler student`) or call distill(X_train) first")
 
 
 @dataclass
@@ -126,6 +128,13 @@ def sample(est, X: np.ndarray, n_samples: int, seed: int | None, use_cache: bool
     enc = est.encoder_
     X = np.asarray(X, dtype=np.float64)
     gen = torch.Generator().manual_seed(est.seed if seed is None else seed)
+    if est.sampler == "student":  # the one-pass student (genre.core.student), on the CPU
+        if getattr(est, "student_", None) is None:
+            raise ModelError(NO_STUDENT)
+        with torch_threads(est.threads):  # the same streams and per-row masks as below
+            return est.student_.sample(est, X, n_samples, gen,
+                                       EFFORT_STAY_RADIUS if enc.schema_.has_effort else 0,
+                                       keys=keys, offset=offset, constraints=constraints)
     draws = {}
     if keys is not None:
         D = X.shape[1]

@@ -30,6 +30,7 @@ from genre.core.network import RecourseTransformer, TransformerConfig
 from genre.core.params import PARAM_CHECKS, check_is_fitted
 from genre.core.params import integer as _integer
 from genre.core.params import number as _number
+from genre.core.student import STUDENT_JSON, load_student, save_student
 from genre.core.task import Classifier, TorchClassifier
 from genre.core.tuning import check_tuning
 from genre.data.encoder import Encoder
@@ -50,7 +51,7 @@ FORMAT_VERSION = 1
 BIN_VALUES = "genre.bin_values"  # extra tensors stored beside the transformer's weights
 REFERENCE = "genre.reference"
 # Params a model saved by an older genre lacks (GenRe's default applies when loading).
-OPTIONAL_PARAMS = {"device", "select", "tune"}
+OPTIONAL_PARAMS = {"device", "select", "tune", "sampler"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
@@ -103,6 +104,8 @@ def save_model(est, directory: str | Path) -> Path:
     tensors[BIN_VALUES] = torch.as_tensor(est.bin_values_)
     tensors[REFERENCE] = torch.as_tensor(est.reference_)
     save_file(tensors, str(directory / "model.safetensors"))
+    if getattr(est, "student_", None) is not None:
+        files += save_student(est.student_, directory)
     meta_log = getattr(est, "train_log_", None)  # a loaded model keeps its record
     meta = {
         "format": "genre-recourse/genre", "version": FORMAT_VERSION,
@@ -220,6 +223,11 @@ def load_model(cls: type, directory: str | Path, classifier: Classifier | None =
                              "classifier.skops/.onnx)")
         est.classifier_ = load_classifier(regular_file(files[0]), est.encoder_)
         est.classifier_path_ = files[0]
+    if _saved_file(directory, STUDENT_JSON, saved):
+        est.student_ = load_student(directory, D, n_bins)
+    elif est.sampler == "student":
+        raise ModelError(f"{cfg_path}: sampler is 'student' but the directory holds no "
+                         f"{STUDENT_JSON}")
     return est
 
 

@@ -3,4 +3,4 @@ class under each (genre.baselines.METHODS, keyed by each class's `name`); the CL
 them without importing the lab (tests/test_cli_conventions.py keeps the two equal)."""
 
 METHOD_NAMES = ("genre", "nnr", "wachter", "gs", "dice", "roar", "probe", "cchvae", "revise",
-                "cruds", "diffusion")
+                "cruds", "diffusion", "genre-student")
