@@ -1,5 +1,5 @@
 """One person, one answer: a record's options depend on the record and the seed only. The
-same 20 records answered alone, inside a 3,000-row file, through the service and through
+same 20 records answered alone, inside a 10,000-row file, through the service and through
 Ray give identical options."""
 
 import numpy as np
@@ -12,7 +12,7 @@ from genre.tables.streaming import stream_recourse
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
             patience=3, batch_size=256, k=50, progress=False, best_k=4)
-N_FILE = 3000
+N_FILE = 10_000
 OPTIONS = 2
 FEATURES = ["x1", "x2", "colour", "group"]
 
