@@ -77,9 +77,8 @@ def training_lines(train_log: dict | None, max_epochs: int | None = None
     problems = []
     if epochs is not None and best == epochs:
         problems.append(f"GenRe's best epoch is its last ({best}): the validation loss was "
-                        "still falling, so it is likely under-trained; give it more epochs or "
-                        "time (e.g. `genre fit --param max_epochs=400 --param "
-                        "max_seconds=900`)")
+                        "still falling, so it is likely under-trained; give it more epochs "
+                        "(e.g. `genre fit --param max_epochs=400`)")
     n_val = train_log.get("n_val_pairs")
     if n_val is not None and n_val < MIN_VAL_PAIRS:
         problems.append(f"only {n_val} validation pairs judged GenRe's training (fewer than "
