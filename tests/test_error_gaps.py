@@ -5,11 +5,11 @@ near match; schema categories absent from the data warn; genre's own h.skops pas
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 import genre
+from credit_table import user_table
 from genre.cli import app
 from genre.errors import GenreWarning, InputError, ModelError
 from genre.utils.hints import looks_like_id, near_match
@@ -19,14 +19,6 @@ TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_
 runner = CliRunner()
 
 
-def user_table(n: int = 400, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"age": rng.integers(18, 70, n),
-                       "income": np.round(rng.uniform(10, 100, n), 1),
-                       "job": rng.choice(["none", "part-time", "full-time"], n)})
-    df["approved"] = (df.income / 100 + 0.4 * (df.job == "full-time")
-                      + rng.normal(0, 0.1, n) > 0.8).astype(int)
-    return df
 
 
 def one_line(res) -> str:
@@ -38,7 +30,7 @@ def one_line(res) -> str:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     d = tmp_path_factory.mktemp("gaps")
-    df = user_table()
+    df = user_table(400)
     schema = genre.Schema.infer(df, target="approved")
     schema.to_yaml(d / "s.yaml")
     df.to_csv(d / "d.csv", index=False)

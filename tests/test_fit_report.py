@@ -4,12 +4,11 @@ config.json, shown by `genre info`; GenRe's training warnings; `genre fit --para
 import json
 import logging
 
-import numpy as np
-import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 import genre
+from credit_table import user_table
 from genre.cli import app
 from genre.core.params import PARAM_CHECKS
 from genre.core.report import MIN_VAL_PAIRS, parse_params, training_lines
@@ -20,14 +19,6 @@ TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, batc
 runner = CliRunner()
 
 
-def user_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"age": rng.integers(18, 70, n),
-                       "income": np.round(rng.uniform(10, 100, n), 1),
-                       "job": rng.choice(["none", "part-time", "full-time"], n)})
-    df["approved"] = (df.income / 100 + 0.4 * (df.job == "full-time")
-                      + rng.normal(0, 0.1, n) > 0.8).astype(int)
-    return df
 
 
 def test_api_fit_logs_keeps_and_saves_the_report(tmp_path, caplog):

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import genre
+from credit_table import user_table
 from genre.cli import app
 from genre.data import load
 from genre.data.datasets import DATASETS
@@ -21,14 +22,6 @@ TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_
 runner = CliRunner()
 
 
-def user_table(n: int = 600, seed: int = 0) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    df = pd.DataFrame({"age": rng.integers(18, 70, n),
-                       "income": np.round(rng.uniform(10, 100, n), 1),
-                       "job": rng.choice(["none", "part-time", "full-time"], n)})
-    df["approved"] = (df.income / 100 + 0.4 * (df.job == "full-time")
-                      + rng.normal(0, 0.1, n) > 0.8).astype(int)
-    return df
 
 
 def tables():
