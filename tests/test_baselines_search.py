@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from genre.baselines.dice import DiCE
+from genre.baselines.dice import DiCE, to_normalised
 from genre.baselines.growing_spheres import GrowingSpheres
 from genre.baselines.probe import PROBE
 from genre.baselines.roar import ROAR
@@ -13,6 +13,7 @@ from genre.baselines.wachter import Wachter, finalise
 from genre.classifiers.mlp import train_mlp
 from genre.core.task import RecourseTask
 from genre.data import Encoder, Feature, Schema
+from genre.errors import InputError
 
 CAT, IMM = 2, 3  # column of the mutable 3-level categorical and of the immutable binary one
 
@@ -164,3 +165,25 @@ def test_dice_failure_gives_nan_row(tiny, monkeypatch):
     monkeypatch.setattr(m, "_one", flaky)
     Xp = m.generate(X[:3])
     assert np.isnan(Xp[1]).all() and m.n_failed_ >= 1
+
+
+def test_dice_stopping_threshold(tiny):
+    """The threshold reaches DiCE: every answer found at 0.8 has h's probability >= 0.8
+    (before projection to the schema may move it, so checked on the raw counterfactuals),
+    and a threshold outside [0.5, 1) is refused at fit."""
+    pytest.importorskip("dice_ml")
+    task, X = tiny
+    m = DiCE(seed=0, stopping_threshold=0.8).fit(task)
+    queries = task.encoder.inverse_transform(X[:5])
+    seen = 0
+    for i in range(5):
+        cfs = m._one(queries.iloc[[i]].reset_index(drop=True))
+        if cfs is None:
+            continue
+        C = to_normalised(task.encoder, cfs[task.encoder.schema_.names])
+        assert (task.classifier.predict_proba(C) >= 0.8 - 1e-9).all()
+        seen += 1
+    assert seen >= 3
+    for bad in (0.4, 1.0):
+        with pytest.raises(InputError, match="stopping_threshold"):
+            DiCE(stopping_threshold=bad).fit(task)

@@ -17,8 +17,9 @@ counts them.
 Modes: "random" (DiCE's random sampling, seeded through `random_seed`) and "genetic" (its
 genetic algorithm; it takes no seed argument, so numpy's and Python's global generators are
 seeded for the call and restored afterwards). `lambda_` is DiCE's proximity_weight, used by
-the genetic mode (random sampling has no cost weight). DiCE's printing and progress bars are
-silenced.
+the genetic mode (random sampling has no cost weight; its levers are total_cfs and
+stopping_threshold, which the table's "dice-tuned" row chooses on validation individuals).
+DiCE's printing and progress bars are silenced.
 """
 
 from __future__ import annotations
@@ -101,23 +102,29 @@ class DiCE(RecourseMethod):
     Hyper-parameters: mode = "random" | "genetic"; total_cfs = 1 (counterfactuals asked for);
     lambda_ = 0.2 (DiCE's proximity_weight, genetic only; the library default);
     sample_size = 1000 (random mode, library default); posthoc_sparsity_param = 0.1 (library
-    default); seed.
+    default); stopping_threshold = 0.5 (the probability of the desired class a
+    counterfactual must reach; library default); seed.
     """
 
     name = "dice"
 
     def __init__(self, mode: str = "random", total_cfs: int = 1, lambda_: float = 0.2,
-                 sample_size: int = 1000, posthoc_sparsity_param: float = 0.1, seed: int = 0):
+                 sample_size: int = 1000, posthoc_sparsity_param: float = 0.1,
+                 stopping_threshold: float = 0.5, seed: int = 0):
         self.mode = mode
         self.total_cfs = total_cfs
         self.lambda_ = lambda_
         self.sample_size = sample_size
         self.posthoc_sparsity_param = posthoc_sparsity_param
+        self.stopping_threshold = stopping_threshold
         self.seed = seed
 
     def fit(self, task: RecourseTask) -> DiCE:
         if self.mode not in MODES:
             raise InputError(f"DiCE: mode must be one of {MODES}, got {self.mode!r}")
+        if not 0.5 <= self.stopping_threshold < 1:
+            raise InputError("DiCE: stopping_threshold must be in [0.5, 1), "
+                             f"got {self.stopping_threshold!r}")
         dice_ml = require("dice_ml", "bench", "the DiCE baseline")
         self.task_ = task
         enc = task.encoder
@@ -161,7 +168,8 @@ class DiCE(RecourseMethod):
     def _one(self, query: pd.DataFrame) -> pd.DataFrame | None:
         kwargs = dict(total_CFs=self.total_cfs, desired_class=1,
                       features_to_vary=self.features_to_vary_,
-                      posthoc_sparsity_param=self.posthoc_sparsity_param)
+                      posthoc_sparsity_param=self.posthoc_sparsity_param,
+                      stopping_threshold=self.stopping_threshold)
         permitted = self._permitted_range(query)
         if permitted is not None:
             kwargs["permitted_range"] = permitted
