@@ -182,17 +182,24 @@ class Encoder:
     def lower(self) -> np.ndarray:
         """Smallest allowed normalised value per feature (schema min, else training min;
         an integer feature's min rounded up to an integer, so the bound is on its grid)."""
-        return np.array([0.0 if f.min is None else
-                         ((np.ceil(f.min) if f.integer else f.min) - self.lo_[j]) /
-                         (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
+        return self._bound("min", 0.0, np.ceil)
 
     @property
     def upper(self) -> np.ndarray:
         """Largest allowed normalised value per feature (schema max, else training max;
         an integer feature's max rounded down to an integer, so the bound is on its grid)."""
-        return np.array([1.0 if f.max is None else
-                         ((np.floor(f.max) if f.integer else f.max) - self.lo_[j]) /
-                         (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
+        return self._bound("max", 1.0, np.floor)
+
+    def _bound(self, side: str, default: float, to_grid) -> np.ndarray:
+        """The schema's `side` ("min" or "max") per feature, normalised; `default` where the
+        schema sets none; an integer feature's bound moved onto its grid by `to_grid`."""
+        out = []
+        for j, f in enumerate(self.schema_.features):
+            b = getattr(f, side)
+            out.append(default if b is None else
+                       ((to_grid(b) if f.integer else b) - self.lo_[j]) /
+                       (self.hi_[j] - self.lo_[j]))
+        return np.array(out)
 
     def effort_terms(self) -> tuple[np.ndarray, np.ndarray]:
         """(per_unit, per_change), each (D,): effort = sum_j per_unit_j * |x+_j - x_j| +
