@@ -25,12 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.baselines.wachter import (
-    GradientRecourse,
-    finalise,
-    gradient_problem,
-    logit_threshold,
-)
+from genre.baselines.wachter import GradientProblem, GradientRecourse, logit_threshold
 
 
 def invalidation_rate(h, x: torch.Tensor, free: torch.Tensor, noise_variance: float,
@@ -71,15 +66,10 @@ class PROBE(GradientRecourse):
         self.threshold = threshold
         self.seed = seed
 
-    def generate(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        if len(X) == 0:
-            return X.copy()
-        prob = gradient_problem(self.task_, X)
+    def _search(self, X: np.ndarray, prob: GradientProblem):
         thr = logit_threshold(self.threshold)
         x, opt, keep, done = prob.start(self.lr)
-        for rnd in range(self.max_rounds):
-            lam = max(self.lambda_ - rnd * self.lambda_step, 0.0)
+        for lam in self._round_weights():
             for _ in range(self.n_iter):
                 logit, ir = invalidation_rate(self.h_, x, prob.free, self.noise_variance)
                 hinge = torch.relu(ir - self.invalidation_target)
@@ -96,4 +86,4 @@ class PROBE(GradientRecourse):
                 done |= ok
             if bool(done.all()):
                 break
-        return finalise(self.task_, X, x, keep, done)
+        return x, keep, done

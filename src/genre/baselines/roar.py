@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genre.baselines.wachter import GradientRecourse, finalise, gradient_problem
+from genre.baselines.wachter import GradientProblem, GradientRecourse
 from genre.core.task import RecourseTask
 from genre.errors import InputError
 
@@ -109,12 +109,8 @@ class ROAR(GradientRecourse):
         return torch.cat(ws), torch.cat(bs)
 
     # ------------------------------------------------------------------ search
-    def generate(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        if len(X) == 0:
-            return X.copy()
+    def _search(self, X: np.ndarray, prob: GradientProblem):
         gen = torch.Generator().manual_seed(self.seed)
-        prob = gradient_problem(self.task_, X)
         n = len(X)
         lime = self._lime(X, gen) if self.surrogate == "lime" else None
         x, opt, keep, done = prob.start(self.lr)
@@ -138,4 +134,4 @@ class ROAR(GradientRecourse):
             if bool(done.all()):
                 break
             prob.descend(opt, x, loss, keep, done)
-        return finalise(self.task_, X, x, keep, done)
+        return x, keep, done

@@ -24,6 +24,8 @@ and PROBE, which are the same kind of search with another loss.
 
 from __future__ import annotations
 
+from abc import abstractmethod
+
 import numpy as np
 import torch
 
@@ -125,12 +127,31 @@ def logit_threshold(threshold: float) -> float:
 
 class GradientRecourse(RecourseMethod):
     """What the gradient searches (Wachter, ROAR, PROBE) share: fit only takes h's torch
-    module; all the work happens per query in generate."""
+    module; all the work happens per query in generate, which runs the subclass's `_search`
+    on the batch's GradientProblem and snaps what it kept onto the schema (`finalise`)."""
 
     def fit(self, task: RecourseTask) -> GradientRecourse:
         self.task_ = task
         self.h_ = torch_classifier(task)
         return self
+
+    def generate(self, X: np.ndarray) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        if len(X) == 0:
+            return X.copy()
+        x, keep, done = self._search(X, gradient_problem(self.task_, X))
+        return finalise(self.task_, X, x, keep, done)
+
+    @abstractmethod
+    def _search(self, X: np.ndarray, prob: GradientProblem
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The search on a non-empty batch: (last iterate, kept point, done flags)."""
+
+    def _round_weights(self) -> list[float]:
+        """The cost weight of each round (Wachter's schedule, PROBE's too): lambda_, lowered
+        by lambda_step after every round, floored at 0; max_rounds rounds."""
+        return [max(self.lambda_ - rnd * self.lambda_step, 0.0)
+                for rnd in range(self.max_rounds)]
 
 
 class Wachter(GradientRecourse):
@@ -155,16 +176,11 @@ class Wachter(GradientRecourse):
         self.threshold = threshold
         self.seed = seed
 
-    def generate(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=float)
-        if len(X) == 0:
-            return X.copy()
-        prob = gradient_problem(self.task_, X)
+    def _search(self, X: np.ndarray, prob: GradientProblem):
         h = self.h_
         thr = logit_threshold(self.threshold)
         x, opt, keep, done = prob.start(self.lr)
-        for rnd in range(self.max_rounds):
-            lam = max(self.lambda_ - rnd * self.lambda_step, 0.0)
+        for lam in self._round_weights():
             for _ in range(self.n_iter):
                 logit = h.logits(x)
                 with torch.no_grad():
@@ -178,4 +194,4 @@ class Wachter(GradientRecourse):
                 prob.descend(opt, x, loss, keep, done)
             if bool(done.all()):
                 break
-        return finalise(self.task_, X, x, keep, done)
+        return x, keep, done
