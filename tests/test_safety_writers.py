@@ -243,26 +243,27 @@ def test_recourse_output_and_changes_the_same_file(work, tiny_model, exists):
             "given twice")
 
 
-def test_recourse_output_symlink_is_refused(work, tiny_model):
-    (work / "target.csv").write_text("precious\n")
-    (work / "link.csv").symlink_to("target.csv")
-    refused(recourse_args(tiny_model, "--output", "link.csv", "--overwrite"), work,
-            "link.csv", "symbolic link")
-
-
-def test_recourse_output_dangling_symlink_is_refused(work, tiny_model):
-    (work / "dangling.csv").symlink_to("nowhere.csv")
-    refused(recourse_args(tiny_model, "--output", "dangling.csv"), work, "dangling.csv",
-            "symbolic link")
-
-
-def test_recourse_output_a_directory(work, tiny_model):
-    refused(recourse_args(tiny_model, "--output", "sub"), work, "sub", "is a directory")
-
-
-def test_recourse_changes_a_directory(work, tiny_model):
-    refused(recourse_args(tiny_model, "--output", "out.csv", "--changes", "sub"), work, "sub",
-            "is a directory")
+@pytest.mark.parametrize("files, links, args, named, why", [
+    ({"target.csv": "precious\n"}, {"link.csv": "target.csv"},
+     ("--output", "link.csv", "--overwrite"), "link.csv", "symbolic link"),
+    ({}, {"dangling.csv": "nowhere.csv"}, ("--output", "dangling.csv"), "dangling.csv",
+     "symbolic link"),
+    ({}, {}, ("--output", "sub"), "sub", "is a directory"),
+    ({}, {}, ("--output", "out.csv", "--changes", "sub"), "sub", "is a directory"),
+    ({}, {}, ("--output", "data.csv/out.csv"), "data.csv/out.csv", "is not a directory"),
+    ({"out.csv": "earlier results\n"}, {}, ("--output", "out.csv"), "out.csv",
+     "add --overwrite"),
+    ({"changes.csv": "earlier changes\n"}, {},
+     ("--output", "out.csv", "--changes", "changes.csv"), "changes.csv", "add --overwrite"),
+], ids=["output-symlink", "output-dangling-symlink", "output-a-directory",
+        "changes-a-directory", "output-under-a-file", "existing-output-needs-overwrite",
+        "existing-changes-needs-overwrite"])
+def test_recourse_refuses_the_output(work, tiny_model, files, links, args, named, why):
+    for name, text in files.items():
+        (work / name).write_text(text)
+    for name, target in links.items():
+        (work / name).symlink_to(target)
+    refused(recourse_args(tiny_model, *args), work, named, why)
 
 
 def test_recourse_output_a_fifo(work, tiny_model):
@@ -285,23 +286,6 @@ def test_recourse_output_inside_the_model_directory(work, tiny_model):
     shutil.copytree(tiny_model, work / "model")
     refused(recourse_args(work / "model", "--output", "model/out.csv"), work, "model/out.csv",
             "inside the input directory")
-
-
-def test_recourse_output_under_a_file(work, tiny_model):
-    refused(recourse_args(tiny_model, "--output", "data.csv/out.csv"), work,
-            "data.csv/out.csv", "is not a directory")
-
-
-def test_recourse_existing_output_needs_overwrite(work, tiny_model):
-    (work / "out.csv").write_text("earlier results\n")
-    refused(recourse_args(tiny_model, "--output", "out.csv"), work, "out.csv",
-            "add --overwrite")
-
-
-def test_recourse_existing_changes_needs_overwrite(work, tiny_model):
-    (work / "changes.csv").write_text("earlier changes\n")
-    refused(recourse_args(tiny_model, "--output", "out.csv", "--changes", "changes.csv"), work,
-            "changes.csv", "add --overwrite")
 
 
 def test_recourse_overwrite_replaces_only_the_outputs(work, tiny_model):
