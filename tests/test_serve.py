@@ -4,10 +4,6 @@ request size and batch length are limited; /schema, /health and the generated Op
 
 import io
 import json
-import socket
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pandas as pd
@@ -27,6 +23,7 @@ from genre.io import read_table  # noqa: E402
 from genre.service.serve import recourse_records  # noqa: E402
 from genre.tables.recourse import recourse_table  # noqa: E402
 from genre.tables.streaming import SEED_BLOCK, stream_recourse  # noqa: E402
+from serve_process import serve_process  # noqa: E402
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
             patience=3, batch_size=256, k=50, progress=False, best_k=4)
@@ -62,42 +59,13 @@ def model(model_dir):
     return GenRe.load(model_dir)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(model_dir):
     """`genre serve` with two uvicorn workers (each loads the model) on a free port."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from genre.cli import app; app()", "serve", "--model",
-         str(model_dir), "--port", str(port), "--workers", "2", "--max-records",
-         str(MAX_RECORDS), "--max-bytes", str(MAX_BYTES)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"genre serve did not start: {proc.communicate()[0]}")
-            time.sleep(0.2)
+    with serve_process("--model", str(model_dir), "--workers", "2", "--max-records",
+                       str(MAX_RECORDS), "--max-bytes", str(MAX_BYTES)) as (_, url):
         with httpx.Client(base_url=url, timeout=30) as client:
             yield client
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def flatten(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,8 +9,6 @@ import json
 import logging
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 
@@ -32,6 +30,7 @@ from genre.core.task import RecourseTask  # noqa: E402
 from genre.data import Encoder, Feature, Schema  # noqa: E402
 from genre.service.batch import answer_batch  # noqa: E402
 from genre.service.serve import create_app, recourse_records  # noqa: E402
+from serve_process import serve_process  # noqa: E402
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
             patience=3, batch_size=256, k=50, progress=False, best_k=4)
@@ -223,41 +222,12 @@ def test_out_of_range_seeds_and_numbers_are_422(app):
         assert f"record 1, field '{field}'" in response.json()["message"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def slow_server(model_dir):
     """`genre serve` with a 1 s read deadline and at most 3 connections at once."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from genre.cli import app; app()", "serve", "--model",
-         str(model_dir), "--port", str(port), "--read-timeout", "1",
-         "--limit-concurrency", "3", "--no-access-log"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"genre serve did not start: {proc.communicate()[0]}")
-            time.sleep(0.2)
+    with serve_process("--model", str(model_dir), "--read-timeout", "1",
+                       "--limit-concurrency", "3", "--no-access-log") as (port, _):
         yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_a_slow_client_is_closed_after_the_read_deadline(slow_server):
