@@ -22,7 +22,6 @@ import asyncio
 import json
 import os
 import platform
-import shlex
 import socket
 import subprocess
 import sys
@@ -33,6 +32,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from genre.bench.common import script_header
 from genre.core.estimator import GenRe
 from genre.data.datasets import load
 from genre.io import write_text
@@ -143,10 +143,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     model = GenRe.load(args.model)
     records = rejected_records(model, args.dataset)
-    lines = ["# `genre serve` under load", "", "```",
-             "python " + " ".join(shlex.quote(a) for a in sys.argv), "```", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
-             f"{platform.python_version()}, {platform.system()}. {args.note}".rstrip(), "",
+    lines = script_header("`genre serve` under load", platform.system(), args.note) + [
              f"Model: GenRe fitted on {args.dataset} (`{args.model}`). Each request carries "
              f"people the model's classifier rejects ({len(records)} distinct test rows of "
              f"{args.dataset}, cycled), options 1, seed 0. Server: dynamic batching with "

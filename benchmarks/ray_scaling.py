@@ -18,9 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import shlex
-import sys
 import tempfile
 import threading
 import time
@@ -28,6 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from genre.bench.common import script_header
 from genre.core.estimator import GenRe
 from genre.data.datasets import load
 from genre.io import write_text
@@ -123,10 +121,8 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             ray.shutdown()
 
-    lines = ["# Batch recourse on Ray: 1 vs 2 actors on one machine", "", "```",
-             "python " + " ".join(shlex.quote(a) for a in sys.argv), "```", "",
-             f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
-             f"{platform.python_version()}, Ray {ray.__version__}. {args.note}".rstrip(), "",
+    lines = script_header("Batch recourse on Ray: 1 vs 2 actors on one machine",
+                          f"Ray {ray.__version__}", args.note) + [
              f"Data: {args.rows:,} rows (the {args.dataset} test split tiled; "
              f"{rejected:.0%} rejected by h, so answered by sampling; the rest come back "
              f"unchanged), one Parquet file. Model: GenRe fitted on {args.dataset} "

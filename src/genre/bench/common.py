@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 import os
 import platform
+import shlex
+import sys
 from importlib import metadata
 
 import numpy as np
@@ -119,3 +121,26 @@ def fmt(v, digits: int = 2) -> str:
 
 __all__ = ["error_text", "fmt", "load_average", "machine", "plain", "progress_bar", "split_names",
            "versions"]
+
+
+def script_header(title: str, runtime: str, note: str) -> list[str]:
+    """The top of a benchmark script's markdown: its title, the command line as run (from
+    sys.argv) and the machine.
+
+    Parameters
+    ----------
+    title : str
+        The page's title (without the leading '# ').
+    runtime : str
+        What the machine line names after the Python version (the OS, Ray's version, ...).
+    note : str
+        A line about the machine's state ('' for none).
+
+    Returns
+    -------
+    list of str
+        Markdown lines, ending with a blank line.
+    """
+    return [f"# {title}", "", "```", "python " + " ".join(shlex.quote(a) for a in sys.argv),
+            "```", "", f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python "
+            f"{platform.python_version()}, {runtime}. {note}".rstrip(), ""]
