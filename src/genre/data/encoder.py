@@ -300,29 +300,26 @@ class Encoder:
             raise InputError(f"{source}: column '{f.name}': expected numbers, got booleans "
                              "(true/false); make the feature categorical or write 0/1")
         values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            p = bad[0]
-            raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: expected a "
-                             f"number, got {value_repr(col.iloc[p])}")
-        huge = np.flatnonzero(np.abs(values) > FLOAT32_MAX)
-        if huge.size:
-            p = huge[0]
-            raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: value "
-                             f"{values[p]:g} is beyond +-3.4e38, the float32 range the model "
-                             "computes in")
+
+        def refuse_first(bad: np.ndarray, why) -> None:
+            """InputError naming the first row where `bad` holds (if any); why(p) says what."""
+            hits = np.flatnonzero(bad)
+            if hits.size:
+                p = hits[0]
+                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
+                                 f"{why(p)}")
+
+        refuse_first(~np.isfinite(values),
+                     lambda p: f"expected a number, got {value_repr(col.iloc[p])}")
+        refuse_first(np.abs(values) > FLOAT32_MAX,
+                     lambda p: f"value {values[p]:g} is beyond +-3.4e38, the float32 range the "
+                     "model computes in")
         if f.integer:
-            big = np.flatnonzero(np.abs(values) > INTEGER_MAX)
-            if big.size:
-                p = big[0]
-                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
-                                 f"value {values[p]:g} is beyond +-2**53, the range in which "
-                                 "an integer feature stays exact")
-            frac = np.flatnonzero(values != np.rint(values))
-            if frac.size:
-                p = frac[0]
-                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
-                                 f"expected an integer, got {value_repr(col.iloc[p])}")
+            refuse_first(np.abs(values) > INTEGER_MAX,
+                         lambda p: f"value {values[p]:g} is beyond +-2**53, the range in which "
+                         "an integer feature stays exact")
+            refuse_first(values != np.rint(values),
+                         lambda p: f"expected an integer, got {value_repr(col.iloc[p])}")
         if check_bounds:
             for bound, bad_mask, word in ((f.min, values < (f.min or 0), "below the minimum"),
                                           (f.max, values > (f.max or 0), "above the maximum")):
