@@ -1,9 +1,16 @@
 """`genre serve`: a real uvicorn process answers POST /recourse with what recourse_table
 (and `genre recourse`) give for those rows; bad records are a 422 naming record and field;
-request size and batch length are limited; /schema, /health and the generated OpenAPI."""
+request size and batch length are limited; /schema, /health and the generated OpenAPI;
+/docs and /redoc with every asset they reference served by the app itself (genre's package
+data, with the licences), never a CDN."""
 
+import hashlib
 import io
 import json
+import re
+import socket
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -20,6 +27,7 @@ from genre.core.estimator import GenRe  # noqa: E402
 from genre.core.task import RecourseTask  # noqa: E402
 from genre.data import Encoder, Feature, Schema  # noqa: E402
 from genre.io import read_table  # noqa: E402
+from genre.service.http import ASSETS, DOCS_ASSETS, STATIC  # noqa: E402
 from genre.service.serve import recourse_records  # noqa: E402
 from genre.tables.recourse import recourse_table  # noqa: E402
 from genre.tables.streaming import SEED_BLOCK, stream_recourse  # noqa: E402
@@ -210,3 +218,92 @@ def test_schema_health_and_generated_openapi(server, model):
 def test_serve_refuses_a_bad_model_dir(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "nope")])
     assert result.exit_code == 2 and "not a GenRe model directory" in result.output
+
+
+class AssetLinks(HTMLParser):
+    """The src/href URLs of a page's script, link and img tags."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "link", "img"):
+            self.urls += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def raw_get(base_url: str, target: str) -> tuple[int, bytes]:
+    """GET `target` sent byte for byte (no client-side normalisation of ../): status, body."""
+    host, port = urlsplit(base_url).hostname, urlsplit(base_url).port
+    with socket.create_connection((host, port), timeout=30) as sock:
+        sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+                     .encode())
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+CONTENT_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png",
+                 ".txt": "text/plain", ".md": "text/markdown"}
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_and_every_asset_they_reference_are_served_by_the_app(server, page):
+    html = server.get(page)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    # no CDN, no web fonts, no absolute URL of any host: everything comes from this app
+    assert not re.search(r"https?:|//[\w.-]+\.\w|cdn|fonts\.", html.text, re.I), html.text
+    parser = AssetLinks()
+    parser.feed(html.text)
+    spec = re.findall(r"""(?:\burl:\s*|spec-url=)["']([^"']+)["']""", html.text)
+    assert spec == ["/openapi.json"]
+    bundle = "swagger-ui-bundle.js" if page == "/docs" else "redoc.standalone.js"
+    assert f"{DOCS_ASSETS}/{bundle}" in parser.urls and len(parser.urls) >= 2, parser.urls
+    for url in parser.urls:
+        parts = urlsplit(url)
+        assert not parts.scheme and not parts.netloc and url.startswith(DOCS_ASSETS + "/"), url
+        asset = server.get(url)
+        name = url.rsplit("/", 1)[1]
+        assert asset.status_code == 200 and asset.content == (STATIC / name).read_bytes(), url
+        kind = CONTENT_TYPES[name[name.rindex("."):]]
+        assert asset.headers["content-type"].startswith(kind), (url, asset.headers)
+        if name.endswith(".js"):  # the bundle's licence comment names a file served beside it
+            first = asset.text.split("\n", 1)[0]
+            assert first == f"/*! For license information please see {name}.LICENSE.txt */"
+            licence = server.get(f"{url}.LICENSE.txt")
+            assert licence.status_code == 200 and licence.text.strip(), url
+            assert licence.headers["content-type"].startswith("text/plain")
+    assert server.get("/openapi.json").json()["components"]["schemas"]["Record"]
+
+
+def test_the_licences_are_served_and_nothing_else_is(server):
+    for name in ("LICENSE-swagger-ui-dist.txt", "LICENSE-redoc.txt",
+                 "NOTICE-swagger-ui-dist.txt", "README.md"):
+        got = server.get(f"{DOCS_ASSETS}/{name}")
+        assert got.status_code == 200 and got.content == (STATIC / name).read_bytes(), name
+    assert "Apache License" in server.get(f"{DOCS_ASSETS}/LICENSE-swagger-ui-dist.txt").text
+    assert "MIT License" in server.get(f"{DOCS_ASSETS}/LICENSE-redoc.txt").text
+    base = str(server.base_url)
+    for target in ("../http.py", "%2e%2e/http.py", "%2e%2e%2fhttp.py", "..%2fhttp.py",
+                   "..%5chttp.py", "README.md/../../http.py", "http.py", "__init__.py",
+                   "%2e%2e%2f%2e%2e%2fcli%2fserve.py", "favicon.png", ".", "", "%00"):
+        status, body = raw_get(base, f"{DOCS_ASSETS}/{target}")
+        assert status == 404 and b"import" not in body, (target, status, body[:200])
+
+
+def test_static_holds_the_listed_files_each_named_with_its_digest_in_its_readme():
+    """static/ is exactly the served allow-list; its README names every file with its
+    package, version and sha256 (the unmodified npm bytes), and both licences are there."""
+    files = {p.name for p in STATIC.iterdir()}
+    assert files == set(ASSETS)
+    assert {"LICENSE-swagger-ui-dist.txt", "LICENSE-redoc.txt"} <= files
+    readme = (STATIC / "README.md").read_text()
+    assert "swagger-ui-dist` 5.36.0" in readme and "redoc` 2.5.4" in readme
+    assert "unmodified" in readme and "Apache-2.0" in readme and "MIT" in readme
+    for name in files - {"README.md"}:
+        digest = hashlib.sha256((STATIC / name).read_bytes()).hexdigest()
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")),
+                   None)
+        assert row is not None and f"`{digest}`" in row, name

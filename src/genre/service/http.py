@@ -8,6 +8,7 @@ Metrics (GET /metrics, Prometheus text format 0.0.4; per worker process):
     genre_records_total                          records answered by POST /recourse
     genre_request_duration_seconds{path}         latency histogram (from the first byte the
                                                  app sees to the last it sends)
+    (path: the route; the docs' assets share the label /docs-assets; others are 'other')
     genre_batch_records, genre_batch_requests    histograms: records and requests per
                                                  sampler call (dynamic batching)
     genre_batch_seconds                          histogram: seconds per sampler call
@@ -29,6 +30,7 @@ import uuid
 from pathlib import Path
 
 ACCESS_LOGGER = "genre.serve.access"
+DOCS_ASSETS = "/docs-assets"  # where the docs' scripts, styles, icon and licences are served
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1000)
 RECORDS_KEY = "genre.records"  # set in the ASGI scope by POST /recourse
@@ -74,8 +76,13 @@ class Metrics:
         self.queue = lambda: 0
 
     def path_label(self, path: str) -> str:
-        """The route's path, or 'other' (unknown paths do not grow the label set)."""
-        return path if path in self.paths else "other"
+        """The route's path, or 'other' (unknown paths do not grow the label set); the
+        docs' assets share one label, DOCS_ASSETS, when it is one of the paths."""
+        if path in self.paths:
+            return path
+        if path.startswith(DOCS_ASSETS + "/") and DOCS_ASSETS in self.paths:
+            return DOCS_ASSETS
+        return "other"
 
     def request(self, path: str, method: str, status: int, seconds: float,
                 records: int) -> None:
@@ -178,19 +185,45 @@ def configure_access_log(enabled: bool = True) -> None:
 
 
 # ---------------------------------------------------------------- offline docs
-DOCS_ASSETS = "/docs-assets"
+STATIC = Path(__file__).resolve().parent / "static"
+_TEXT = "text/plain; charset=utf-8"
+# Every file of static/ (the unmodified swagger-ui-dist and redoc npm files, their licences;
+# README.md names each) and its content type. GET {DOCS_ASSETS}/{name} serves these only.
+ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon-32x32.png": "image/png",
+    "redoc.standalone.js": "text/javascript; charset=utf-8",
+    "swagger-ui-bundle.js.LICENSE.txt": _TEXT,  # the bundles' first lines point here
+    "redoc.standalone.js.LICENSE.txt": _TEXT,
+    "LICENSE-swagger-ui-dist.txt": _TEXT,
+    "NOTICE-swagger-ui-dist.txt": _TEXT,
+    "LICENSE-redoc.txt": _TEXT,
+    "README.md": "text/markdown; charset=utf-8",
+}
 
 
 def add_offline_docs(app) -> None:
-    """GET /docs (Swagger UI) and /redoc (ReDoc) with their scripts, styles and icon
-    served by the app itself from the fastapi-offline package (the [serve] extra), so
-    the pages work on a network without internet; no CDN, no web fonts."""
-    import fastapi_offline
-    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-    from fastapi.staticfiles import StaticFiles
+    """GET /docs (Swagger UI) and /redoc (ReDoc), their scripts, styles and icon served by
+    the app itself under /docs-assets/ from genre's own package data (static/: the
+    unmodified npm files with their licences), so the pages work on a network without
+    internet; no CDN, no web fonts.
 
-    static = Path(fastapi_offline.__file__).parent / "static"
-    app.mount(DOCS_ASSETS, StaticFiles(directory=static), name="docs-assets")
+    Parameters
+    ----------
+    app : fastapi.FastAPI
+        An app created with ``docs_url=None, redoc_url=None``.
+    """
+    from fastapi import HTTPException
+    from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+    from fastapi.responses import FileResponse
+
+    @app.get(DOCS_ASSETS + "/{name}", include_in_schema=False)
+    async def asset(name: str):
+        if name not in ASSETS:  # an allow-list: no other file, no path traversal
+            raise HTTPException(status_code=404)
+        return FileResponse(STATIC / name, media_type=ASSETS[name],
+                            headers={"Cache-Control": "public, max-age=86400"})
 
     @app.get("/docs", include_in_schema=False)
     async def swagger():
@@ -198,7 +231,7 @@ def add_offline_docs(app) -> None:
             openapi_url=app.openapi_url, title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
             # validatorUrl: Swagger UI would ask a public validator for a badge image.
             swagger_ui_parameters={"validatorUrl": None, "defaultModelsExpandDepth": 3,
                                    "defaultModelExpandDepth": 3})
@@ -207,8 +240,9 @@ def add_offline_docs(app) -> None:
     async def redoc():
         return get_redoc_html(openapi_url=app.openapi_url, title=f"{app.title} - ReDoc",
                               redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
-                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+                              redoc_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
                               with_google_fonts=False)
 
 
-__all__ = ["AccessLog", "Metrics", "add_offline_docs", "configure_access_log"]
+__all__ = ["ASSETS", "DOCS_ASSETS", "STATIC", "AccessLog", "Metrics", "add_offline_docs",
+           "configure_access_log"]

@@ -45,6 +45,7 @@ from genre.data.schema import Feature
 from genre.errors import InputError, ModelError
 from genre.service.batch import Batcher, recourse_records
 from genre.service.http import (
+    DOCS_ASSETS,
     RECORDS_KEY,
     AccessLog,
     Metrics,
@@ -101,7 +102,7 @@ def create_app(model_dir: str | Path, *, max_records: int = MAX_RECORDS,
                   "request schema below lists the model's features and their categories.",
                   docs_url=None, redoc_url=None)
     metrics = Metrics({"/recourse", "/schema", "/health", "/metrics", "/docs", "/redoc",
-                       "/openapi.json"})
+                       "/openapi.json", DOCS_ASSETS})
     batcher = Batcher(model, max_wait=batch_wait_ms / 1000, max_records=max_batch,
                       on_batch=metrics.batch)
     metrics.queue = lambda: batcher.waiting
