@@ -182,24 +182,17 @@ class Encoder:
     def lower(self) -> np.ndarray:
         """Smallest allowed normalised value per feature (schema min, else training min;
         an integer feature's min rounded up to an integer, so the bound is on its grid)."""
-        return self._bound("min", 0.0, np.ceil)
+        return np.array([0.0 if f.min is None else
+                         ((np.ceil(f.min) if f.integer else f.min) - self.lo_[j]) /
+                         (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
 
     @property
     def upper(self) -> np.ndarray:
         """Largest allowed normalised value per feature (schema max, else training max;
         an integer feature's max rounded down to an integer, so the bound is on its grid)."""
-        return self._bound("max", 1.0, np.floor)
-
-    def _bound(self, side: str, default: float, to_grid) -> np.ndarray:
-        """The schema's `side` ("min" or "max") per feature, normalised; `default` where the
-        schema sets none; an integer feature's bound moved onto its grid by `to_grid`."""
-        out = []
-        for j, f in enumerate(self.schema_.features):
-            b = getattr(f, side)
-            out.append(default if b is None else
-                       ((to_grid(b) if f.integer else b) - self.lo_[j]) /
-                       (self.hi_[j] - self.lo_[j]))
-        return np.array(out)
+        return np.array([1.0 if f.max is None else
+                         ((np.floor(f.max) if f.integer else f.max) - self.lo_[j]) /
+                         (self.hi_[j] - self.lo_[j]) for j, f in enumerate(self.schema_.features)])
 
     def effort_terms(self) -> tuple[np.ndarray, np.ndarray]:
         """(per_unit, per_change), each (D,): effort = sum_j per_unit_j * |x+_j - x_j| +
@@ -300,26 +293,29 @@ class Encoder:
             raise InputError(f"{source}: column '{f.name}': expected numbers, got booleans "
                              "(true/false); make the feature categorical or write 0/1")
         values = pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
-
-        def refuse_first(bad: np.ndarray, why) -> None:
-            """InputError naming the first row where `bad` holds (if any); why(p) says what."""
-            hits = np.flatnonzero(bad)
-            if hits.size:
-                p = hits[0]
-                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
-                                 f"{why(p)}")
-
-        refuse_first(~np.isfinite(values),
-                     lambda p: f"expected a number, got {value_repr(col.iloc[p])}")
-        refuse_first(np.abs(values) > FLOAT32_MAX,
-                     lambda p: f"value {values[p]:g} is beyond +-3.4e38, the float32 range the "
-                     "model computes in")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            p = bad[0]
+            raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: expected a "
+                             f"number, got {value_repr(col.iloc[p])}")
+        huge = np.flatnonzero(np.abs(values) > FLOAT32_MAX)
+        if huge.size:
+            p = huge[0]
+            raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: value "
+                             f"{values[p]:g} is beyond +-3.4e38, the float32 range the model "
+                             "computes in")
         if f.integer:
-            refuse_first(np.abs(values) > INTEGER_MAX,
-                         lambda p: f"value {values[p]:g} is beyond +-2**53, the range in which "
-                         "an integer feature stays exact")
-            refuse_first(values != np.rint(values),
-                         lambda p: f"expected an integer, got {value_repr(col.iloc[p])}")
+            big = np.flatnonzero(np.abs(values) > INTEGER_MAX)
+            if big.size:
+                p = big[0]
+                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
+                                 f"value {values[p]:g} is beyond +-2**53, the range in which "
+                                 "an integer feature stays exact")
+            frac = np.flatnonzero(values != np.rint(values))
+            if frac.size:
+                p = frac[0]
+                raise InputError(f"{source}: column '{f.name}', {row_label(col.index, p)}: "
+                                 f"expected an integer, got {value_repr(col.iloc[p])}")
         if check_bounds:
             for bound, bad_mask, word in ((f.min, values < (f.min or 0), "below the minimum"),
                                           (f.max, values > (f.max or 0), "above the maximum")):
