@@ -97,6 +97,7 @@ def test_results_are_assembled_from_the_cells_of_two_runs(compas, counting, tmp_
 def test_code_digest_follows_imports(tmp_path, monkeypatch):
     import genre.utils.cache as cache
 
+    assert len(cache.code_digest("genre.bench.protocol")) == 64
     a, b = tmp_path / "a.py", tmp_path / "b.py"
     a.write_text("import numpy\n\ndef f():\n    from genre.fake_b import g\n")
     b.write_text("X = 1\n")
@@ -105,7 +106,32 @@ def test_code_digest_follows_imports(tmp_path, monkeypatch):
     first = cache.code_digest.__wrapped__("genre.fake_a")
     b.write_text("X = 2\n")  # a module imported inside a function changed
     assert cache.code_digest.__wrapped__("genre.fake_a") != first
-    assert len(cache.code_digest("genre.bench.protocol")) == 64
+    # exclude: a left-out module neither counts nor is followed
+    c = tmp_path / "c.py"
+    b.write_text("from genre.fake_c import y\n")
+    c.write_text("y = 1\n")
+    files["genre.fake_c"] = c
+    kept = cache.code_digest.__wrapped__("genre.fake_a", exclude=("genre.fake_b",))
+    full = cache.code_digest.__wrapped__("genre.fake_a")
+    c.write_text("y = 2\n")
+    b.write_text("from genre.fake_c import y  # changed\n")
+    assert cache.code_digest.__wrapped__("genre.fake_a", exclude=("genre.fake_b",)) == kept
+    assert cache.code_digest.__wrapped__("genre.fake_a") != full
+
+
+def test_genre_cache_key_ignores_only_the_student_code():
+    """A GenRe entry's key covers the estimator's closure minus the student's modules
+    (the student's entry is keyed by them): editing the student does not refit teachers."""
+    import genre.utils.cache as cache
+    from genre.bench.methods import STUDENT_CODE
+
+    full = cache._closure_names("genre.core.estimator")
+    kept = cache._closure_names("genre.core.estimator", exclude=STUDENT_CODE)
+    assert {"genre.core.student", "genre.core.student_net",
+            "genre.core.student_sampling"} <= full - kept
+    assert {m for m in full - kept if not m.startswith("genre.core.student")} == set()
+    assert {"genre.core.training", "genre.core.network", "genre.core.tuning",
+            "genre.core.sampling", "genre.core.saving", "genre.data.encoder"} <= kept
 
 
 def test_max_seconds_is_off_by_default_and_recorded_when_it_fires(compas, tmp_path):

@@ -341,3 +341,46 @@ def test_genre_info_reports_the_sampler(tiny_student, tmp_path):
     assert result.exit_code == 0, result.output
     assert f"sampler: {model.sampler}; student distilled: " in result.output
     assert "stopped by epochs" in result.output
+
+
+def test_student_sharpness_is_tuned_saved_and_applied(make_mixed_task, tmp_path):
+    """tune="auto": after distillation the student's sharpness is chosen on held-out rows
+    by the teacher's criterion (the grid's best, (1, 1) first among equals), saved in
+    student.json, reported by `genre info`, and changes the samples; config.tune=False or
+    tune=None leaves the learnt distribution; a bad saved record is refused."""
+    from genre.core.student import MIX_TEMPERATURES, SCALES, sampler_line
+
+    task = make_mixed_task("increase")
+    model = GenRe(gamma=0.5, **TINY_GENRE).fit(task).distill(task.X_train, TINY_STUDENT)
+    tuning = model.student_.tuning
+    assert tuning is not None and len(tuning["grid"]) == len(SCALES) * len(MIX_TEMPERATURES)
+    best = max(tuning["grid"], key=lambda r: r["score"])
+    assert (tuning["scale"], tuning["mix_temperature"]) == (best["scale"],
+                                                           best["mix_temperature"])
+    assert tuning["grid"][0]["scale"] == 1.0 and tuning["grid"][0]["mix_temperature"] == 1.0
+    assert tuning["best_k"] == model.best_k or model.tuning_ is not None
+    X = task.X_train[:25]
+    with model.sampling_with("student"):
+        with model.student_.trying(1.0, 1.0):
+            plain = model.sample(X, 8, seed=1)
+        with model.student_.trying(0.5, 0.25):
+            sharp = model.sample(X, 8, seed=1)
+        assert not np.array_equal(plain, sharp)
+        saved = model.save(tmp_path / "m")
+        np.testing.assert_array_equal(GenRe.load(saved).sample(X, 8, seed=1),
+                                      model.sample(X, 8, seed=1))
+    meta = json.loads((saved / "student.json").read_text())
+    assert meta["tuning"]["scale"] == tuning["scale"]
+    assert "sharpness tuned" in sampler_line("student", saved / "student.json")
+    from genre.integrity import write_manifest
+
+    files = json.loads((saved / "manifest.json").read_text())["files"]
+    meta["tuning"]["scale"] = -1
+    (saved / "student.json").write_text(json.dumps(meta))
+    write_manifest(saved, files)
+    with pytest.raises(ModelError, match="scale and mix_temperature"):
+        GenRe.load(saved)
+    off = model.distill(task.X_train, replace(TINY_STUDENT, tune=False)).student_
+    assert off.tuning is None and off.sharpness() == (1.0, 1.0)
+    model.set_params(tune=None)
+    assert model.distill(task.X_train, TINY_STUDENT).student_.tuning is None

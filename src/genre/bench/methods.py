@@ -40,6 +40,7 @@ QUICK: dict[str, dict] = {
 }
 
 GENRE_CACHE = "genre-models"
+STUDENT_CODE = ("genre.core.student",)  # genre.core.student, student_net, student_sampling
 
 
 # ------------------------------------------------------------------------- names
@@ -184,7 +185,9 @@ def genre_cache_key(model, protocol, monotone: bool) -> str:
     """<dataset>-seed<seed>-<digest>: the digest covers GenRe's training parameters (not
     the sampling ones, SAMPLING_PARAMS: one fit serves every sampling setting), the training
     rows and labels, h's decisions on them, and the source of the code that trains GenRe
-    (genre.utils.cache.code_digest of the estimator's module and all it imports)."""
+    (genre.utils.cache.code_digest of the estimator's module and all it imports, except
+    the student sampler's modules: a GenRe entry does not depend on them, and the student
+    cached beside it is keyed by their source, genre.bench.student.student_cache_dir)."""
     from genre.utils.cache import code_digest, key_digest
 
     params = {k: v for k, v in model.get_params().items()
@@ -193,7 +196,7 @@ def genre_cache_key(model, protocol, monotone: bool) -> str:
     # keyed by those decisions: two h with the same ones share a model.
     above = protocol.h.predict_proba(protocol.X_train) > model.gamma
     digest = key_digest({"params": params, "monotone": monotone,
-                         "code": code_digest(type(model).__module__)},
+                         "code": code_digest(type(model).__module__, exclude=STUDENT_CODE)},
                         arrays=(np.asarray(protocol.X_train, dtype=np.float64),
                                 np.asarray(protocol.y_train, dtype=np.int64),
                                 np.packbits(above)))

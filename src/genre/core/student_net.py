@@ -42,6 +42,10 @@ class StudentConfig:
         Teacher samples per conditioning row.
     jitter : float
         Standard deviation of the Gaussian jitter (normalised units) on mutable features.
+    tune : bool
+        After distillation, when the teacher's tune is "auto", choose the student's
+        sharpness (genre.core.student.tune_student: the logistics' scale and the mixture's
+        temperature) by the teacher's criterion on held-out rejected training rows.
     epochs, patience, batch_rows, lr, max_seconds, val_frac, seed :
         Training: at most `epochs` passes, stopping after `patience` without a better
         held-out likelihood (the defaults: about 5 s an epoch on compas with one thread,
@@ -65,6 +69,7 @@ class StudentConfig:
     max_seconds: float | None = None
     val_frac: float = 0.1
     seed: int = 0
+    tune: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,6 +80,8 @@ class StudentConfig:
         if not isinstance(d, dict):
             raise ModelError(f"{where}: expected a mapping")
         names = {f.name for f in fields(cls)}
+        if "tune" not in d and set(d) == names - {"tune"}:  # saved before `tune` existed
+            d = d | {"tune": False}
         if set(d) != names:
             raise ModelError(f"{where}: keys {sorted(d)} differ from {sorted(names)}")
         ints = {"n_components": MAX_COMPONENTS, "hidden": MAX_HIDDEN, "n_layers": MAX_LAYERS,
@@ -93,6 +100,8 @@ class StudentConfig:
             if (not isinstance(v, int | float) or isinstance(v, bool) or math.isnan(v)
                     or v < 0 or (key == "val_frac" and v >= 1)):
                 raise ModelError(f"{where}.{key}: expected a non-negative number, got {v!r}")
+        if not isinstance(d["tune"], bool):
+            raise ModelError(f"{where}.tune: expected true or false, got {d['tune']!r}")
         return cls(**d)
 
 

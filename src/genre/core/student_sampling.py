@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +32,45 @@ from genre.tables.constraints import row_rules
 
 
 class Student:
-    """A fitted student: the network, its config and its training record."""
+    """A fitted student: the network, its config, its training record and its sharpness.
 
-    def __init__(self, net: StudentNet, config: StudentConfig, log: dict | None = None):
+    Parameters
+    ----------
+    net : StudentNet
+        The network.
+    config : StudentConfig
+        Its size and budget.
+    log : dict, optional
+        The distillation record.
+    tuning : dict, optional
+        The sharpness chosen after distillation (genre.core.student.tune_student):
+        "scale" multiplies every logistic's scale and "mix_temperature" divides the
+        mixture's log-weights before they are renormalised; None: both 1 (the distribution
+        as learnt).
+    """
+
+    def __init__(self, net: StudentNet, config: StudentConfig, log: dict | None = None,
+                 tuning: dict | None = None):
         self.net, self.config, self.log = net, config, log or {}
+        self.tuning = tuning
+        self._trial: tuple[float, float] | None = None
+
+    def sharpness(self) -> tuple[float, float]:
+        """(scale, mix_temperature) used by sample: a trial's, else the tuned, else (1, 1)."""
+        if self._trial is not None:
+            return self._trial
+        if self.tuning is None:
+            return 1.0, 1.0
+        return float(self.tuning["scale"]), float(self.tuning["mix_temperature"])
+
+    @contextmanager
+    def trying(self, scale: float, mix_temperature: float):
+        """Sample with this sharpness inside the block (tuning tries each of its grid)."""
+        self._trial = (float(scale), float(mix_temperature))
+        try:
+            yield self
+        finally:
+            self._trial = None
 
     def decoded_values(self, teacher) -> Tensor:
         """(D, n_bins) float64: the value each bin decodes to, the teacher's bin value
@@ -94,6 +130,11 @@ class Student:
         # One forward pass per individual, then per candidate its component's parameters.
         parts = [self.net(x32[i:i + FORWARD_ROWS]) for i in range(0, N, FORWARD_ROWS)]
         log_pi, mu, log_s, stay = (torch.cat(t) for t in zip(*parts, strict=True))
+        scale, mix_temperature = self.sharpness()
+        if mix_temperature != 1.0:  # sharper (< 1) or flatter mixture weights
+            log_pi = torch.log_softmax(log_pi / mix_temperature, dim=-1)
+        if scale != 1.0:
+            log_s = log_s + math.log(scale)
         if keys is None:
             comp = torch.multinomial(log_pi.exp(), K, replacement=True, generator=generator)
             u_stay = torch.rand(N, K, D, generator=generator)
@@ -184,7 +225,8 @@ def save_student(student: Student, directory: Path) -> list[str]:
     net = student.net
     meta = {"format": STUDENT_FORMAT, "version": STUDENT_VERSION,
             "n_features": net.n_features, "n_bins": net.n_bins,
-            "config": student.config.to_dict(), "log": student.log}
+            "config": student.config.to_dict(), "log": student.log,
+            "tuning": student.tuning}
     tensors = {k: v.contiguous() for k, v in net.state_dict().items()}
     save_file(tensors, str(directory / STUDENT_TENSORS))
     (directory / STUDENT_JSON).write_text(json.dumps(meta, indent=2))
@@ -201,8 +243,10 @@ def load_student(directory: Path, n_features: int, n_bins: int) -> Student:
     if (not isinstance(meta, dict) or meta.get("format") != STUDENT_FORMAT
             or meta.get("version") != STUDENT_VERSION):
         raise ModelError(f"{path}: not a student of format version {STUDENT_VERSION}")
-    if set(meta) != {"format", "version", "n_features", "n_bins", "config", "log"}:
+    required = {"format", "version", "n_features", "n_bins", "config", "log"}
+    if not required <= set(meta) <= required | {"tuning"}:
         raise ModelError(f"{path}: unexpected keys {sorted(meta)}")
+    check_student_tuning(meta.get("tuning"), f"{path}: tuning")
     if meta["n_features"] != n_features or meta["n_bins"] != n_bins:
         raise ModelError(f"{path}: a student for {meta['n_features']!r} features and "
                          f"{meta['n_bins']!r} bins, but the model has {n_features} and "
@@ -218,5 +262,38 @@ def load_student(directory: Path, n_features: int, n_bins: int) -> Student:
     tensors = load_tensors(directory / STUDENT_TENSORS, module_shapes(build))
     net = build()
     net.load_state_dict(tensors)
-    return Student(net.eval(), config, meta["log"])
+    return Student(net.eval(), config, meta["log"], meta.get("tuning"))
+
+
+MAX_SHARPNESS = 10.0
+
+
+def check_student_tuning(record, where: str) -> None:
+    """Validate a saved sharpness record: None, or a mapping with a scale and a
+    mix_temperature, each a finite number in (0, MAX_SHARPNESS], and a grid list.
+
+    Parameters
+    ----------
+    record : object
+        student.json's "tuning" value.
+    where : str
+        The file and key, for the message.
+
+    Raises
+    ------
+    ModelError
+        Naming `where` and what was expected.
+    """
+    if record is None:
+        return
+
+    def number(v) -> bool:
+        return (isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                and 0 < v <= MAX_SHARPNESS)
+
+    if not (isinstance(record, dict) and number(record.get("scale"))
+            and number(record.get("mix_temperature"))
+            and isinstance(record.get("grid", []), list)):
+        raise ModelError(f"{where}: expected null or a mapping with scale and "
+                         f"mix_temperature in (0, {MAX_SHARPNESS:g}] and a grid list")
 

@@ -113,8 +113,32 @@ def _imported_modules(path: Path, name: str) -> set[str]:
     return {m for m in found if m == "genre" or m.startswith("genre.")}
 
 
+def _closure(modules: tuple[str, ...], exclude: tuple[str, ...] = ()) -> dict[str, Path]:
+    """{module name: file} of `modules` and every genre module they import, transitively,
+    leaving out names that start with a prefix in `exclude`."""
+    seen: dict[str, Path] = {}
+    todo = list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen or name.startswith(exclude):
+            continue
+        path = _module_file(name)
+        if path is None:
+            if name in modules:
+                raise ValueError(f"code_digest: {name!r} is not a Python module")
+            continue
+        seen[name] = path
+        todo += sorted(_imported_modules(path, name) - set(seen))
+    return seen
+
+
+def _closure_names(*modules: str, exclude: tuple[str, ...] = ()) -> set[str]:
+    """The module names code_digest hashes (for tests and for reading a key)."""
+    return set(_closure(modules, exclude))
+
+
 @cache
-def code_digest(*modules: str) -> str:
+def code_digest(*modules: str, exclude: tuple[str, ...] = ()) -> str:
     """sha256 over the source of the named modules and every genre module they import.
 
     The closure follows `import genre...` statements anywhere in the files (inside functions
@@ -125,25 +149,17 @@ def code_digest(*modules: str) -> str:
     ----------
     modules : str
         Dotted module names, e.g. "genre.bench.protocol".
+    exclude : tuple of str
+        Module-name prefixes left out of the closure (neither hashed nor followed): code the
+        entry is known not to depend on, e.g. GenRe's student sampler for a GenRe entry,
+        which the student's own entry covers. Empty: the whole closure.
 
     Returns
     -------
     str
         The hex digest (64 characters).
     """
-    seen: dict[str, Path] = {}
-    todo = list(modules)
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        path = _module_file(name)
-        if path is None:
-            if name in modules:
-                raise ValueError(f"code_digest: {name!r} is not a Python module")
-            continue
-        seen[name] = path
-        todo += sorted(_imported_modules(path, name) - set(seen))
+    seen = _closure(modules, exclude)
     digest = hashlib.sha256()
     for name in sorted(seen):
         digest.update(f"{name}\n".encode())
