@@ -125,8 +125,9 @@ def main(argv: list[str] | None = None) -> None:
                           f"Ray {ray.__version__}", args.note) + [
              f"Data: {args.rows:,} rows (the {args.dataset} test split tiled; "
              f"{rejected:.0%} rejected by h, so answered by sampling; the rest come back "
-             f"unchanged), one Parquet file. Model: GenRe fitted on {args.dataset} "
-             f"(`genre fit --fast`), options 1, seed 0. Ray: a local instance with "
+             f"unchanged), one Parquet file. Model: `{args.model}` (GenRe on "
+             f"{args.dataset}; its sampler: {model.sampler}), options 1, seed 0. Ray: a local "
+             "instance with "
              f"{args.cpus} CPUs, one CPU per actor; times include reading, numbering the rows, "
              "actor start-up and model loads. CPU ms per row: the CPU the run's processes used "
              "(the single process's own; the actors' for Ray) per answered row, which unlike "
