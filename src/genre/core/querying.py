@@ -62,7 +62,8 @@ class QueryMixin:
         h accepts, or the one h scores highest when h accepts none. "h" is the default: on
         adult, compas and heloc capped at 3 changes it kept gold validity at 0.99 / 0.94 on
         compas / adult where "effort" fell to 0.75 / 0.80 (the cheapest accepted samples sit
-        near h's boundary; benchmarks/results/max_changes).
+        near h's boundary; measured on older code, 84c8469: benchmarks/results/max_changes,
+        rebuilt by benchmarks/max_changes.py).
 
         Parameters
         ----------
