@@ -9,11 +9,13 @@
 # 2. `genre fit --dataset compas` then `genre evaluate --dataset compas --method genre
 #    --model M --n 200` (protocol seed 0): against the committed seed-0 GenRe cell (bar:
 #    within 0.03).
-# Uses the current Python environment (`python -m genre`, the clone's src/ first on the path),
+# Python: $PYTHON, else the repository's .venv/bin/python (`make .venv/.installed`), else
+# `python`; the clone's src/ goes first on the path,
 # GENRE_CACHE_DIR=WORKDIR/cache (empty), one torch thread. Prints each figure, its committed
 # value and the difference; exits 1 if a bar is missed.
 set -euo pipefail
 repo=$(git rev-parse --show-toplevel)
+py=${PYTHON:-$( [ -x "$repo/.venv/bin/python" ] && echo "$repo/.venv/bin/python" || echo python )}
 work=${1:-$(mktemp -d)}
 mkdir -p "$work"
 clone="$work/clone"
@@ -26,17 +28,17 @@ echo "commit $(git log --oneline -1); $(date -u +%FT%TZ); load $(cut -d' ' -f1-3
 run() { /usr/bin/env time -f "  %e s wall, %U+%S s CPU" "$@" > "$work/last.log" 2>&1 ||
           { cat "$work/last.log"; exit 1; }; tail -1 "$work/last.log"; }
 echo "NNR, compas seed 1"
-run python -m genre benchmark --datasets compas --methods nnr --seeds 1 --n 200 \
+run "$py" -m genre benchmark --datasets compas --methods nnr --seeds 1 --n 200 \
   --out "$out/nnr-compas" --no-progress
 echo "NNR, adult seed 0"
-run python -m genre benchmark --datasets adult --methods nnr --seeds 0 --n 200 \
+run "$py" -m genre benchmark --datasets adult --methods nnr --seeds 0 --n 200 \
   --out "$out/nnr-adult" --no-progress
 echo "genre fit --dataset compas"
-run python -m genre fit --dataset compas --out "$out/M"
+run "$py" -m genre fit --dataset compas --out "$out/M"
 echo "genre evaluate --dataset compas --method genre --model M --n 200"
-run python -m genre evaluate --dataset compas --method genre --model "$out/M" --n 200 \
+run "$py" -m genre evaluate --dataset compas --method genre --model "$out/M" --n 200 \
   --json "$out/genre.json"
-python - "$repo/benchmarks/results/table/cells" "$out" <<'PY'
+"$py" - "$repo/benchmarks/results/table/cells" "$out" <<'PY'
 import json
 import sys
 from pathlib import Path
