@@ -252,6 +252,49 @@ def test_cli_recourse_with_the_student_sampler(tiny_student, make_mixed_task, tm
     assert r.exit_code == 2 and "sampler must be one of" in r.output and not out.exists()
 
 
+def test_cli_evaluate_genre_is_the_autoregressive_sampler(compas, tmp_path, monkeypatch):
+    """`genre evaluate --method genre --model M` evaluates the paper's sampler even when M
+    answers with its student; --method genre-student the student (refused without one);
+    --method genre without --model fits GenRe with the autoregressive sampler."""
+    from typer.testing import CliRunner
+
+    import genre.core.presets
+    from genre.bench.evaluation import run_method
+    from genre.cli import app
+
+    task = compas.task()
+    model = GenRe(gamma=0.5, **TINY_GENRE).fit(task)
+    bare = model.save(tmp_path / "bare")
+    saved = model.distill(task.X_train, TINY_STUDENT).set_params(sampler="student").save(
+        tmp_path / "m")
+    runner = CliRunner()
+    args = ["evaluate", "--dataset", "compas", "--n", "20"]
+    figures = {}
+    for method, sampler in (("genre", "autoregressive"), ("genre-student", "student")):
+        out = tmp_path / f"{method}.json"
+        r = runner.invoke(app, [*args, "--method", method, "--model", str(saved), "--json",
+                                str(out)])
+        assert r.exit_code == 0, r.output
+        figures[method] = json.loads(out.read_text())
+        with GenRe.load(saved).sampling_with(sampler) as loaded:
+            want, _, _ = run_method(loaded, compas, 20, fitted=True)
+        for key in ("cost", "val", "lof", "score"):
+            assert figures[method][key] == pytest.approx(getattr(want, key), rel=1e-12)
+    assert figures["genre"]["cost"] != figures["genre-student"]["cost"]
+    r = runner.invoke(app, [*args, "--method", "genre-student", "--model", str(bare)])
+    assert r.exit_code == 2 and "no student sampler" in r.output
+    asked = {}
+
+    def tiny_for(dataset, fast=False, **params):  # the fit, made tiny; what was asked kept
+        asked.update(params)
+        return GenRe(gamma=0.5, **(TINY_GENRE | {"sampler": params["sampler"]}))
+
+    monkeypatch.setattr(genre.core.presets, "genre_for", tiny_for)
+    r = runner.invoke(app, [*args, "--method", "genre"])
+    assert r.exit_code == 0, r.output
+    assert asked["sampler"] == "autoregressive"
+
+
 def test_cli_fit_distils_the_student_by_default(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
