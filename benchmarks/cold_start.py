@@ -57,7 +57,8 @@ def build(directory: Path) -> None:
     X = Encoder(schema).fit(df).transform(df)
     h = HistGradientBoostingClassifier(random_state=0).fit(X, target_labels(df, schema, "x"))
     task = build_user_task(df, schema, SklearnClassifier(h))
-    GenRe(max_epochs=20, progress=False).fit(task).save(directory / "user_hgb")
+    GenRe(max_epochs=20, progress=False, sampler="autoregressive").fit(task).save(
+        directory / "user_hgb")  # as the committed figures were measured: no student
     data.test.drop(columns=[data.schema.target]).head(10).to_csv(directory / "people10.csv",
                                                                  index=False)
     print(f"wrote {directory / 'user_hgb'} and {directory / 'people10.csv'}")

@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     rows, best = [], None
     for config in grid:
         params = {"max_epochs": args.max_epochs, "patience": args.patience, "seed": args.seed,
-                  "progress": False} | config
+                  "progress": False, "sampler": "autoregressive"} | config
         t0 = time.perf_counter()
         model = GenRe(**params).fit(protocol.task())
         fit_s = time.perf_counter() - t0

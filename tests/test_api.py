@@ -24,7 +24,7 @@ from genre.errors import InputError, ModelError
 README = Path(__file__).resolve().parents[1] / "README.md"
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = {"max_epochs": 4, "k": 100, "d_model": 16, "n_heads": 2, "n_enc_layers": 1,
-        "n_dec_layers": 1, "d_ff": 32}
+        "n_dec_layers": 1, "d_ff": 32, "sampler": "autoregressive"}
 
 
 def loans(n: int = 500, seed: int = 0) -> pd.DataFrame:

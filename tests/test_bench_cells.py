@@ -140,7 +140,7 @@ def test_max_seconds_is_off_by_default_and_recorded_when_it_fires(compas, tmp_pa
     assert GenRe().max_seconds is None
     assert all("max_seconds" not in p for p in (*PRESETS.values(), FAST))
     tiny = dict(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16, max_epochs=3,
-                patience=3, batch_size=512, k=20, progress=False)
+                patience=3, batch_size=512, k=20, progress=False, sampler="autoregressive")
     model = GenRe(**tiny).fit(compas.task())
     assert model.log_.stopped_by == "max_epochs" and model.log_.epochs == 3
     model.save(tmp_path / "none")

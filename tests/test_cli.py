@@ -46,7 +46,7 @@ def test_unknown_dataset_or_method_fails_without_output(tmp_path):
 def test_fit_then_recourse_in_original_units(compas, tmp_path):
     model_dir = tmp_path / "model"
     result = runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
-                                 "--fast"])
+                                 "--fast", "--sampler", "autoregressive"])
     assert result.exit_code == 0, result.output
     assert "sampling settings tuned on " in result.output and "best_k " in result.output
     people = compas.dataset.X_test.iloc[compas.rejected_test[:6]]
@@ -75,8 +75,9 @@ def test_fit_then_recourse_in_original_units(compas, tmp_path):
 
 def test_recourse_options_and_changes_view(compas, tmp_path):
     model_dir = tmp_path / "model"
-    assert runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
-                               "--fast", "--monotone"]).exit_code == 0
+    fit = ["fit", "--dataset", "compas", "--out", str(model_dir), "--fast", "--monotone",
+           "--sampler", "autoregressive"]
+    assert runner.invoke(app, fit).exit_code == 0
     people = compas.dataset.X_test.iloc[compas.rejected_test[:5]]
     src = tmp_path / "rejected.csv"
     people.to_csv(src, index=False)
@@ -104,7 +105,7 @@ def test_recourse_options_and_changes_view(compas, tmp_path):
 def test_recourse_bad_input_names_the_problem(compas, tmp_path):
     model_dir = tmp_path / "model"
     assert runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
-                               "--fast"]).exit_code == 0
+                               "--fast", "--sampler", "autoregressive"]).exit_code == 0
     people = compas.dataset.X_test.iloc[:3].copy()
     people.loc[people.index[1], "race"] = "Martian"
     src = tmp_path / "bad.csv"
@@ -126,7 +127,7 @@ def test_recourse_bad_input_names_the_problem(compas, tmp_path):
 def fast_model(compas, tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("m") / "model"
     assert runner.invoke(app, ["fit", "--dataset", "compas", "--out", str(model_dir),
-                               "--fast"]).exit_code == 0
+                               "--fast", "--sampler", "autoregressive"]).exit_code == 0
     return model_dir
 
 

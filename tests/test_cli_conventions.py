@@ -49,7 +49,7 @@ def model_dir(tmp_path_factory):
     schema = genre.Schema.infer(df.drop(columns="applicant_id"), target="approved")
     model = genre.fit(df.drop(columns="applicant_id"), schema, progress=False, gamma=0.5,
                       max_epochs=3, k=100, d_model=16, n_heads=2, n_enc_layers=1,
-                      n_dec_layers=1, d_ff=32)
+                      n_dec_layers=1, d_ff=32, sampler="autoregressive")
     return model.save(tmp_path_factory.mktemp("cli") / "model")
 
 

@@ -23,7 +23,7 @@ from genre.errors import ModelError
 from genre.integrity import write_manifest
 
 TINY = dict(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=8, max_epochs=1, k=20,
-            progress=False, best_k=4)
+            progress=False, best_k=4, sampler="autoregressive")
 
 
 def _hgb(n: int = 600, seed: int = 0, nan: bool = True):

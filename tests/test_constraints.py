@@ -391,7 +391,7 @@ def test_genre_refuses_data_with_no_feasible_pair():
     task = RecourseTask(enc, X, train["y"].to_numpy(), LinearClassifier(np.array([9.0, 0]), -4.5))
     with pytest.raises(InputError, match="feasible favourable target"):
         GenRe(d_model=8, n_heads=1, n_enc_layers=1, n_dec_layers=1, d_ff=8, max_epochs=1,
-              k=5, gamma=0.5, progress=False).fit(task)
+              k=5, gamma=0.5, progress=False, sampler="autoregressive").fit(task)
 
 
 # ------------------------------------------------------------ effort keys and max_changes

@@ -32,7 +32,7 @@ def test_gradient_boosting_chosen_when_it_ranks_better_and_saved_without_pickle(
     assert report["n_holdout"] == 160 and 0.5 <= report["majority"] < 0.6
     assert report["accuracy"] > report["majority"]
     model = GenRe(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=8, max_epochs=1,
-                  k=20, progress=False).fit(task)
+                  k=20, progress=False, sampler="autoregressive").fit(task)
     model.save(tmp_path / "m")
     # Its trees as arrays (h_trees.*, loaded without scikit-learn), not a .skops file.
     assert (tmp_path / "m" / "h_trees.safetensors").exists()
@@ -67,7 +67,8 @@ def test_fit_prints_accuracy_auc_and_the_majority_baseline(tmp_path, private_cac
     save_schema(SCHEMA, tmp_path / "s.yaml")
     result = CliRunner().invoke(app, ["fit", "--data", str(tmp_path / "d.csv"), "--schema",
                                       str(tmp_path / "s.yaml"), "--out", str(tmp_path / "m"),
-                                      "--fast"], env={"COLUMNS": "200"})
+                                      "--fast", "--sampler", "autoregressive"],
+                                env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     assert "held-out accuracy" in out and "majority-class baseline 0.8" in out  # about 0.86

@@ -37,9 +37,11 @@ def test_auto_picks_cuda_when_available(monkeypatch):
 def test_genre_device(make_mixed_task, no_cuda):
     task = make_mixed_task()
     with pytest.raises(InputError, match="no CUDA"):
-        GenRe(max_epochs=1, k=50, progress=False, device="cuda").fit(task)
+        GenRe(max_epochs=1, k=50, progress=False, device="cuda",
+              sampler="autoregressive").fit(task)
     model = GenRe(gamma=0.5, max_epochs=2, k=50, d_model=16, n_heads=2, n_enc_layers=1,
-                  n_dec_layers=1, d_ff=32, progress=False, device="auto").fit(task)
+                  n_dec_layers=1, d_ff=32, progress=False, device="auto",
+                  sampler="autoregressive").fit(task)
     assert next(model.model_.parameters()).device.type == "cpu"
     X = task.X_train[:20]
     auto = model.sample(X, 3, seed=1)
@@ -67,7 +69,8 @@ def test_cli_device_errors(no_cuda, tmp_path):
 def test_saved_device_round_trips_and_is_checked(make_mixed_task, no_cuda, tmp_path):
     task = make_mixed_task()
     model = GenRe(gamma=0.5, max_epochs=1, k=50, d_model=16, n_heads=2, n_enc_layers=1,
-                  n_dec_layers=1, d_ff=32, progress=False, device="auto").fit(task)
+                  n_dec_layers=1, d_ff=32, progress=False, device="auto",
+                  sampler="autoregressive").fit(task)
     back = GenRe.load(model.save(tmp_path / "m"))
     assert back.device == "auto"
     X = task.X_train[:10]

@@ -15,7 +15,8 @@ from genre.data.schema_file import save_schema
 from genre.errors import SchemaError
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, lr=3e-3,
-            batch_size=128, k=100, progress=False, temperature=2.0, best_k=10)
+            batch_size=128, k=100, progress=False, temperature=2.0, best_k=10,
+            sampler="autoregressive")
 
 
 def _two_keys_task(cost_a: float, cost_b: float, **top) -> RecourseTask:

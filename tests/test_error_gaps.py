@@ -15,7 +15,7 @@ from genre.errors import GenreWarning, InputError, ModelError
 from genre.utils.hints import looks_like_id, near_match
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=1,
-            patience=1, batch_size=256, k=50, progress=False, best_k=4)
+            patience=1, batch_size=256, k=50, progress=False, best_k=4, sampler="autoregressive")
 runner = CliRunner()
 
 

@@ -15,7 +15,7 @@ from genre.core.report import MIN_VAL_PAIRS, parse_params, training_lines
 from genre.errors import GenreWarning, InputError
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, batch_size=256,
-            k=50, progress=False, best_k=4)
+            k=50, progress=False, best_k=4, sampler="autoregressive")
 runner = CliRunner()
 
 
@@ -80,7 +80,8 @@ def test_cli_fit_param_and_info(tmp_path):
     common = ["fit", "--data", str(tmp_path / "d.csv"), "--schema", str(tmp_path / "s.yaml")]
     res = runner.invoke(app, [*common, "--out", str(tmp_path / "m"), "--param", "max_epochs=3",
                               "--param", "patience=3", "--param", "d_model=16", "--param",
-                              "n_heads=2", "--param", "k=50", "--param", "best_k=7"],
+                              "n_heads=2", "--param", "k=50", "--param", "best_k=7",
+                              "--sampler", "autoregressive"],
                         env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())

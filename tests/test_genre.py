@@ -11,7 +11,7 @@ from genre.core.training import bin_representatives
 from genre.errors import InputError, ModelError
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=12,
-            patience=12, batch_size=128, k=50, progress=False)
+            patience=12, batch_size=128, k=50, progress=False, sampler="autoregressive")
 
 
 @pytest.fixture(scope="module")

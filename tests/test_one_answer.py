@@ -11,7 +11,7 @@ from genre.core.seeding import row_keys, row_normals, row_uniforms
 from genre.tables.streaming import stream_recourse
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
-            patience=3, batch_size=256, k=50, progress=False, best_k=4)
+            patience=3, batch_size=256, k=50, progress=False, best_k=4, sampler="autoregressive")
 N_FILE = 10_000
 OPTIONS = 2
 FEATURES = ["x1", "x2", "colour", "group"]

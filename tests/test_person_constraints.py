@@ -14,7 +14,7 @@ from genre.errors import InputError, SchemaError
 from genre.tables.constraints import Constraints, violations
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=4,
-            patience=4, batch_size=256, k=50, progress=False, best_k=6)
+            patience=4, batch_size=256, k=50, progress=False, best_k=6, sampler="autoregressive")
 SCHEMA = """\
 target: approved
 features:

@@ -16,7 +16,7 @@ from genre.service.serve import recourse_records  # noqa: E402
 from genre.tables.streaming import SEED_BLOCK  # noqa: E402
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
-            patience=3, batch_size=256, k=50, progress=False, best_k=4)
+            patience=3, batch_size=256, k=50, progress=False, best_k=4, sampler="autoregressive")
 N_ROWS = 2 * SEED_BLOCK + 345  # three seed blocks, the last one short
 runner = CliRunner()
 

@@ -35,7 +35,8 @@ from genre.integrity import MANIFEST, read_safetensors_header
 
 runner = CliRunner()
 TINY = dict(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16, n_bins=10,
-            max_epochs=2, patience=2, batch_size=256, k=20, best_k=4, progress=False)
+            max_epochs=2, patience=2, batch_size=256, k=20, best_k=4, progress=False,
+            sampler="autoregressive")
 
 
 @pytest.fixture(scope="module")

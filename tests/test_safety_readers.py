@@ -38,7 +38,7 @@ features:
   b: {type: categorical}
 """
 TINY = dict(gamma=0.5, d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=2,
-            patience=2, batch_size=256, k=20, progress=False, best_k=4)
+            patience=2, batch_size=256, k=20, progress=False, best_k=4, sampler="autoregressive")
 
 
 def table(n: int = 60) -> pd.DataFrame:

@@ -39,7 +39,8 @@ features:
   job:    {type: categorical}
 """
 TINY = {"d_model": 8, "n_heads": 2, "n_enc_layers": 1, "n_dec_layers": 1, "d_ff": 16,
-        "max_epochs": 2, "k": 20, "n_bins": 10, "best_k": 2, "progress": False}
+        "max_epochs": 2, "k": 20, "n_bins": 10, "best_k": 2, "progress": False,
+        "sampler": "autoregressive"}
 
 
 def people(n: int = 400, seed: int = 0) -> pd.DataFrame:

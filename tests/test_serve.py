@@ -34,7 +34,7 @@ from genre.tables.streaming import SEED_BLOCK, stream_recourse  # noqa: E402
 from serve_process import serve_process  # noqa: E402
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
-            patience=3, batch_size=256, k=50, progress=False, best_k=4)
+            patience=3, batch_size=256, k=50, progress=False, best_k=4, sampler="autoregressive")
 MAX_RECORDS, MAX_BYTES = 60, 20_000
 FEATURES = ["x1", "x2", "colour", "group"]
 

@@ -34,7 +34,7 @@ from genre.service.serve import create_app, recourse_records  # noqa: E402
 from serve_process import serve_process  # noqa: E402
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=3,
-            patience=3, batch_size=256, k=50, progress=False, best_k=4)
+            patience=3, batch_size=256, k=50, progress=False, best_k=4, sampler="autoregressive")
 
 
 def people(n: int, seed: int) -> pd.DataFrame:

@@ -15,7 +15,7 @@ from genre.tables.recourse import recourse_table
 from genre.tables.streaming import SEED_BLOCK, stream_recourse
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=4,
-            patience=4, batch_size=256, k=50, progress=False, best_k=4)
+            patience=4, batch_size=256, k=50, progress=False, best_k=4, sampler="autoregressive")
 N_ROWS = 2 * SEED_BLOCK + 345  # three seed blocks, the last one short
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,8 +23,9 @@ from genre.data.datasets import DATASETS, load
 from genre.errors import InputError, ModelError
 from test_constraints import SLOW, LinearClassifier, _task, assert_respects_schema, problems
 
+# sampler="autoregressive": fit trains the teacher alone; the tests distil TINY_STUDENT.
 TINY_GENRE = dict(d_model=8, n_heads=1, n_enc_layers=1, n_dec_layers=1, d_ff=8, k=50,
-                  max_epochs=1, patience=1, progress=False, best_k=6)
+                  max_epochs=1, patience=1, progress=False, best_k=6, sampler="autoregressive")
 TINY_STUDENT = StudentConfig(n_components=3, hidden=16, n_layers=1, rows=300,
                              samples_per_row=4, epochs=2, patience=2, batch_rows=64)
 
@@ -140,6 +142,39 @@ def test_sampler_is_chosen_per_call_and_refused_without_student(tiny_student, ma
         GenRe().set_params(sampler="fast")
 
 
+def test_the_student_is_the_default_sampler():
+    assert GenRe().sampler == "student"
+    assert GenRe().get_params()["sampler"] == "student"
+
+
+def test_a_model_saved_before_the_sampler_parameter_loads_autoregressive(tiny_student,
+                                                                         tmp_path):
+    """config.json params without "sampler" (saved by a genre before the parameter existed):
+    the model has no student and samples autoregressively, not with today's default."""
+    from genre.integrity import write_manifest
+
+    task, model = tiny_student
+    saved = model.save(tmp_path / "old")
+    cfg = json.loads((saved / "config.json").read_text())
+    assert cfg["params"].pop("sampler") == "autoregressive"
+    (saved / "config.json").write_text(json.dumps(cfg))
+    files = [f for f in json.loads((saved / "manifest.json").read_text())["files"]
+             if not f.startswith("student")]
+    for name in ("student.json", "student.safetensors"):
+        (saved / name).unlink()
+    write_manifest(saved, files)  # re-sealed, as an older genre wrote it
+    loaded = GenRe.load(saved)
+    assert loaded.sampler == "autoregressive" and getattr(loaded, "student_", None) is None
+    X = task.X_train[:10]
+    np.testing.assert_array_equal(loaded.generate(X, seed=4), model.generate(X, seed=4))
+    people = task.encoder.inverse_transform(X)
+    assert len(loaded.recourse(people, seed=4)) == len(people)
+    # The committed byte-identical fixture (tests/fixtures/house) is such a model.
+    house = Path(__file__).parent / "fixtures" / "house" / "model"
+    assert "sampler" not in json.loads((house / "config.json").read_text())["params"]
+    assert GenRe.load(house).sampler == "autoregressive"
+
+
 def test_student_saved_loaded_and_checked(tiny_student, tmp_path):
     task, model = tiny_student
     X = task.X_train[:30]
@@ -217,7 +252,50 @@ def test_cli_recourse_with_the_student_sampler(tiny_student, make_mixed_task, tm
     assert r.exit_code == 2 and "sampler must be one of" in r.output and not out.exists()
 
 
-def test_cli_fit_with_the_student_sampler(tmp_path, monkeypatch):
+def test_cli_evaluate_genre_is_the_autoregressive_sampler(compas, tmp_path, monkeypatch):
+    """`genre evaluate --method genre --model M` evaluates the paper's sampler even when M
+    answers with its student; --method genre-student the student (refused without one);
+    --method genre without --model fits GenRe with the autoregressive sampler."""
+    from typer.testing import CliRunner
+
+    import genre.core.presets
+    from genre.bench.evaluation import run_method
+    from genre.cli import app
+
+    task = compas.task()
+    model = GenRe(gamma=0.5, **TINY_GENRE).fit(task)
+    bare = model.save(tmp_path / "bare")
+    saved = model.distill(task.X_train, TINY_STUDENT).set_params(sampler="student").save(
+        tmp_path / "m")
+    runner = CliRunner()
+    args = ["evaluate", "--dataset", "compas", "--n", "20"]
+    figures = {}
+    for method, sampler in (("genre", "autoregressive"), ("genre-student", "student")):
+        out = tmp_path / f"{method}.json"
+        r = runner.invoke(app, [*args, "--method", method, "--model", str(saved), "--json",
+                                str(out)])
+        assert r.exit_code == 0, r.output
+        figures[method] = json.loads(out.read_text())
+        with GenRe.load(saved).sampling_with(sampler) as loaded:
+            want, _, _ = run_method(loaded, compas, 20, fitted=True)
+        for key in ("cost", "val", "lof", "score"):
+            assert figures[method][key] == pytest.approx(getattr(want, key), rel=1e-12)
+    assert figures["genre"]["cost"] != figures["genre-student"]["cost"]
+    r = runner.invoke(app, [*args, "--method", "genre-student", "--model", str(bare)])
+    assert r.exit_code == 2 and "no student sampler" in r.output
+    asked = {}
+
+    def tiny_for(dataset, fast=False, **params):  # the fit, made tiny; what was asked kept
+        asked.update(params)
+        return GenRe(gamma=0.5, **(TINY_GENRE | {"sampler": params["sampler"]}))
+
+    monkeypatch.setattr(genre.core.presets, "genre_for", tiny_for)
+    r = runner.invoke(app, [*args, "--method", "genre"])
+    assert r.exit_code == 0, r.output
+    assert asked["sampler"] == "autoregressive"
+
+
+def test_cli_fit_distils_the_student_by_default(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
     import genre.core.estimator as estimator
@@ -237,8 +315,9 @@ def test_cli_fit_with_the_student_sampler(tmp_path, monkeypatch):
                       "  b: {type: numeric, integer: true, monotone: increase}\n"
                       "  c: {type: categorical, immutable: true}\n")
     out = tmp_path / "m"
+    # No --sampler: the student is the default.
     r = CliRunner().invoke(app, ["fit", "--data", str(data), "--schema", str(schema), "--out",
-                                 str(out), "--sampler", "student", "--fast"])
+                                 str(out), "--fast"])
     assert r.exit_code == 0, r.output
     assert "student sampler:" in r.output
     assert json.loads((out / "config.json").read_text())["params"]["sampler"] == "student"
@@ -250,6 +329,16 @@ def test_cli_fit_with_the_student_sampler(tmp_path, monkeypatch):
                                    "--out", str(tmp_path / "m2"), "--sampler", "fast"])
     assert bad.exit_code == 2 and "sampler must be one of" in bad.output
     assert not (tmp_path / "m2").exists()
+    # --sampler autoregressive: the paper's sampler, no student distilled or saved.
+    plain = tmp_path / "m3"
+    r = CliRunner().invoke(app, ["fit", "--data", str(data), "--schema", str(schema), "--out",
+                                 str(plain), "--fast", "--param", "max_epochs=2",
+                                 "--sampler", "autoregressive"])
+    assert r.exit_code == 0, r.output
+    assert "student sampler:" not in r.output and not (plain / "student.json").exists()
+    assert json.loads((plain / "config.json").read_text())["params"]["sampler"] == (
+        "autoregressive")
+    assert GenRe.load(plain).sampler == "autoregressive"
 
 
 def test_distillation_length_is_set_by_epochs_and_uses_the_tuned_temperature():

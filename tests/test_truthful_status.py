@@ -18,7 +18,7 @@ from genre.errors import InputError, ModelError
 from genre.tables.decision import THRESHOLD, accepts, check_min_probability
 
 TINY = dict(d_model=16, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=32, max_epochs=2,
-            patience=2, batch_size=256, k=50, progress=False, best_k=4)
+            patience=2, batch_size=256, k=50, progress=False, best_k=4, sampler="autoregressive")
 runner = CliRunner()
 
 

@@ -12,7 +12,7 @@ from genre.core.tuning import BEST_KS, TEMPERATURES, held_out_rows
 from genre.errors import GenreWarning, ModelError
 
 TINY = dict(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=16, max_epochs=3,
-            patience=3, batch_size=512, k=20, progress=False)
+            patience=3, batch_size=512, k=20, progress=False, sampler="autoregressive")
 
 
 @pytest.fixture(scope="module")

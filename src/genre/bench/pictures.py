@@ -47,7 +47,8 @@ def make_2d_method(name: str, dataset: str, seed: int = 0):
     if name == "genre":
         from genre.core.presets import genre_for
 
-        return genre_for(dataset, fast=True, seed=seed, progress=False)
+        return genre_for(dataset, fast=True, seed=seed, progress=False,
+                         sampler="autoregressive")
     from genre.baselines import METHODS, make_method
 
     if name == "diffusion":

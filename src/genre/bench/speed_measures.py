@@ -213,7 +213,7 @@ def feature_scaling(counts: Sequence[int], n: int, seed: int, quick: bool, say) 
         X = np.resize(rejected if len(rejected) else fresh, (n, d))
         t0 = time.perf_counter()
         model = GenRe(gamma=0.5, max_epochs=1, patience=1, k=100, seed=seed,
-                      progress=False).fit(task)
+                      progress=False, sampler="autoregressive").fit(task)
         fit_seconds = time.perf_counter() - t0
         model.generate(X[:1])
         t = timed(lambda m=model, x=X: m.generate(x), min_runs=2)

@@ -37,8 +37,9 @@ def fit(
         "every recourse output (the schema's `id:` key does the same)")] = None,
     device: Device = "cpu",
     sampler: Annotated[str, typer.Option(
-        help="autoregressive (GenRe's transformer) or student (also distil a one-pass "
-        "sampler from it and answer with that; both are saved)")] = "autoregressive",
+        help="student (the default: also distil a one-pass sampler from GenRe's "
+        "transformer and answer with that; both are saved) or autoregressive (the "
+        "transformer alone, the paper's sampler; no distillation)")] = "student",
     param: Annotated[list[str] | None, typer.Option(
         "--param", metavar="NAME=VALUE",
         help="a GenRe hyper-parameter NAME=VALUE (repeatable), e.g. "

@@ -147,7 +147,7 @@ def demo(
     console.print(f"h test accuracy {protocol.h_accuracy():.1%}; "
                   f"{len(protocol.rejected_test)} rejected test individuals")
     rows = {}
-    genre_model = genre_for(dataset, fast=True)
+    genre_model = genre_for(dataset, fast=True, sampler="autoregressive")  # the paper's
     for name, method in (("genre", genre_model), ("nnr", make_method("nnr"))):
         console.print(f"fitting {name} ...")
         report, X_plus, fit_s = run_method(method, protocol, n, monotone=True)

@@ -65,10 +65,12 @@ class GenRe(ParamsMixin, QueryMixin, RecourseMethod):
     training rows by h-validity + inlier - effort/D and used for sampling, the record in
     `tuning_` and config.json, see genre.core.tuning; None: temperature and best_k as given;
     a model loaded without a tuning record samples with its saved temperature and best_k).
-    Sampler: sampler ("autoregressive": the transformer decodes one feature at a time, the
-    paper's; "student": a one-pass sampler distilled from it at fit time, after tuning, from
-    the teacher's samples at its tuned temperature, see genre.core.student and
-    GenRe.distill; the same masks and best-of-k selection by h).
+    Sampler: sampler ("student", the default: a one-pass sampler distilled from the
+    transformer at fit time, after tuning, from the teacher's samples at its tuned
+    temperature, see genre.core.student and GenRe.distill; the same masks and best-of-k
+    selection by h; fit then also distils, minutes of CPU. "autoregressive": the
+    transformer decodes one feature at a time, the paper's sampler; a model saved before
+    this parameter existed loads as "autoregressive").
     Hardware: threads (torch intra-op threads on the CPU), device ("cpu", "cuda" or "auto":
     where fit and sampling run; inputs and outputs stay NumPy arrays on the CPU, and the
     sampler draws its random numbers on the CPU, so a seed gives the same samples on either
@@ -86,7 +88,7 @@ class GenRe(ParamsMixin, QueryMixin, RecourseMethod):
                  bin_value: str = "data", stay_in_bin: bool = True, seed: int = 0,
                  threads: int = 1, progress: bool = True, device: str = "cpu",
                  select: str = "h", tune: str | None = "auto",
-                 sampler: str = "autoregressive"):
+                 sampler: str = "student"):
         self.lambda_, self.gamma, self.k = lambda_, gamma, k
         self.n_bins, self.d_model, self.n_heads = n_bins, d_model, n_heads
         self.n_enc_layers, self.n_dec_layers, self.d_ff, self.dropout = (

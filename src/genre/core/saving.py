@@ -50,8 +50,12 @@ from genre.utils.limits import FLOAT32_MAX, INTEGER_MAX
 FORMAT_VERSION = 1
 BIN_VALUES = "genre.bin_values"  # extra tensors stored beside the transformer's weights
 REFERENCE = "genre.reference"
-# Params a model saved by an older genre lacks (GenRe's default applies when loading).
+# Params a model saved by an older genre lacks (GenRe's default applies when loading,
+# except those in SAVED_BEFORE: their value before the parameter existed).
 OPTIONAL_PARAMS = {"device", "select", "tune", "sampler"}
+# A model saved before `sampler` existed has no student: it samples autoregressively, not
+# with today's default sampler (the student).
+SAVED_BEFORE = {"sampler": "autoregressive"}
 TRANSFORMER_CHECKS = {"n_features": _integer(1, 100_000)} | {
     k: PARAM_CHECKS[k] for k in ("n_bins", "d_model", "n_heads", "n_enc_layers",
                                  "n_dec_layers", "d_ff", "dropout")}
@@ -184,7 +188,7 @@ def load_model(cls: type, directory: str | Path, classifier: Classifier | None =
                       "genre); loaded after checking its config and tensor shapes. Save "
                       "it again to add one", GenreWarning, stacklevel=3)
     schema = check_config(meta, cfg_path)
-    est = cls(**meta["params"])
+    est = cls(**(SAVED_BEFORE | meta["params"]))
     est.train_log_ = meta["train_log"]
     est.tuning_ = meta.get("tuning")  # None (saved without tuning): the saved params rule
     est.classifier_report_ = meta.get("classifier_report")
