@@ -250,6 +250,7 @@ def test_genre_outputs_respect_the_schema(problem, data):
         temperature=data.draw(st.sampled_from([0.05, 1.0, 10.0]), label="temperature"),
         sigma=data.draw(st.sampled_from([0.0, 0.0, 0.3]), label="sigma"),
         best_k=3, gamma=gamma, seed=problem.seed % 1000, progress=False,
+        sampler="autoregressive",  # the student's masks: tests/test_student.py
     )
     try:
         model = GenRe(**params).fit(task)
@@ -419,7 +420,8 @@ def test_max_changes_and_effort_keys_hold_for_any_schema(problem, data):
                   n_bins=data.draw(st.sampled_from([2, 7, 50]), label="n_bins"),
                   stay_in_bin=data.draw(st.booleans(), label="stay_in_bin"),
                   sigma=data.draw(st.sampled_from([0.0, 0.3]), label="sigma"),
-                  best_k=3, gamma=gamma, seed=problem.seed % 1000, progress=False)
+                  best_k=3, gamma=gamma, seed=problem.seed % 1000, progress=False,
+                  sampler="autoregressive")
     try:
         model = GenRe(**params).fit(task)
     except InputError as exc:

@@ -275,14 +275,9 @@ def check_student_tuning(record, where: str) -> None:
     Parameters
     ----------
     record : object
-        student.json's "tuning" value.
+        The "tuning" value read from student.json (what tune_student returned, or null).
     where : str
-        The file and key, for the message.
-
-    Raises
-    ------
-    ModelError
-        Naming `where` and what was expected.
+        The file and key, named by the ModelError raised when the record is not that.
     """
     if record is None:
         return
