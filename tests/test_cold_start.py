@@ -17,11 +17,14 @@ from genre.classifiers.mlp import save_sklearn
 from genre.classifiers.trees import TreeEnsemble, export, exportable, load_trees, save_trees
 from genre.core.estimator import GenRe
 from genre.core.plausibility import nearest_distances
+from genre.core.student import StudentConfig
 from genre.core.task import RecourseTask, SklearnClassifier
 from genre.data import Encoder, Feature, Schema
 from genre.errors import ModelError
 from genre.integrity import write_manifest
 
+TINY_STUDENT = StudentConfig(n_components=3, hidden=16, n_layers=1, rows=200,
+                             samples_per_row=4, epochs=2, patience=2, batch_rows=64)
 TINY = dict(d_model=8, n_heads=2, n_enc_layers=1, n_dec_layers=1, d_ff=8, max_epochs=1, k=20,
             progress=False, best_k=4, sampler="autoregressive")
 
@@ -88,8 +91,14 @@ def hgb_task():
     return RecourseTask(enc, X, y, h, name="hgb")
 
 
-def test_model_with_hgb_h_loads_in_a_fresh_process_without_sklearn(hgb_task, tmp_path):
+@pytest.mark.parametrize("sampler", ["autoregressive", "student"])
+def test_model_with_hgb_h_loads_in_a_fresh_process_without_sklearn(hgb_task, tmp_path,
+                                                                    sampler):
+    """Neither h's trees nor the sampler's network (built on the meta device to check the
+    saved shapes) import scikit-learn, scipy, skops, sympy or torch._dynamo."""
     model = GenRe(**TINY).fit(hgb_task)
+    if sampler == "student":
+        model.distill(hgb_task.X_train, TINY_STUDENT).set_params(sampler="student")
     model.save(tmp_path / "m")
     assert (tmp_path / "m" / "h_trees.safetensors").exists()
     want = model.recourse(hgb_task.encoder.inverse_transform(hgb_task.X_train[:20]), seed=3)
@@ -137,3 +146,48 @@ def test_nearest_distances_equal_sklearns():
         want = NearestNeighbors(n_neighbors=5).fit(R).kneighbors(X)[0]
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
         assert np.all(np.diff(got, axis=1) >= 0)
+
+
+def test_a_command_freezes_its_objects_and_still_writes_and_exits_cleanly(hgb_task, tmp_path):
+    """`genre` ends with gc.freeze (the shutdown then skips its cycle searches): the output
+    is whole, exit handlers run after it, and what they print still reaches stdout."""
+    model = GenRe(**TINY).fit(hgb_task)
+    model.save(tmp_path / "m")
+    people = hgb_task.encoder.inverse_transform(hgb_task.X_train[:15])
+    people.to_csv(tmp_path / "p.csv", index=False)
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen at exit:', gc.get_freeze_count() > 0))\n"
+            "from genre.cli import main\n"
+            f"sys.argv = ['genre', 'recourse', '--model', {str(tmp_path / 'm')!r}, '--input', "
+            f"{str(tmp_path / 'p.csv')!r}, '--output', {str(tmp_path / 'r.csv')!r}, "
+            "'--seed', '3']\n"
+            "main()\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.rstrip().endswith("frozen at exit: True"), out.stdout
+    import pandas as pd
+
+    from genre.tables.recourse import recourse_table
+
+    got = pd.read_csv(tmp_path / "r.csv")
+    want, _ = recourse_table(model, people, seed=3)
+    pd.testing.assert_frame_equal(got, pd.read_csv(__import__("io").StringIO(
+        want.to_csv(index=False))))
+
+
+def test_main_freezes_the_objects_alive_when_the_command_ends(monkeypatch):
+    import gc
+
+    import genre.cli
+
+    monkeypatch.setattr(genre.cli, "exit_on_sigterm", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["genre", "--version"])
+    gc.unfreeze()
+    try:
+        with pytest.raises(SystemExit) as stop:
+            genre.cli.main()
+        assert stop.value.code in (0, None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert gc.get_freeze_count() == 0

@@ -116,8 +116,15 @@ class StudentNet(nn.Module):
         # The first layer reads x and the one-hot bin of each feature: a linear map of x
         # plus one embedding row per (feature, bin), summed (a linear map of the one-hot).
         self.inp = nn.Linear(n_features, hidden)
-        self.bin_embed = nn.Parameter(torch.randn(n_features * n_bins, hidden) * 0.02)
-        self.register_buffer("offsets", torch.arange(n_features) * n_bins, persistent=False)
+        # empty().normal_() is what torch.randn does, and mul_ gives `* 0.02`'s values, bit
+        # for bit (the same random stream too); the offsets are arange(D) * n_bins. Written
+        # so, building the net on the meta device (loading checks shapes there:
+        # genre.integrity.module_shapes) runs no Python reference of randn, arange or mul,
+        # which import sympy and torch._dynamo (about 0.6 s of CPU).
+        self.bin_embed = nn.Parameter(
+            torch.empty(n_features * n_bins, hidden).normal_().mul_(0.02))
+        self.register_buffer("offsets", torch.tensor([j * n_bins for j in range(n_features)],
+                                                     dtype=torch.int64), persistent=False)
         layers: list[nn.Module] = [nn.ReLU()]
         for _ in range(n_layers - 1):
             layers += [nn.Linear(hidden, hidden), nn.ReLU()]
