@@ -21,6 +21,9 @@ times, between
     every object torch and pandas made for reference cycles);
 and, once per round, the reference processes `python -c pass`, `import torch` and
 `import torch, pandas`, so that every figure of a table comes from the same minutes.
+
+--serve also starts `genre serve --model M` --repeat times per model and reports the wall
+seconds from launch to its first answer to GET /health.
 """
 
 from __future__ import annotations
@@ -50,6 +53,33 @@ def run_once(argv: list[str]) -> tuple[float, float]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu
+
+
+def serve_ready(model: Path) -> float:
+    """Wall seconds from launching `genre serve --model model` to its first /health answer."""
+    import signal
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    server = subprocess.Popen([sys.executable, "-m", "genre", "serve", "--model", str(model),
+                               "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            if server.poll() is not None:
+                raise SystemExit(f"genre serve --model {model} exited with {server.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
+                    return time.perf_counter() - t0
+            except OSError:
+                time.sleep(0.02)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
 
 
 def variants(models: list[Path], input_path: Path, output: Path) -> dict[str, list[str]]:
@@ -101,6 +131,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--model", type=Path, nargs="+", help="saved GenRe model directories")
     ap.add_argument("--input", type=Path)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--serve", action="store_true",
+                    help="also time `genre serve` from launch to its first /health answer")
     args = ap.parse_args(argv)
     if args.build is not None:
         build(args.build)
@@ -114,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
         for _ in range(args.repeat):
             for name, cmd in todo.items():
                 runs[name].append(run_once(cmd))
+    ready = {model: [serve_ready(model) for _ in range(args.repeat)]
+             for model in (args.model if args.serve else [])}
     load_after = os.getloadavg()
     print(f"{args.repeat} rounds; load average {load_before[0]:.2f} before, "
           f"{load_after[0]:.2f} after\n")
@@ -129,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
         print(f"\n{model.name}: genre uses {cpu['genre'] / cpu['no freeze']:.2f}x the CPU of "
               f"the command without the final freeze ({cpu['no freeze'] - cpu['genre']:.2f} s "
               "less)")
+    for model, seconds in ready.items():
+        print(f"\n{model.name}: `genre serve` answered /health {statistics.median(seconds):.2f} s "
+              f"after launch (median; {', '.join(f'{t:.2f}' for t in seconds)} s wall)")
 
 
 if __name__ == "__main__":
