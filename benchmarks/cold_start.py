@@ -16,9 +16,9 @@ depend much on what else the machine runs. For each model the runs alternate, --
 times, between
   - `genre`: `python -m genre recourse ... --overwrite`, the product (and the same through
     the `genre` console script, when it is installed beside this Python);
-  - `no freeze`: the same command through `genre.cli.app` without the entry point's final
-    `gc.freeze()` (what `genre` did before it: the interpreter's shutdown then searches
-    every object torch and pandas made for reference cycles);
+  - `no freeze`: the same command through `genre.cli.app`, without the `gc.freeze()` at exit
+    that the entry point registers (what `genre` did before it: the interpreter's shutdown
+    then searches every object torch and pandas made for reference cycles);
 and, once per round, the reference processes `python -c pass`, `import torch` and
 `import torch, pandas`, so that every figure of a table comes from the same minutes.
 

@@ -7,6 +7,7 @@ nor scikit-learn.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import sys
 from typing import Annotated
@@ -53,21 +54,21 @@ _lab.register(app)
 
 def main() -> None:  # pragma: no cover - console-script entry (`genre`, `python -m genre`)
     exit_on_sigterm()  # temporary files go on SIGTERM as on Ctrl-C
-    try:
-        sys.exit(app(prog_name="genre"))
-    finally:
-        skip_final_collections()
+    atexit.register(skip_final_collections)  # at exit only: a caller that goes on is unaffected
+    sys.exit(app(prog_name="genre"))
 
 
 def skip_final_collections() -> None:
-    """Freeze every object alive when a command ends (`gc.freeze`), so that the
-    interpreter's shutdown does not walk them in its garbage collections.
+    """At the interpreter's exit, freeze every object still alive (`gc.freeze`), so that
+    its shutdown does not walk them in its garbage collections.
 
-    By then the command's files are written, closed and renamed (or their temporary files
-    removed); exit handlers and the flushing of stdout and stderr still run, and objects are
-    still released as their modules are torn down. What is skipped is the search for
-    reference cycles among the hundreds of thousands of objects torch and pandas create
-    on import: 0.3-0.4 s of CPU at the end of every `genre` process, about a fifth of a cold
-    `genre recourse` on a small file (benchmarks/results/serve/cold_start.md).
+    Registered with atexit by `main`, it runs once the command has ended (its files written,
+    closed and renamed, or their temporary files removed) and after the exit handlers
+    registered later (Ray's shutdown, say); the flushing of stdout and stderr still follows,
+    and objects are still released as their modules are torn down. What is skipped is the
+    search for reference cycles among the hundreds of thousands of objects torch and pandas
+    create on import: up to 0.25 s of CPU at the end of a cold `genre recourse`
+    (benchmarks/results/serve/cold_start.md). A process that calls `main` and carries on
+    (catching SystemExit) collects as usual until it exits.
     """
     gc.freeze()
