@@ -38,6 +38,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from genre.bench.serving import genre_serve
+
 NO_FREEZE = ("import sys\n"
              "from genre.cli import app\n"
              "sys.argv[0] = 'genre'\n"
@@ -57,29 +59,8 @@ def run_once(argv: list[str]) -> tuple[float, float]:
 
 def serve_ready(model: Path) -> float:
     """Wall seconds from launching `genre serve --model model` to its first /health answer."""
-    import signal
-    import socket
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    t0 = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "genre", "serve", "--model", str(model),
-                               "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"genre serve --model {model} exited with {server.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1):
-                    return time.perf_counter() - t0
-            except OSError:
-                time.sleep(0.02)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+    with genre_serve("--model", str(model)) as server:
+        return server.ready_seconds
 
 
 def variants(models: list[Path], input_path: Path, output: Path) -> dict[str, list[str]]:

@@ -17,38 +17,16 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from genre.bench.serving import genre_serve
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(url: str, server: subprocess.Popen, timeout: float = 120.0) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if server.poll() is not None:
-            raise SystemExit(f"genre serve exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -63,28 +41,20 @@ def main(argv: list[str] | None = None) -> None:
     browser = args.browser or next((b for b in BROWSERS if shutil.which(b)), None)
     if browser is None:
         raise SystemExit(f"no Chromium found (tried {', '.join(BROWSERS)}); give --browser")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "genre", "serve", "--model",
-                               str(args.model), "--port", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(base + "/health", server)
-        with tempfile.TemporaryDirectory() as profile:
-            png = Path(profile) / "docs.png"
-            subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
-                            "--hide-scrollbars", f"--user-data-dir={profile}",
-                            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-                            f"--window-size={args.size}", "--virtual-time-budget=10000",
-                            f"--screenshot={png}", base + "/docs#/default/recourse_recourse_post"],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                           timeout=120)
-            pixels = np.asarray(Image.open(png).convert("L"))
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(png, args.out)
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
+    with genre_serve("--model", str(args.model)) as server, \
+            tempfile.TemporaryDirectory() as profile:
+        png = Path(profile) / "docs.png"
+        subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                        "--hide-scrollbars", f"--user-data-dir={profile}",
+                        "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
+                        f"--window-size={args.size}", "--virtual-time-budget=10000",
+                        f"--screenshot={png}",
+                        f"{server.url}/docs#/default/recourse_recourse_post"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=120)
+        pixels = np.asarray(Image.open(png).convert("L"))
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(png, args.out)
     inked = float(np.mean(pixels < 250))
     print(f"wrote {args.out}: {pixels.shape[1]}x{pixels.shape[0]}, {inked:.1%} of the pixels "
           f"not white ({browser}, no host but 127.0.0.1 resolvable)")

@@ -22,9 +22,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from genre.bench.common import script_header
+from genre.bench.serving import genre_serve
 from genre.core.estimator import GenRe
 from genre.data.datasets import load
 from genre.io import write_text
@@ -43,33 +41,6 @@ def rejected_records(model: GenRe, dataset: str) -> list[dict]:
     people = load(dataset).X_test
     p = model.classifier_.predict_proba(model.encoder_.transform(people))
     return json.loads(people[p <= 0.5].to_json(orient="records"))  # plain JSON values
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model_dir: Path, workers: int, max_records: int, batch_wait_ms: float,
-                 max_batch: int) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-c", "from genre.cli import app; app()", "serve",
-                             "--model", str(model_dir), "--port", str(port), "--workers",
-                             str(workers), "--max-records", str(max_records),
-                             "--batch-wait-ms", str(batch_wait_ms), "--max-batch",
-                             str(max_batch), "--no-access-log"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.3)
-    proc.kill()
-    raise SystemExit("genre serve did not start")
 
 
 async def cell(url: str, records: list[dict], people: int, clients: int,
@@ -158,9 +129,11 @@ def main(argv: list[str] | None = None) -> None:
              "`genre recourse`'s answer for the same records (recourse_records, the CLI's "
              "per-block function, in this process).", ""]
     for workers in args.workers:
-        proc, url = start_server(args.model, workers, max(args.people), args.batch_wait_ms,
-                                 args.max_batch)
-        try:
+        with genre_serve("--model", str(args.model), "--workers", str(workers),
+                         "--max-records", str(max(args.people)), "--batch-wait-ms",
+                         str(args.batch_wait_ms), "--max-batch", str(args.max_batch),
+                         "--no-access-log") as server:
+            url = server.url
             lines += [f"## {workers} uvicorn worker{'s' if workers > 1 else ''}", "",
                       "| people / request | clients | requests/s | people/s | p50 ms | p99 ms "
                       "| requests | errors | load before | load after | checked |",
@@ -180,12 +153,6 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"workers {workers} {row}", flush=True)
                     lines.append(row)
             lines.append("")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
     write_text(args.out, "\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

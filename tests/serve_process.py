@@ -1,30 +1,14 @@
-"""A real `genre serve` process for the service tests: started on a free port, waited for
-until /health answers, and stopped (terminate, then kill) when the block ends."""
+"""A real `genre serve` process for the service tests (genre.bench.serving.genre_serve),
+failing the test with the server's output if it does not come up."""
 
 from __future__ import annotations
 
 import contextlib
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now.
-
-    Returns
-    -------
-    int
-        The port number.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from genre.bench.serving import genre_serve
 
 
 @contextlib.contextmanager
@@ -43,28 +27,9 @@ def serve_process(*options: str) -> Iterator[tuple[int, str]]:
     Iterator[tuple[int, str]]
         A context manager yielding (port, base url); the process is stopped when it ends.
     """
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from genre.cli import app; app()", "serve", "--port",
-         str(port), *options],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"genre serve did not start: {proc.communicate()[0]}")
-            time.sleep(0.2)
-        yield port, url
-    finally:
-        proc.terminate()
+    with contextlib.ExitStack() as stack:
         try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            server = stack.enter_context(genre_serve(*options, timeout=60))
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        yield server.port, server.url

@@ -307,3 +307,11 @@ def test_static_holds_the_listed_files_each_named_with_its_digest_in_its_readme(
         row = next((line for line in readme.splitlines() if line.startswith(f"| `{name}` |")),
                    None)
         assert row is not None and f"`{digest}`" in row, name
+
+
+def test_a_server_that_cannot_start_is_reported_with_its_output(tmp_path):
+    from genre.bench.serving import genre_serve
+
+    with pytest.raises(RuntimeError, match=r"(?s)did not start \(exit code 2\).*error:"):
+        with genre_serve("--model", str(tmp_path / "no-such-model"), timeout=60):
+            pass
