@@ -473,3 +473,29 @@ def test_student_sharpness_is_tuned_saved_and_applied(make_mixed_task, tmp_path)
     assert off.tuning is None and off.sharpness() == (1.0, 1.0)
     model.set_params(tune=None)
     assert model.distill(task.X_train, TINY_STUDENT).student_.tuning is None
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+@pytest.mark.parametrize("shape", [(7, 50, 8, 64, 2), (23, 50, 16, 128, 3), (2, 10, 3, 16, 1)])
+def test_student_net_starts_as_randn_times_a_fiftieth(seed, shape):
+    """The embedding is written empty().normal_().mul_(0.02) (so that building the net on
+    the meta device imports no torch._dynamo): the values and the random stream after them
+    are those of `torch.randn(...) * 0.02`, the form students were distilled with before."""
+    from torch import nn
+
+    from genre.core.student_net import StudentNet
+
+    D, bins, _, hidden, _ = shape
+    torch.manual_seed(seed)
+    net = StudentNet(*shape)
+    after = torch.rand(3)
+    torch.manual_seed(seed)
+    nn.Linear(D, hidden)  # the layer built before the embedding
+    want = torch.randn(D * bins, hidden) * 0.02
+    assert torch.equal(net.bin_embed.detach().view(torch.int32), want.view(torch.int32))
+    assert torch.equal(net.offsets, torch.arange(D) * bins)
+    for _ in range(shape[4] - 1):
+        nn.Linear(hidden, hidden)
+    nn.Linear(hidden, shape[2])
+    nn.Linear(hidden, shape[2] * D * 3)
+    assert torch.equal(torch.rand(3), after)
